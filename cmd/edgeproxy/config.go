@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/edgeproxy/edgeproxy/internal/config"
+	"github.com/edgeproxy/edgeproxy/origin"
+	"github.com/edgeproxy/edgeproxy/proxy"
+)
+
+// Config is the whole configuration file: one section per package, each
+// documented where it is declared. config.yaml at the repository root is
+// the annotated default.
+type Config struct {
+	Proxy  proxy.Config `yaml:"proxy"`
+	Origin OriginConfig `yaml:"origin"`
+	Log    LogConfig    `yaml:"log"`
+}
+
+// OriginConfig selects and configures the object store behind the edge.
+type OriginConfig struct {
+	// Kind is "s3" (MinIO or any S3-compatible store) or "dir" (a local
+	// directory with one subdirectory per bucket). Default "s3".
+	Kind string           `yaml:"kind"`
+	S3   origin.S3Config  `yaml:"s3"`
+	Dir  origin.DirConfig `yaml:"dir"`
+}
+
+// LogConfig configures the process log (access log lines included).
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json (default) or text.
+	Format string `yaml:"format"`
+}
+
+// defaultConfig returns the values a key takes when the file omits it.
+// Per-package defaults are filled by each package's New.
+func defaultConfig() Config {
+	return Config{
+		Origin: OriginConfig{Kind: "s3"},
+		Log:    LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// loadConfig reads path and the environment. Every error is a usage error.
+func loadConfig(path string, environ []string) (Config, error) {
+	cfg := defaultConfig()
+	if err := config.Load(path, &cfg, environ); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+// app is the wired process.
+type app struct {
+	log    *slog.Logger
+	proxy  *proxy.Server
+	closes []func() error
+}
+
+func (a *app) close() {
+	for i := len(a.closes) - 1; i >= 0; i-- {
+		a.closes[i]()
+	}
+}
+
+// build validates cfg by constructing every part; a configuration error is
+// a usageError naming the key.
+func build(cfg Config, logw io.Writer) (*app, error) {
+	log, err := newLogger(cfg.Log, logw)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{log: log}
+	var store origin.Store
+	switch cfg.Origin.Kind {
+	case "s3":
+		s, err := origin.NewS3(cfg.Origin.S3)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config: origin.s3: %w", err)}
+		}
+		a.closes = append(a.closes, s.Close)
+		store = s
+	case "dir":
+		d, err := origin.NewDir(cfg.Origin.Dir)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config: origin.dir: %w", err)}
+		}
+		a.closes = append(a.closes, d.Close)
+		store = d
+	default:
+		return nil, usageError{fmt.Errorf("config: key %q: %q is not s3 or dir", "origin.kind", cfg.Origin.Kind)}
+	}
+	p, err := proxy.New(cfg.Proxy, proxy.Deps{Objects: store, Origin: store, Logger: log})
+	if err != nil {
+		a.close()
+		return nil, usageError{fmt.Errorf("config: %w", err)}
+	}
+	a.proxy = p
+	return a, nil
+}

@@ -1,0 +1,129 @@
+// Command edgeproxy runs the edge caching download proxy.
+//
+//	edgeproxy -config config.yaml   # production: settings from the file and EDGEPROXY_* variables
+//	edgeproxy -demo                 # embedded default: no services, a local demo origin
+//
+// Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 on an
+// invalid command line or configuration (one line on stderr names the key).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// usageError marks failures that exit with code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("edgeproxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path of the YAML configuration (default: $EDGEPROXY_CONFIG, else ./config.yaml)")
+	demo := fs.Bool("demo", false, "run the embedded default: a local demo origin, nothing to install")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "edgeproxy: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	var err error
+	if *demo {
+		err = runDemo(ctx, environ, stdout, stderr)
+	} else {
+		path := *configPath
+		if path == "" {
+			path = lookupEnv(environ, "EDGEPROXY_CONFIG")
+		}
+		if path == "" {
+			path = "config.yaml"
+		}
+		var cfg Config
+		cfg, err = loadConfig(path, environ)
+		if err == nil && *check {
+			_, err = build(cfg, stderr)
+			if err == nil {
+				fmt.Fprintln(stdout, "edgeproxy: configuration OK")
+				return 0
+			}
+		}
+		if err == nil {
+			err = serve(ctx, cfg, stderr, nil)
+		}
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "edgeproxy: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// serve wires the parts, listens and runs until ctx ends. ready, when not
+// nil, receives the bound address once the listener is up.
+func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr string)) error {
+	app, err := build(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+	ln, err := net.Listen("tcp", app.proxy.Config().Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	err = app.proxy.Serve(ctx, ln)
+	app.log.Info("edgeproxy stopped")
+	return err
+}
+
+// newLogger builds the process logger from the log settings.
+func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, usageError{fmt.Errorf("config: key %q: %v", "log.level", err)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.Format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("config: key %q: %q is not json or text", "log.format", c.Format)}
+}
+
+func lookupEnv(environ []string, name string) string {
+	for _, kv := range environ {
+		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
+			return kv[len(name)+1:]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,62 @@
+//go:build !race
+
+package proxy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The race detector allocates, so these run only without it.
+
+func TestEvaluateDoesNotAllocate(t *testing.T) {
+	lm := time.Date(2026, time.March, 4, 10, 20, 30, 0, time.UTC)
+	cases := []Conditions{
+		{IfMatch: []byte(`"a", W/"b" , "abc"`), IfNoneMatch: []byte(`"x", "y"`), IfRange: []byte(`"abc"`), HasRange: true},
+		{IfUnmodifiedSince: []byte("Sunday, 06-Nov-94 08:49:37 GMT"), IfModifiedSince: []byte("Wed Mar  4 10:20:30 2026")},
+		{IfNoneMatch: []byte(`W/"abc"`)},
+		{IfModifiedSince: []byte("Wed, 04 Mar 2026 10:20:30 GMT"), IfRange: []byte("Wed, 04 Mar 2026 10:20:30 GMT"), HasRange: true},
+		{IfMatch: []byte(`garbage`), IfModifiedSince: []byte("not a date")},
+	}
+	for i := range cases {
+		c := &cases[i]
+		if n := testing.AllocsPerRun(100, func() { Evaluate(c, true, `"abc"`, lm) }); n != 0 {
+			t.Errorf("Evaluate(%+v) allocates %v times", c, n)
+		}
+	}
+}
+
+func TestAppendContentDispositionDoesNotAllocate(t *testing.T) {
+	buf := make([]byte, 0, 4096)
+	for _, name := range []string{"report.pdf", "dir/报告 2026.pdf", strings.Repeat("é", 300) + ".pdf", "a\r\n\"b\""} {
+		if n := testing.AllocsPerRun(100, func() { buf = AppendContentDisposition(buf[:0], name) }); n != 0 {
+			t.Errorf("AppendContentDisposition(%q) allocates %v times", name, n)
+		}
+	}
+}
+
+func TestObjectKeyAllocatesOnlyTheKey(t *testing.T) {
+	for _, raw := range []string{"dir/file.bin", "%E6%8A%A5%E5%91%8A/a%20b.pdf", strings.Repeat("ab/", 300) + "c"} {
+		b := []byte(raw)
+		if n := testing.AllocsPerRun(100, func() { _, _ = ObjectKey(b) }); n != 1 {
+			t.Errorf("ObjectKey(%q) allocates %v times, want 1 (the key)", raw, n)
+		}
+	}
+	for _, raw := range []string{"a/../b", "a%zz", "a%00", ""} {
+		b := []byte(raw)
+		if n := testing.AllocsPerRun(100, func() { _, _ = ObjectKey(b) }); n != 0 {
+			t.Errorf("rejecting ObjectKey(%q) allocates %v times", raw, n)
+		}
+	}
+}
+
+func TestHostTableLookupDoesNotAllocate(t *testing.T) {
+	tab := testHostTable(t)
+	for _, host := range []string{"FILES.example.com:8080", "a.b.x.eu.cdn.example.com.", "[::1]:8080", "nowhere.example.net", ""} {
+		b := []byte(host)
+		if n := testing.AllocsPerRun(100, func() { tab.Lookup(b) }); n != 0 {
+			t.Errorf("Lookup(%q) allocates %v times", host, n)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ErrBadKey is returned (wrapped) by ObjectKey for every path that does not
+// name an object. The proxy answers 400 and does not say which rule failed.
+var ErrBadKey = errors.New("proxy: bad object key")
+
+// MaxKeyLength is the longest object key, in bytes after decoding: the S3
+// limit, so every key that passes can be stored.
+const MaxKeyLength = 1024
+
+// The reasons wrap ErrBadKey; they are built once so that rejecting a key
+// does not allocate.
+var (
+	errKeyEmpty     = fmt.Errorf("%w: empty", ErrBadKey)
+	errKeyEscape    = fmt.Errorf("%w: invalid percent escape", ErrBadKey)
+	errKeyTooLong   = fmt.Errorf("%w: longer than %d bytes", ErrBadKey, MaxKeyLength)
+	errKeyUTF8      = fmt.Errorf("%w: invalid UTF-8", ErrBadKey)
+	errKeyControl   = fmt.Errorf("%w: control character", ErrBadKey)
+	errKeyBackslash = fmt.Errorf("%w: backslash", ErrBadKey)
+	errKeySegment   = fmt.Errorf("%w: empty, \".\" or \"..\" segment", ErrBadKey)
+)
+
+// ObjectKey turns the raw request path after the route prefix, exactly as
+// the client sent it (still percent-encoded), into an object key.
+//
+// It percent-decodes exactly once, so "%252e" is the literal "%2e" and never
+// a dot, and "+" stays a plus (this is a path, not a query). It then checks
+// the decoded key, so an encoded "%2e%2e" or "%2F" cannot smuggle a segment
+// past the checks. It rejects with an error wrapping ErrBadKey: an empty key,
+// an invalid percent escape, invalid UTF-8, control characters (C0, DEL and
+// C1, which would also corrupt logs), backslashes (a path separator on some
+// origins), a leading or trailing '/', empty segments ("a//b"), "." and ".."
+// segments, and keys longer than MaxKeyLength bytes.
+//
+// Decoding happens in a stack buffer; the only allocation is the returned
+// string, which the caller may keep after the request ends.
+func ObjectKey(rawPath []byte) (string, error) {
+	if len(rawPath) == 0 {
+		return "", errKeyEmpty
+	}
+	var buf [MaxKeyLength]byte
+	n := 0
+	for i := 0; i < len(rawPath); i++ {
+		c := rawPath[i]
+		if c == '%' {
+			if i+2 >= len(rawPath) {
+				return "", errKeyEscape
+			}
+			hi, ok1 := keyUnhex(rawPath[i+1])
+			lo, ok2 := keyUnhex(rawPath[i+2])
+			if !ok1 || !ok2 {
+				return "", errKeyEscape
+			}
+			c = hi<<4 | lo
+			i += 2
+		}
+		if n == len(buf) {
+			return "", errKeyTooLong
+		}
+		buf[n] = c
+		n++
+	}
+	key := buf[:n]
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return string(key), nil
+}
+
+// checkKey applies ObjectKey's rules to a decoded key.
+func checkKey(key []byte) error {
+	segStart := 0
+	for i := 0; i < len(key); {
+		c := key[i]
+		switch {
+		case c == '/':
+			if !keySegmentOK(key[segStart:i]) {
+				return errKeySegment
+			}
+			segStart = i + 1
+		case c == '\\':
+			return errKeyBackslash
+		case c < 0x20 || c == 0x7f:
+			return errKeyControl
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(key[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return errKeyUTF8
+			}
+			if unicode.IsControl(r) {
+				return errKeyControl
+			}
+			i += size
+			continue
+		}
+		i++
+	}
+	if !keySegmentOK(key[segStart:]) {
+		return errKeySegment
+	}
+	return nil
+}
+
+// keySegmentOK reports whether seg may be one '/'-separated part of a key.
+func keySegmentOK(seg []byte) bool {
+	switch string(seg) {
+	case "", ".", "..":
+		return false
+	}
+	return true
+}
+
+func keyUnhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

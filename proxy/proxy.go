@@ -1,0 +1,228 @@
+// Package proxy is the HTTP front end of the edge: it routes a request to an
+// object, decides the HTTP semantics itself (preconditions, ranges, HEAD,
+// errors) and streams the bytes from the cache or the origin to the client.
+//
+// The origin (MinIO) is never trusted with those decisions: it ignores
+// If-Range, for one, so the proxy asks it only for metadata and for exact
+// byte spans of a known version (ETag) of the object.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/origin"
+)
+
+// Objects is what the proxy needs to read objects: origin.Store satisfies
+// it, and so does the cache that sits in front of one.
+type Objects interface {
+	// Stat returns the current version's metadata.
+	Stat(ctx context.Context, bucket, key string) (origin.Info, error)
+	// Open streams bytes [off, off+n) of the version whose ETag is etag,
+	// failing with origin.ErrChanged when the object changed meanwhile.
+	Open(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error)
+}
+
+// cacheStatuser is implemented by the readers the cache returns; its answer
+// goes into the X-Cache header and the access log.
+type cacheStatuser interface{ CacheStatus() string }
+
+// RouteConfig maps a set of host names to a bucket.
+type RouteConfig struct {
+	// Hosts are exact names ("files.example.com") or leading wildcards
+	// ("*.cdn.example.com"). Required.
+	Hosts []string `yaml:"hosts"`
+	// Bucket is the origin bucket the hosts serve; the path is the key. Required.
+	Bucket string `yaml:"bucket"`
+	// Mode is "proxy" (default) or "redirect" (302 to a presigned origin
+	// URL; the edge then carries no bytes, useful for very large files).
+	Mode string `yaml:"mode"`
+	// Auth is "none" (default), "token" or "signed".
+	Auth string `yaml:"auth"`
+	// RedirectTTL is the lifetime of presigned URLs in redirect mode. Default 15m.
+	RedirectTTL time.Duration `yaml:"redirect_ttl"`
+}
+
+// Config is the front end's configuration.
+type Config struct {
+	// Listen is the address of the download listener. Default ":8080".
+	Listen string `yaml:"listen"`
+	// DownloadBucket is the bucket that GET /download/{fileId} reads, with
+	// fileId as the key, when no file catalog is configured. Required
+	// unless every request is host-routed.
+	DownloadBucket string `yaml:"download_bucket"`
+	// DownloadAuth is the auth mode of /download/: "none" (default),
+	// "token" or "signed".
+	DownloadAuth string `yaml:"download_auth"`
+	// Routes is the host routing table.
+	Routes []RouteConfig `yaml:"routes"`
+	// ReadTimeout bounds reading a request's headers (slowloris). Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// SendTimeout aborts a response when the client accepts no bytes for
+	// this long (like nginx send_timeout). Default 60s.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// MaxHeaderBytes bounds the request line plus headers; larger requests
+	// get 431. Default 8 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConns bounds concurrent connections. Default 65536.
+	MaxConns int `yaml:"max_conns"`
+	// DrainTimeout is how long in-flight downloads may finish after
+	// SIGTERM before connections are closed. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// AccessLog turns the per-request log line on. Default true (set false
+	// for benchmarks; errors are logged either way).
+	AccessLog *bool `yaml:"access_log"`
+	// ContentDisposition is "attachment" (default: browsers save the file
+	// under its name) or "none" (no header, for inline media).
+	ContentDisposition string `yaml:"content_disposition"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.DownloadAuth == "" {
+		c.DownloadAuth = AuthNone
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = 60 * time.Second
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 8 << 10
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 65536
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.AccessLog == nil {
+		on := true
+		c.AccessLog = &on
+	}
+	if c.ContentDisposition == "" {
+		c.ContentDisposition = "attachment"
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.ReadTimeout < 0:
+		return errors.New("proxy: read_timeout: must not be negative")
+	case c.IdleTimeout < 0:
+		return errors.New("proxy: idle_timeout: must not be negative")
+	case c.SendTimeout < 0:
+		return errors.New("proxy: send_timeout: must not be negative")
+	case c.DrainTimeout < 0:
+		return errors.New("proxy: drain_timeout: must not be negative")
+	case c.MaxHeaderBytes < 1024:
+		return errors.New("proxy: max_header_bytes: must be at least 1024")
+	case c.MaxConns < 1:
+		return errors.New("proxy: max_conns: must be positive")
+	case c.ContentDisposition != "attachment" && c.ContentDisposition != "none":
+		return fmt.Errorf("proxy: content_disposition: %q is not attachment or none", c.ContentDisposition)
+	}
+	switch c.DownloadAuth {
+	case AuthNone, AuthToken, AuthSigned:
+	default:
+		return fmt.Errorf("proxy: download_auth: %q is not none, token or signed", c.DownloadAuth)
+	}
+	if c.DownloadBucket == "" && len(c.Routes) == 0 {
+		return errors.New("proxy: download_bucket: required when no routes are configured")
+	}
+	return nil
+}
+
+// hostTable builds the routing table from the configured routes.
+func (c *Config) hostTable() (*HostTable, error) {
+	m := make(map[string]Route)
+	for i, rc := range c.Routes {
+		if len(rc.Hosts) == 0 {
+			return nil, fmt.Errorf("proxy: routes[%d].hosts: required", i)
+		}
+		if rc.Bucket == "" {
+			return nil, fmt.Errorf("proxy: routes[%d].bucket: required", i)
+		}
+		ttl := rc.RedirectTTL
+		if ttl == 0 {
+			ttl = 15 * time.Minute
+		}
+		for _, h := range rc.Hosts {
+			if _, dup := m[h]; dup {
+				return nil, fmt.Errorf("proxy: routes[%d].hosts: %q listed twice", i, h)
+			}
+			m[h] = Route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl}
+		}
+	}
+	return NewHostTable(m) // its errors name the pattern
+}
+
+// Deps are the parts the proxy is wired to.
+type Deps struct {
+	// Objects serves metadata and bytes: the cache, or the origin itself.
+	Objects Objects
+	// Origin is the store behind Objects, used for /readyz and presigned
+	// redirects. Required.
+	Origin origin.Store
+	// Logger receives the access log and errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the download front end. Create it with New.
+type Server struct {
+	cfg     Config
+	objects Objects
+	origin  origin.Store
+	log     *slog.Logger
+	hosts   *HostTable
+	// download is the route of /download/{fileId}.
+	download Route
+	// accessLog caches *cfg.AccessLog for the hot path.
+	accessLog bool
+}
+
+// New validates cfg and builds a Server.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	hosts, err := cfg.hostTable()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Origin == nil {
+		return nil, errors.New("proxy: deps: Origin is required")
+	}
+	if deps.Objects == nil {
+		deps.Objects = deps.Origin
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	return &Server{
+		cfg:       cfg,
+		objects:   deps.Objects,
+		origin:    deps.Origin,
+		log:       deps.Logger,
+		hosts:     hosts,
+		download:  Route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth},
+		accessLog: *cfg.AccessLog,
+	}, nil
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }

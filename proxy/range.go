@@ -1,0 +1,293 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+)
+
+// Span is one satisfiable byte range: bytes [Start, Start+Length) of the
+// representation. Spans returned by ParseRange always have 0 <= Start,
+// Length > 0 and Start+Length <= size.
+type Span struct{ Start, Length int64 }
+
+// End returns the offset one past the span's last byte.
+func (s Span) End() int64 { return s.Start + s.Length }
+
+// The three ways a Range header can fail to produce spans. Each tells the
+// caller what to answer, so the handler never has to look inside the header.
+var (
+	// ErrRangeInvalid: the header is not a bytes range set we understand
+	// (bad syntax, another unit, last-pos < first-pos). RFC 9110 14.2 says
+	// to ignore such a header: serve 200 with the full representation.
+	ErrRangeInvalid = errors.New("proxy: invalid range")
+	// ErrRangeUnsatisfiable: the header is valid but no range overlaps the
+	// representation. Answer 416 with Content-Range: bytes */SIZE
+	// (RFC 9110 15.5.17), see AppendUnsatisfiedRange.
+	ErrRangeUnsatisfiable = errors.New("proxy: range not satisfiable")
+	// ErrTooManyRanges: the range set trips the abuse policy (see
+	// ParseRange). RFC 9110 14.2 lets a server ignore Range, so serve 200
+	// with the full representation.
+	ErrTooManyRanges = errors.New("proxy: too many ranges")
+)
+
+// Limits of the abuse policy. Each part of a multipart/byteranges answer
+// costs a part header and possibly an origin request, and overlapping ranges
+// were the amplification behind CVE-2011-3192 (Apache "Range: bytes=0-,0-,...").
+const (
+	// MaxRanges is the most spans ParseRange returns, counted after
+	// overlapping and adjacent ranges have been merged.
+	MaxRanges = 32
+	// MaxRangeSpecs is the most non-empty range-specs a header may list,
+	// before merging. A caller whose dst has room for MaxRangeSpecs spans
+	// gets ParseRange without allocation.
+	MaxRangeSpecs = 2 * MaxRanges
+	// MaxRangeHeaderLen is the longest Range field value considered, in bytes.
+	MaxRangeHeaderLen = 4096
+	// maxRangeOverlaps is how many satisfiable ranges may ask again for bytes
+	// an earlier one (in start order) already covers. Real clients send
+	// disjoint ranges; re-asking for the same bytes is only useful to attack.
+	// Adjacent ranges do not count: they are merged at no cost.
+	maxRangeOverlaps = 2
+)
+
+// ParseRange appends the spans of header, the value of a Range field
+// (RFC 9110 14.2), for a representation of size bytes to dst, and returns
+// the extended slice. On error it returns dst unchanged.
+//
+// Syntax (RFC 9110 14.1): unit "bytes" compared case-insensitively, "=",
+// then a comma-separated list whose elements may be surrounded by optional
+// whitespace; empty elements are skipped as the list rule (RFC 9110 5.6.1)
+// requires, but at least one range-spec must remain. A range-spec is
+// "first-last", "first-" (to the end) or "-suffix" (the last suffix bytes);
+// numbers are ASCII digits only. last < first invalidates the whole header.
+// Any error of syntax or any other unit gives ErrRangeInvalid.
+//
+// Satisfiability (RFC 9110 14.1.3): last is clamped to size-1 and a suffix to
+// size, so huge numbers, even beyond int64, are clamped rather than
+// overflowing; a range whose first >= size, or a suffix of 0, selects nothing
+// and is dropped. If nothing remains the result is ErrRangeUnsatisfiable.
+//
+// Size 0: every range is unsatisfiable. RFC 9110 14.1.3 calls a non-zero
+// suffix satisfiable even then, yet it selects no byte, and Content-Range
+// cannot express an empty range; we answer 416 with "bytes */0", which tells
+// the client the length, rather than pretend to have a part to send.
+// A negative size (length unknown) gives ErrRangeInvalid: serve 200.
+//
+// The result is sorted by Start, with overlapping and adjacent ranges merged
+// (RFC 9110 14.2 permits coalescing), so a single span means a single-part
+// 206. Abuse policy (RFC 9110 14.2 lets a server ignore Range), each giving
+// ErrTooManyRanges: a header longer than MaxRangeHeaderLen; more than
+// MaxRangeSpecs range-specs; more than maxRangeOverlaps ranges that overlap
+// an earlier one; more than MaxRanges spans after merging.
+//
+// ParseRange does not allocate when cap(dst)-len(dst) >= MaxRangeSpecs.
+func ParseRange(dst []Span, header []byte, size int64) ([]Span, error) {
+	if len(header) > MaxRangeHeaderLen {
+		return dst, ErrTooManyRanges
+	}
+	if size < 0 {
+		return dst, ErrRangeInvalid
+	}
+	header = rangeTrimOWS(header)
+	eq := bytes.IndexByte(header, '=')
+	if eq < 0 || !rangeEqualFold(header[:eq], "bytes") {
+		return dst, ErrRangeInvalid
+	}
+	base := len(dst)
+	specs := 0
+	rest := header[eq+1:]
+	for {
+		comma := bytes.IndexByte(rest, ',')
+		elem := rest
+		if comma >= 0 {
+			elem = rest[:comma]
+		}
+		if elem = rangeTrimOWS(elem); len(elem) > 0 {
+			if specs++; specs > MaxRangeSpecs {
+				return dst[:base], ErrTooManyRanges
+			}
+			s, ok, err := parseRangeSpec(elem, size)
+			if err != nil {
+				return dst[:base], err
+			}
+			if ok {
+				dst = append(dst, s)
+			}
+		}
+		if comma < 0 {
+			break
+		}
+		rest = rest[comma+1:]
+	}
+	if specs == 0 {
+		return dst[:base], ErrRangeInvalid
+	}
+	if len(dst) == base {
+		return dst, ErrRangeUnsatisfiable
+	}
+	n, overlaps := coalesceSpans(dst[base:])
+	if overlaps > maxRangeOverlaps || n > MaxRanges {
+		return dst[:base], ErrTooManyRanges
+	}
+	return dst[:base+n], nil
+}
+
+// parseRangeSpec parses one non-empty range-spec. ok is false when the range is
+// valid but selects no byte of a size-byte representation.
+func parseRangeSpec(b []byte, size int64) (s Span, ok bool, err error) {
+	dash := bytes.IndexByte(b, '-')
+	if dash < 0 {
+		return Span{}, false, ErrRangeInvalid
+	}
+	first, last := b[:dash], b[dash+1:]
+	if len(first) == 0 { // suffix-range: the last n bytes
+		n, valid := parseRangeDigits(last)
+		if !valid {
+			return Span{}, false, ErrRangeInvalid
+		}
+		n = min(n, size)
+		return Span{Start: size - n, Length: n}, n > 0, nil
+	}
+	start, valid := parseRangeDigits(first)
+	if !valid {
+		return Span{}, false, ErrRangeInvalid
+	}
+	end := int64(math.MaxInt64) // "first-": to the end
+	if len(last) > 0 {
+		if end, valid = parseRangeDigits(last); !valid || compareRangeDigits(first, last) > 0 {
+			return Span{}, false, ErrRangeInvalid
+		}
+	}
+	if start >= size {
+		return Span{}, false, nil
+	}
+	end = min(end, size-1)
+	return Span{Start: start, Length: end - start + 1}, true, nil
+}
+
+// coalesceSpans sorts spans by start and merges overlapping and adjacent ones in
+// place. It returns how many spans remain at the front of spans and how
+// many input spans overlapped (not merely touched) an earlier one.
+func coalesceSpans(spans []Span) (n, overlaps int) {
+	slices.SortFunc(spans, func(a, b Span) int {
+		switch {
+		case a.Start < b.Start:
+			return -1
+		case a.Start > b.Start:
+			return 1
+		}
+		return 0
+	})
+	for _, s := range spans {
+		if n > 0 {
+			last := &spans[n-1]
+			if end := last.End(); s.Start <= end {
+				if s.Start < end {
+					overlaps++
+				}
+				if e := s.End(); e > end {
+					last.Length = e - last.Start
+				}
+				continue
+			}
+		}
+		spans[n] = s
+		n++
+	}
+	return n, overlaps
+}
+
+// parseRangeDigits parses a non-empty string of ASCII digits. Values beyond
+// int64 saturate at math.MaxInt64: every caller clamps to the size anyway,
+// and compareRangeDigits orders the original text exactly.
+func parseRangeDigits(b []byte) (int64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			n = math.MaxInt64
+			continue // keep validating the remaining characters
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+// compareRangeDigits compares two valid digit strings as unbounded integers.
+func compareRangeDigits(a, b []byte) int {
+	a, b = rangeTrimZeros(a), rangeTrimZeros(b)
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func rangeTrimZeros(b []byte) []byte {
+	for len(b) > 0 && b[0] == '0' {
+		b = b[1:]
+	}
+	return b
+}
+
+// rangeTrimOWS strips optional whitespace (SP / HTAB, RFC 9110 5.6.3) at both ends.
+func rangeTrimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// rangeEqualFold reports whether b equals s ignoring ASCII case, without
+// converting b to a string. s must be a lowercase word of letters only.
+func rangeEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if b[i]|0x20 != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendContentRange appends the Content-Range value "bytes START-END/SIZE"
+// (RFC 9110 14.4) for s to dst.
+func AppendContentRange(dst []byte, s Span, size int64) []byte {
+	dst = append(dst, "bytes "...)
+	dst = strconv.AppendInt(dst, s.Start, 10)
+	dst = append(dst, '-')
+	dst = strconv.AppendInt(dst, s.End()-1, 10)
+	dst = append(dst, '/')
+	return strconv.AppendInt(dst, size, 10)
+}
+
+// AppendUnsatisfiedRange appends the Content-Range value "bytes */SIZE" that
+// a 416 answer carries (RFC 9110 14.4) to dst.
+func AppendUnsatisfiedRange(dst []byte, size int64) []byte {
+	dst = append(dst, "bytes */"...)
+	return strconv.AppendInt(dst, size, 10)
+}

@@ -1,0 +1,319 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/origin"
+)
+
+// Header names and values, as bytes so setting them does not allocate.
+var (
+	hdrAcceptRanges       = []byte("Accept-Ranges")
+	hdrBytes              = []byte("bytes")
+	hdrETag               = []byte("ETag")
+	hdrContentRange       = []byte("Content-Range")
+	hdrContentDisposition = []byte("Content-Disposition")
+	hdrCacheControl       = []byte("Cache-Control")
+	hdrXCache             = []byte("X-Cache")
+	hdrAllow              = []byte("Allow")
+	hdrAllowValue         = []byte("GET, HEAD")
+	hdrOctetStream        = []byte("application/octet-stream")
+	hdrMultipartPrefix    = "multipart/byteranges; boundary="
+
+	pathDownload = []byte("/download/")
+	pathHealthz  = "/healthz"
+	pathReadyz   = "/readyz"
+
+	bodyOK = []byte(`{"status":"ok"}` + "\n")
+)
+
+// opTimeout bounds the metadata lookup of one request. The byte stream
+// itself is bounded by the send timeout instead, since a large file may
+// legitimately take hours.
+const opTimeout = 30 * time.Second
+
+// Handler is the fasthttp handler of the download listener.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	path := ctx.Request.URI().PathOriginal()
+	switch string(path) {
+	case pathHealthz:
+		ctx.Response.Header.SetContentTypeBytes(hdrContentTypeJSON)
+		ctx.Response.SetBodyRaw(bodyOK)
+		return
+	case pathReadyz:
+		s.ready(ctx)
+		return
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		writeError(ctx, errMethod)
+		ctx.Response.Header.SetCanonical(hdrAllow, hdrAllowValue)
+		s.logRequest(ctx, "", nil)
+		return
+	}
+	route, key, err := s.resolve(ctx, path)
+	if err != nil {
+		writeError(ctx, errorFor(err))
+		s.logRequest(ctx, "", err)
+		return
+	}
+	if route.Mode == ModeRedirect {
+		s.redirect(ctx, route, key)
+		return
+	}
+	s.serve(ctx, route, key, key)
+}
+
+// resolve maps the request to a route and an object key: by Host first,
+// then by the /download/ prefix.
+func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte) (*Route, string, error) {
+	if r, ok := s.hosts.Lookup(ctx.Request.Header.Host()); ok {
+		key, err := ObjectKey(bytes.TrimPrefix(path, []byte("/")))
+		if err != nil {
+			return nil, "", errBadKey
+		}
+		return r, key, nil
+	}
+	if s.download.Bucket != "" && bytes.HasPrefix(path, pathDownload) {
+		key, err := ObjectKey(path[len(pathDownload):])
+		if err != nil {
+			return nil, "", errBadKey
+		}
+		return &s.download, key, nil
+	}
+	if len(s.cfg.Routes) > 0 && !bytes.HasPrefix(path, pathDownload) {
+		return nil, "", errUnknownHost
+	}
+	return nil, "", errNotFound
+}
+
+// serve answers a GET or HEAD for one object. filename names the download
+// in Content-Disposition.
+func (s *Server) serve(ctx *fasthttp.RequestCtx, route *Route, key, filename string) {
+	// One retry when the object changes between Stat and Open: the second
+	// Stat sees the new version, so the client gets consistent bytes.
+	for attempt := 0; ; attempt++ {
+		sctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		info, err := s.objects.Stat(sctx, route.Bucket, key)
+		cancel()
+		if err == nil {
+			err = s.respond(ctx, route, key, filename, info)
+		}
+		if err == nil {
+			return
+		}
+		if errors.Is(err, origin.ErrChanged) && attempt == 0 {
+			continue
+		}
+		writeError(ctx, errorFor(err))
+		s.logRequest(ctx, route.Name, err)
+		return
+	}
+}
+
+// respond decides preconditions and ranges for the version info and sets
+// up the response. An error means nothing was committed to the response.
+func (s *Server) respond(ctx *fasthttp.RequestCtx, route *Route, key, filename string, info origin.Info) error {
+	req := &ctx.Request.Header
+	h := &ctx.Response.Header
+	rangeHdr := req.Peek(fasthttp.HeaderRange)
+	cond := Conditions{
+		IfMatch:           req.Peek(fasthttp.HeaderIfMatch),
+		IfNoneMatch:       req.Peek(fasthttp.HeaderIfNoneMatch),
+		IfModifiedSince:   req.Peek(fasthttp.HeaderIfModifiedSince),
+		IfUnmodifiedSince: req.Peek(fasthttp.HeaderIfUnmodifiedSince),
+		IfRange:           req.Peek(fasthttp.HeaderIfRange),
+		HasRange:          len(rangeHdr) > 0,
+	}
+	out := Evaluate(&cond, true, info.ETag, info.LastModified)
+	switch out.Status {
+	case fasthttp.StatusPreconditionFailed:
+		return errPrecondition
+	case fasthttp.StatusNotModified:
+		// RFC 9110 15.4.5: a 304 carries the validators a 200 would have.
+		setValidators(h, info)
+		h.SetStatusCode(fasthttp.StatusNotModified)
+		s.logRequest(ctx, route.Name, nil)
+		return nil
+	}
+
+	var spanBuf [MaxRangeSpecs]Span
+	var spans []Span
+	if out.UseRange {
+		var err error
+		spans, err = ParseRange(spanBuf[:0], rangeHdr, info.Size)
+		switch {
+		case errors.Is(err, ErrRangeUnsatisfiable):
+			writeError(ctx, errUnsatisfiable)
+			h.SetCanonical(hdrAcceptRanges, hdrBytes)
+			h.SetCanonical(hdrContentRange, AppendUnsatisfiedRange(nil, info.Size))
+			s.logRequest(ctx, route.Name, nil)
+			return nil
+		case err != nil:
+			// Invalid syntax or an abusive set: ignore Range (RFC 9110 14.2).
+			spans = nil
+		}
+	}
+
+	setValidators(h, info)
+	h.SetCanonical(hdrAcceptRanges, hdrBytes)
+	if s.cfg.ContentDisposition == "attachment" {
+		var buf [256]byte
+		h.SetCanonical(hdrContentDisposition, AppendContentDisposition(buf[:0], filename))
+	}
+	if len(spans) > 1 {
+		return s.respondMultipart(ctx, route, key, info, spans)
+	}
+
+	if info.ContentType != "" {
+		h.SetContentType(info.ContentType)
+	} else {
+		h.SetContentTypeBytes(hdrOctetStream)
+	}
+	off, n := int64(0), info.Size
+	if len(spans) == 1 {
+		off, n = spans[0].Start, spans[0].Length
+		var buf [64]byte
+		h.SetCanonical(hdrContentRange, AppendContentRange(buf[:0], spans[0], info.Size))
+		h.SetStatusCode(fasthttp.StatusPartialContent)
+	}
+	if ctx.IsHead() || n == 0 {
+		h.SetContentLength(int(n))
+		s.logRequest(ctx, route.Name, nil)
+		return nil
+	}
+	rc, err := s.objects.Open(context.Background(), route.Bucket, key, info.ETag, off, n)
+	if err != nil {
+		return err
+	}
+	if cs, ok := rc.(cacheStatuser); ok {
+		h.SetCanonical(hdrXCache, cacheStatusBytes(cs.CacheStatus()))
+	}
+	ctx.Response.SetBodyStream(s.track(ctx, route.Name, rc), int(n))
+	return nil
+}
+
+// respondMultipart answers several ranges with one multipart/byteranges
+// body (RFC 9110 14.6) whose parts are opened one at a time as the client
+// reads, so memory stays at one part's stream.
+func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, route *Route, key string, info origin.Info, spans []Span) error {
+	spans = append([]Span(nil), spans...) // the caller's array lives on its stack
+	boundary := NewBoundary()
+	h := &ctx.Response.Header
+	h.SetContentType(hdrMultipartPrefix + boundary)
+	h.SetStatusCode(fasthttp.StatusPartialContent)
+	n := MultipartLength(boundary, info.ContentType, spans, info.Size)
+	if ctx.IsHead() {
+		h.SetContentLength(int(n))
+		s.logRequest(ctx, route.Name, nil)
+		return nil
+	}
+	// Open the first part now so a failing origin yields a clean error
+	// status instead of a truncated 206.
+	bucket, etag := route.Bucket, info.ETag
+	first, err := s.objects.Open(context.Background(), bucket, key, etag, spans[0].Start, spans[0].Length)
+	if err != nil {
+		return err
+	}
+	open := func(off, n int64) (io.ReadCloser, error) {
+		if first != nil && off == spans[0].Start {
+			r := first
+			first = nil
+			return r, nil
+		}
+		return s.objects.Open(context.Background(), bucket, key, etag, off, n)
+	}
+	body := NewMultipartBody(boundary, info.ContentType, spans, info.Size, open)
+	ctx.Response.SetBodyStream(s.track(ctx, route.Name, &closeBoth{ReadCloser: body, extra: &first}), int(n))
+	return nil
+}
+
+// closeBoth closes the multipart body and, if the body never asked for it,
+// the first part opened ahead of time.
+type closeBoth struct {
+	io.ReadCloser
+	extra *io.ReadCloser
+}
+
+func (c *closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	if *c.extra != nil {
+		(*c.extra).Close()
+		*c.extra = nil
+	}
+	return err
+}
+
+func setValidators(h *fasthttp.ResponseHeader, info origin.Info) {
+	if info.ETag != "" {
+		h.SetCanonical(hdrETag, s2b(info.ETag))
+	}
+	if !info.LastModified.IsZero() {
+		h.SetLastModified(info.LastModified)
+	}
+}
+
+var (
+	xcacheHit     = []byte("HIT")
+	xcacheMiss    = []byte("MISS")
+	xcachePartial = []byte("PARTIAL")
+	xcacheStale   = []byte("STALE")
+)
+
+func cacheStatusBytes(s string) []byte {
+	switch s {
+	case "HIT":
+		return xcacheHit
+	case "MISS":
+		return xcacheMiss
+	case "PARTIAL":
+		return xcachePartial
+	case "STALE":
+		return xcacheStale
+	}
+	return []byte(s)
+}
+
+// redirect answers with a presigned origin URL (route mode "redirect").
+func (s *Server) redirect(ctx *fasthttp.RequestCtx, route *Route, key string) {
+	p, ok := s.origin.(origin.Presigner)
+	if !ok {
+		writeError(ctx, errRedirectDisabled)
+		s.logRequest(ctx, route.Name, errRedirectDisabled)
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	// Stat first so a missing object is our 404, not the store's XML.
+	if _, err := s.objects.Stat(sctx, route.Bucket, key); err != nil {
+		writeError(ctx, errorFor(err))
+		s.logRequest(ctx, route.Name, err)
+		return
+	}
+	u, err := p.PresignGet(sctx, route.Bucket, key, route.RedirectTTL, key)
+	if err != nil {
+		writeError(ctx, errorFor(err))
+		s.logRequest(ctx, route.Name, err)
+		return
+	}
+	ctx.Response.Header.SetCanonical(hdrCacheControl, hdrNoStore)
+	ctx.Redirect(u, fasthttp.StatusFound)
+	s.logRequest(ctx, route.Name, nil)
+}
+
+// ready answers /readyz: 200 when the origin answers, 503 otherwise.
+func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+	pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.origin.Ping(pctx); err != nil {
+		writeError(ctx, errNotReady)
+		return
+	}
+	ctx.Response.Header.SetContentTypeBytes(hdrContentTypeJSON)
+	ctx.Response.SetBodyRaw(bodyOK)
+}
