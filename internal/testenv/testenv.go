@@ -210,5 +210,4 @@ func tcpRoundTrip(addr string, req []byte) (string, error) {
 	return string(bytes.TrimSpace([]byte(line))), err
 }
 
-
 func itoa(i int) string { return strconv.Itoa(i) }
