@@ -16,25 +16,26 @@ import (
 // statistics. It is a separate listener so that it can stay on loopback or
 // a management network while downloads face the internet.
 type AdminConfig struct {
-	// Listen is the admin address. Default "127.0.0.1:9090". Empty after
-	// defaults ("off") disables the admin listener.
+	// Listen is the admin address. Default "127.0.0.1:9090"; "off"
+	// disables the admin listener.
 	Listen string `yaml:"listen"`
-	// Key authenticates every admin call (Authorization: Bearer KEY).
-	// Required when the listener is on; at least 16 characters. Prefer
+	// Key authenticates every admin call (Authorization: Bearer KEY). At
+	// least 16 characters. Empty (the default) keeps the admin listener
+	// off: there is no unauthenticated admin API. Prefer the variable
 	// EDGEPROXY_ADMIN_KEY to writing it in the file.
 	Key string `yaml:"key"`
 }
 
 // Enabled reports whether the admin listener should run.
-func (c AdminConfig) Enabled() bool { return c.Listen != "off" }
+func (c AdminConfig) Enabled() bool { return c.Listen != "off" && c.Key != "" }
 
 // Validate fills defaults and checks the key.
 func (c *AdminConfig) Validate() error {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9090"
 	}
-	if c.Enabled() && len(c.Key) < 16 {
-		return errors.New("admin: key: required, at least 16 characters (or set admin.listen to off)")
+	if c.Key != "" && len(c.Key) < 16 {
+		return errors.New("admin: key: at least 16 characters")
 	}
 	return nil
 }

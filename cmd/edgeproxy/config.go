@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/config"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -14,9 +15,11 @@ import (
 // documented where it is declared. config.yaml at the repository root is
 // the annotated default.
 type Config struct {
-	Proxy  proxy.Config `yaml:"proxy"`
-	Origin OriginConfig `yaml:"origin"`
-	Log    LogConfig    `yaml:"log"`
+	Proxy  proxy.Config      `yaml:"proxy"`
+	Origin OriginConfig      `yaml:"origin"`
+	Cache  CacheConfig       `yaml:"cache"`
+	Admin  proxy.AdminConfig `yaml:"admin"`
+	Log    LogConfig         `yaml:"log"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -26,6 +29,14 @@ type OriginConfig struct {
 	Kind string           `yaml:"kind"`
 	S3   origin.S3Config  `yaml:"s3"`
 	Dir  origin.DirConfig `yaml:"dir"`
+}
+
+// CacheConfig is the cache section: the cache's own settings plus a switch.
+type CacheConfig struct {
+	// Enabled puts the chunk cache between the proxy and the origin.
+	// Default true; false streams every request from the origin.
+	Enabled      bool `yaml:"enabled"`
+	cache.Config `yaml:",inline"`
 }
 
 // LogConfig configures the process log (access log lines included).
@@ -41,6 +52,7 @@ type LogConfig struct {
 func defaultConfig() Config {
 	return Config{
 		Origin: OriginConfig{Kind: "s3"},
+		Cache:  CacheConfig{Enabled: true},
 		Log:    LogConfig{Level: "info", Format: "json"},
 	}
 }
@@ -58,6 +70,10 @@ func loadConfig(path string, environ []string) (Config, error) {
 type app struct {
 	log    *slog.Logger
 	proxy  *proxy.Server
+	admin  *proxy.Admin
+	// adminAddr is the admin listen address after defaults.
+	adminAddr string
+	cache  *cache.Cache
 	closes []func() error
 }
 
@@ -69,12 +85,17 @@ func (a *app) close() {
 
 // build validates cfg by constructing every part; a configuration error is
 // a usageError naming the key.
-func build(cfg Config, logw io.Writer) (*app, error) {
+func build(cfg Config, logw io.Writer) (_ *app, err error) {
 	log, err := newLogger(cfg.Log, logw)
 	if err != nil {
 		return nil, err
 	}
 	a := &app{log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
 	var store origin.Store
 	switch cfg.Origin.Kind {
 	case "s3":
@@ -94,11 +115,32 @@ func build(cfg Config, logw io.Writer) (*app, error) {
 	default:
 		return nil, usageError{fmt.Errorf("config: key %q: %q is not s3 or dir", "origin.kind", cfg.Origin.Kind)}
 	}
-	p, err := proxy.New(cfg.Proxy, proxy.Deps{Objects: store, Origin: store, Logger: log})
+
+	var objects proxy.Objects = store
+	var purger proxy.Purger
+	var stats func() any
+	if cfg.Cache.Enabled {
+		c, err := cache.New(cfg.Cache.Config, store, log)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config: cache: %w", err)}
+		}
+		a.closes = append(a.closes, c.Close)
+		a.cache = c
+		objects, purger = c, c
+		stats = func() any { return map[string]any{"cache": c.Stats()} }
+	}
+
+	p, err := proxy.New(cfg.Proxy, proxy.Deps{Objects: objects, Origin: store, Logger: log})
 	if err != nil {
-		a.close()
 		return nil, usageError{fmt.Errorf("config: %w", err)}
 	}
 	a.proxy = p
+	if err := cfg.Admin.Validate(); err != nil {
+		return nil, usageError{fmt.Errorf("config: %w", err)}
+	}
+	if cfg.Admin.Enabled() {
+		a.admin = proxy.NewAdmin(cfg.Admin, purger, stats, log)
+		a.adminAddr = cfg.Admin.Listen
+	}
 	return a, nil
 }

@@ -94,7 +94,20 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr st
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind)
+	if app.admin != nil {
+		aln, err := net.Listen("tcp", app.adminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		asrv := app.admin.NewHTTPServer(app.adminAddr)
+		go asrv.Serve(aln)
+		defer asrv.Close()
+		app.log.Info("admin listening", "addr", aln.Addr().String())
+	} else {
+		app.log.Info("admin listener off (set admin.key to enable it)")
+	}
+	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -1,0 +1,553 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// diskTier keeps chunks as files under dir/<2 hex digits>/, one file per
+// chunk (format in diskfile.go), within a byte budget, least recently used
+// first out.
+//
+// Writes are behind the serving path: fills enqueue chunks on a bounded
+// queue that one goroutine drains, and a full queue drops the chunk rather
+// than wait. Each file is written under dir/tmp and renamed into place, so
+// a reader or a restart sees a complete file or none; a crash can still
+// leave a short or torn file after the rename (there is no fsync), which the
+// checksum catches on first read. Any I/O failure is counted and logged at
+// most once per interval, and the request goes on from memory or origin.
+//
+// The index (which chunks exist, their sizes, LRU order) lives in memory and
+// is rebuilt at start from file names and sizes alone, without opening the
+// files, so a restart with a large cache is quick; the LRU order then
+// follows file modification times.
+type diskTier struct {
+	c      *Cache // counters, clock, logger
+	dir    string
+	tmpDir string
+	budget int64
+
+	queue       chan diskJob
+	stop, done  chan struct{}
+	beforeWrite func() // test hook run by the writer before each chunk
+
+	mu       sync.Mutex
+	lru      *simplelru.LRU[diskKey, int64] // chunk -> file size
+	objs     map[uint64]*diskObject         // by keyHash
+	used     int64                          // bytes of indexed files
+	reserved int64                          // bytes being written
+	evicted  []diskKey                      // removed from the index, file still to delete
+
+	errLog logLimiter
+}
+
+// diskObject groups the chunk files of one object (all versions), so purges
+// need not scan the index. bucket and key are known for objects written by
+// this process and learnt from a file header on demand after a restart.
+type diskObject struct {
+	bucket, key string
+	known       bool
+	chunks      map[diskKey]struct{}
+}
+
+// diskJob is a chunk to write, or a flush marker (tests, Close).
+type diskJob struct {
+	ch      *chunk
+	flushed chan struct{}
+}
+
+func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) {
+	d := &diskTier{
+		c:      c,
+		dir:    dir,
+		tmpDir: filepath.Join(dir, "tmp"),
+		budget: budget,
+		queue:  make(chan diskJob, queue),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		objs:   make(map[uint64]*diskObject),
+	}
+	var err error
+	d.lru, err = simplelru.NewLRU(math.MaxInt, d.onEvict)
+	if err != nil {
+		return nil, fmt.Errorf("cache: disk index: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache: disk dir: %w", err)
+	}
+	// Leftovers of writes interrupted by a crash.
+	if err := os.RemoveAll(d.tmpDir); err != nil {
+		return nil, fmt.Errorf("cache: disk dir: %w", err)
+	}
+	if err := os.Mkdir(d.tmpDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache: disk dir: %w", err)
+	}
+	if err := d.scan(); err != nil {
+		return nil, err
+	}
+	go d.run()
+	return d, nil
+}
+
+// scanWorkers is how many subdirectories are listed at once: the scan is
+// bound by directory reads and lstat calls, which overlap well even on few
+// cores.
+const scanWorkers = 8
+
+// foundFile is a chunk file seen by scan.
+type foundFile struct {
+	k     diskKey
+	size  int64
+	mtime int64
+}
+
+// scan rebuilds the index from the directory: names give identities, sizes
+// come from the directory entries, modification times give the LRU order.
+// Files that are not chunk files of ours are deleted.
+func (d *diskTier) scan() error {
+	var (
+		mu       sync.Mutex
+		all      []foundFile
+		firstErr error
+		wg       sync.WaitGroup
+		next     = make(chan int)
+	)
+	for range scanWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				found, err := d.scanSubdir(i)
+				mu.Lock()
+				all = append(all, found...)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 256 {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	slices.SortFunc(all, func(a, b foundFile) int {
+		switch {
+		case a.mtime < b.mtime:
+			return -1
+		case a.mtime > b.mtime:
+			return 1
+		}
+		return 0
+	})
+	d.mu.Lock()
+	for _, f := range all {
+		d.addLocked(f.k, f.size, "", "", false)
+	}
+	victims := d.takeEvictedLocked()
+	d.mu.Unlock()
+	d.removeFiles(victims)
+	return nil
+}
+
+// scanSubdir lists subdirectory i (of 256) and deletes what does not belong.
+func (d *diskTier) scanSubdir(i int) ([]foundFile, error) {
+	sub := diskKey{kh: uint64(i) << 56}.subdir()
+	path := filepath.Join(d.dir, sub)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // created by the first write that needs it
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: scan disk dir: %w", err)
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("cache: scan %q: %w", path, err)
+	}
+	found := make([]foundFile, 0, len(ents))
+	for _, e := range ents {
+		k, ok := parseFileName(e.Name())
+		if !ok || !e.Type().IsRegular() || k.subdir() != sub {
+			os.RemoveAll(filepath.Join(path, e.Name()))
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // vanished meanwhile
+		}
+		found = append(found, foundFile{k, info.Size(), info.ModTime().UnixNano()})
+	}
+	return found, nil
+}
+
+func (d *diskTier) path(k diskKey) string {
+	return filepath.Join(d.dir, k.subdir(), k.fileName())
+}
+
+// addLocked indexes a file and evicts to stay within the budget.
+func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bool) {
+	if old, ok := d.lru.Peek(k); ok {
+		d.used -= old
+	}
+	d.lru.Add(k, size)
+	d.used += size
+	obj := d.objs[k.kh]
+	if obj == nil {
+		obj = &diskObject{chunks: make(map[diskKey]struct{})}
+		d.objs[k.kh] = obj
+	}
+	if known && !obj.known {
+		obj.bucket, obj.key, obj.known = bucket, key, true
+	}
+	obj.chunks[k] = struct{}{}
+	d.evictLocked()
+}
+
+// evictLocked removes least recently used chunks until the indexed and
+// reserved bytes fit the budget.
+func (d *diskTier) evictLocked() {
+	for d.used+d.reserved > d.budget && d.lru.Len() > 0 {
+		d.lru.RemoveOldest()
+	}
+}
+
+// onEvict is simplelru's callback for every removal from the index.
+func (d *diskTier) onEvict(k diskKey, size int64) {
+	d.used -= size
+	if obj := d.objs[k.kh]; obj != nil {
+		delete(obj.chunks, k)
+		if len(obj.chunks) == 0 {
+			delete(d.objs, k.kh)
+		}
+	}
+	d.evicted = append(d.evicted, k)
+}
+
+func (d *diskTier) takeEvictedLocked() []diskKey {
+	v := d.evicted
+	d.evicted = nil
+	return v
+}
+
+// removeFiles deletes files already removed from the index. It runs without
+// d.mu: a reader that looked a file up just before may find it gone, which
+// is a miss.
+func (d *diskTier) removeFiles(keys []diskKey) {
+	for _, k := range keys {
+		if err := os.Remove(d.path(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.ioError("remove", err)
+		}
+	}
+}
+
+// drop removes one chunk from the index and deletes its file.
+func (d *diskTier) drop(k diskKey) {
+	d.mu.Lock()
+	d.lru.Remove(k)
+	victims := d.takeEvictedLocked()
+	d.mu.Unlock()
+	d.removeFiles(victims)
+}
+
+func (d *diskTier) ioError(op string, err error) {
+	d.c.st.diskErrors.Add(1)
+	d.c.logLimited(&d.errLog, "disk tier "+op+" failed; serving from memory and origin", "dir", d.dir, "err", err)
+}
+
+// has reports whether chunk idx of id is indexed, without touching the LRU
+// order.
+func (d *diskTier) has(id *objectID, idx int64) bool {
+	d.mu.Lock()
+	ok := d.lru.Contains(diskKey{id.kh, id.eh, idx})
+	d.mu.Unlock()
+	return ok
+}
+
+// get reads and verifies chunk idx of id. A file that fails verification is
+// deleted and reported as a miss, never served.
+func (d *diskTier) get(id *objectID, idx int64) *chunk {
+	k := diskKey{id.kh, id.eh, idx}
+	d.mu.Lock()
+	size, ok := d.lru.Get(k)
+	d.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	b, err := readFileExact(d.path(k), size)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		d.drop(k) // deleted under us (eviction or by hand)
+		return nil
+	case errors.Is(err, errCorrupt):
+		d.corrupt(k, err)
+		return nil
+	case err != nil:
+		d.ioError("read", err)
+		d.drop(k)
+		return nil
+	}
+	h, data, err := parseChunkFile(b)
+	if err == nil && (h.idx != idx || string(h.etag) != id.etag || string(h.key) != id.key ||
+		string(h.bucket) != id.bucket || int64(len(data)) != d.c.span.length(id.size, idx)) {
+		err = fmt.Errorf("%w: identity does not match its name", errCorrupt)
+	}
+	if err != nil {
+		d.corrupt(k, err)
+		return nil
+	}
+	return &chunk{id: id, idx: idx, data: data}
+}
+
+func (d *diskTier) corrupt(k diskKey, err error) {
+	d.c.st.diskCorrupt.Add(1)
+	d.c.logLimited(&d.errLog, "deleting corrupt chunk file", "file", d.path(k), "err", err)
+	d.drop(k)
+}
+
+// readFileExact reads a file that must be exactly size bytes long; a
+// shorter or longer file is errCorrupt.
+func readFileExact(path string, size int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, size+1)
+	n, err := io.ReadFull(f, b)
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("%w: %q is longer than %d bytes", errCorrupt, path, size)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		if int64(n) != size {
+			return nil, fmt.Errorf("%w: %q has %d bytes, want %d", errCorrupt, path, n, size)
+		}
+		return b[:n], nil
+	default:
+		return nil, fmt.Errorf("cache: read chunk %q: %w", path, err)
+	}
+}
+
+// enqueue hands a chunk to the writer, or drops it if the queue is full.
+func (d *diskTier) enqueue(ch *chunk) {
+	select {
+	case d.queue <- diskJob{ch: ch}:
+	default:
+		d.c.st.diskDropped.Add(1)
+	}
+}
+
+// flush waits until every chunk enqueued before it has been handled.
+func (d *diskTier) flush() {
+	j := diskJob{flushed: make(chan struct{})}
+	d.queue <- j
+	<-j.flushed
+}
+
+func (d *diskTier) close() {
+	close(d.stop)
+	<-d.done
+}
+
+// run is the writer goroutine. On stop it finishes what is queued.
+func (d *diskTier) run() {
+	defer close(d.done)
+	for {
+		select {
+		case j := <-d.queue:
+			d.handle(j)
+		case <-d.stop:
+			for {
+				select {
+				case j := <-d.queue:
+					d.handle(j)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (d *diskTier) handle(j diskJob) {
+	if j.flushed != nil {
+		close(j.flushed)
+		return
+	}
+	if d.beforeWrite != nil {
+		d.beforeWrite()
+	}
+	d.write(j.ch)
+}
+
+// write stores one chunk file unless it is already there or larger than
+// the whole budget. Room is reserved (evicting) before the write so the
+// directory never holds more than the budget plus one chunk.
+func (d *diskTier) write(ch *chunk) {
+	k := diskKey{ch.id.kh, ch.id.eh, ch.idx}
+	hdr, err := encodeHeader(ch)
+	if err != nil {
+		return // an identity too long for the format is simply not cached on disk
+	}
+	size := int64(len(hdr) + len(ch.data))
+	d.mu.Lock()
+	if d.lru.Contains(k) || size > d.budget {
+		d.mu.Unlock()
+		return
+	}
+	d.reserved += size
+	d.evictLocked()
+	victims := d.takeEvictedLocked()
+	d.mu.Unlock()
+	d.removeFiles(victims)
+
+	err = d.writeFile(k, hdr, ch.data)
+
+	d.mu.Lock()
+	d.reserved -= size
+	if err == nil {
+		d.addLocked(k, size, ch.id.bucket, ch.id.key, true)
+	}
+	victims = d.takeEvictedLocked()
+	d.mu.Unlock()
+	d.removeFiles(victims)
+	if err != nil {
+		d.ioError("write", err)
+		return
+	}
+	d.c.st.diskWrites.Add(1)
+}
+
+// writeFile writes a chunk file to tmp and renames it into place.
+func (d *diskTier) writeFile(k diskKey, hdr, data []byte) error {
+	f, err := os.CreateTemp(d.tmpDir, "chunk-*")
+	if err != nil {
+		return fmt.Errorf("cache: create chunk file: %w", err)
+	}
+	_, err = f.Write(hdr)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	path := d.path(k)
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+		if errors.Is(err, fs.ErrNotExist) { // first file of this subdirectory
+			if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+				err = os.Rename(f.Name(), path)
+			}
+		}
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("cache: write chunk %q: %w", path, err)
+	}
+	return nil
+}
+
+// removeObject deletes every chunk of every version of the object with
+// keyHash kh and returns how many there were.
+func (d *diskTier) removeObject(kh uint64) int {
+	return d.removeWhere(kh, func(diskKey) bool { return true })
+}
+
+// removeVersion deletes the chunks of one version.
+func (d *diskTier) removeVersion(kh, eh uint64) int {
+	return d.removeWhere(kh, func(k diskKey) bool { return k.eh == eh })
+}
+
+func (d *diskTier) removeWhere(kh uint64, match func(diskKey) bool) int {
+	d.mu.Lock()
+	n := 0
+	if obj := d.objs[kh]; obj != nil {
+		for k := range obj.chunks {
+			if match(k) {
+				d.lru.Remove(k)
+				n++
+			}
+		}
+	}
+	victims := d.takeEvictedLocked()
+	d.mu.Unlock()
+	d.removeFiles(victims)
+	return n
+}
+
+// removePrefix deletes the chunks of every object of bucket whose key
+// starts with prefix and returns those keys. Objects indexed by a scan have
+// no known key yet: one chunk header of each is read first.
+func (d *diskTier) removePrefix(bucket, prefix string) []string {
+	d.mu.Lock()
+	var unknown []diskKey
+	for _, obj := range d.objs {
+		if !obj.known {
+			for k := range obj.chunks {
+				unknown = append(unknown, k)
+				break
+			}
+		}
+	}
+	d.mu.Unlock()
+	for _, k := range unknown {
+		b, key, ok := d.readIdentity(k)
+		if !ok {
+			continue
+		}
+		d.mu.Lock()
+		if obj := d.objs[k.kh]; obj != nil && !obj.known {
+			obj.bucket, obj.key, obj.known = b, key, true
+		}
+		d.mu.Unlock()
+	}
+
+	d.mu.Lock()
+	var keys []string
+	for _, obj := range d.objs {
+		if obj.known && obj.bucket == bucket && strings.HasPrefix(obj.key, prefix) {
+			keys = append(keys, obj.key)
+			for k := range obj.chunks {
+				d.lru.Remove(k)
+			}
+		}
+	}
+	victims := d.takeEvictedLocked()
+	d.mu.Unlock()
+	d.removeFiles(victims)
+	return keys
+}
+
+// readIdentity reads the bucket and key from a chunk file's header.
+func (d *diskTier) readIdentity(k diskKey) (bucket, key string, ok bool) {
+	f, err := os.Open(d.path(k))
+	if err != nil {
+		return "", "", false
+	}
+	defer f.Close()
+	b := make([]byte, fileHeaderLen+2*maxIdentLen)
+	n, _ := io.ReadFull(f, b)
+	return readIdentity(b[:n])
+}
+
+// size returns the indexed bytes and chunk count.
+func (d *diskTier) size() (bytes, chunks int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.used, int64(d.lru.Len())
+}
