@@ -68,13 +68,13 @@ func loadConfig(path string, environ []string) (Config, error) {
 
 // app is the wired process.
 type app struct {
-	log    *slog.Logger
-	proxy  *proxy.Server
-	admin  *proxy.Admin
+	log   *slog.Logger
+	proxy *proxy.Server
+	admin *proxy.Admin
 	// adminAddr is the admin listen address after defaults.
 	adminAddr string
-	cache  *cache.Cache
-	closes []func() error
+	cache     *cache.Cache
+	closes    []func() error
 }
 
 func (a *app) close() {

@@ -247,11 +247,11 @@ func testSlowClientRSS(t *testing.T, extraEnv []string, budget int64) {
 
 	p := start(t, []string{"-config", "../../config.yaml"}, append(extraEnv,
 		"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0",
-		"EDGEPROXY_PROXY_DOWNLOAD_BUCKET=" + bucket,
+		"EDGEPROXY_PROXY_DOWNLOAD_BUCKET="+bucket,
 		"EDGEPROXY_PROXY_ACCESS_LOG=false",
-		"EDGEPROXY_ORIGIN_S3_ENDPOINT=" + m.Endpoint,
-		"EDGEPROXY_ORIGIN_S3_ACCESS_KEY=" + m.AccessKey,
-		"EDGEPROXY_ORIGIN_S3_SECRET_KEY=" + m.SecretKey,
+		"EDGEPROXY_ORIGIN_S3_ENDPOINT="+m.Endpoint,
+		"EDGEPROXY_ORIGIN_S3_ACCESS_KEY="+m.AccessKey,
+		"EDGEPROXY_ORIGIN_S3_SECRET_KEY="+m.SecretKey,
 	))
 	// Warm up: one small request so the baseline includes the proxy's
 	// steady-state buffers and connection pools.
