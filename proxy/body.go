@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/limiter"
 )
 
 // maxWriteSlice bounds one write to the client, so the send timeout is a
@@ -35,12 +37,16 @@ type trackedBody struct {
 	n       int64
 	err     error
 	dw      deadlineWriter
+	// lease is the limiter's admission, released after the body closes.
+	lease *limiter.Lease
+	// transfer receives progress; nil when statistics are off.
+	transfer TransferTracker
 }
 
 var trackedBodyPool = sync.Pool{New: func() any { return new(trackedBody) }}
 
 // track wraps rc for the response of ctx.
-func (s *Server) track(ctx *fasthttp.RequestCtx, route string, rc io.ReadCloser) io.ReadCloser {
+func (s *Server) track(ctx *fasthttp.RequestCtx, route string, rc io.ReadCloser) *trackedBody {
 	t := trackedBodyPool.Get().(*trackedBody)
 	*t = trackedBody{r: rc, s: s, ctx: ctx, conn: ctx.Conn(), route: route, timeout: s.cfg.SendTimeout}
 	t.dw.t = t
@@ -60,6 +66,9 @@ func (t *trackedBody) Read(p []byte) (int, error) {
 	}
 	n, err := t.r.Read(p)
 	t.n += int64(n)
+	if t.transfer != nil && n > 0 {
+		t.transfer.Delivered(int64(n))
+	}
 	if err != nil && err != io.EOF {
 		t.err = err
 	}
@@ -87,6 +96,13 @@ func (t *trackedBody) WriteTo(w io.Writer) (int64, error) {
 // Close closes the wrapped stream and logs the finished transfer.
 func (t *trackedBody) Close() error {
 	err := t.r.Close()
+	t.lease.Release()
+	if t.transfer != nil {
+		if t.err == nil && t.n < int64(t.ctx.Response.Header.ContentLength()) {
+			t.err = io.ErrUnexpectedEOF // closed before the end: the client went away
+		}
+		t.transfer.Finish(t.err)
+	}
 	if t.s.accessLog || t.err != nil {
 		t.s.logTransfer(t.ctx, t.route, t.n, t.err)
 	}
@@ -113,6 +129,9 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		n, err := d.w.Write(chunk)
 		written += n
 		d.t.n += int64(n)
+		if d.t.transfer != nil && n > 0 {
+			d.t.transfer.Delivered(int64(n))
+		}
 		if err != nil {
 			return written, err
 		}

@@ -49,6 +49,9 @@ var (
 // the answer the client gets. It is the one place statuses are decided.
 func errorFor(err error) *apiError {
 	var ae *apiError
+	if e, ok := accessError(err); ok {
+		return e
+	}
 	switch {
 	case errors.As(err, &ae):
 		return ae

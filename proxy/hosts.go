@@ -21,6 +21,11 @@ type Route struct {
 	// RedirectTTL is how long a presigned redirect stays valid in redirect
 	// mode. Zero means the proxy's default; negative is an error.
 	RedirectTTL time.Duration
+	// RateClass names the limiter class whose per-client rate applies to
+	// downloads on this route when the token carries no rate of its own.
+	RateClass string
+	// classRate is RateClass resolved by the limiter at New.
+	classRate int64
 }
 
 // Route modes and authentication schemes accepted by NewHostTable.
@@ -280,4 +285,19 @@ func validIPv6Literal(name []byte) bool {
 		}
 	}
 	return colons >= 2
+}
+
+// routes lists the table's routes (for start-time checks), each once.
+func (t *HostTable) routes() []*Route {
+	seen := make(map[*Route]bool)
+	var out []*Route
+	for _, m := range []map[string]*Route{t.exact, t.wild} {
+		for _, r := range m {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -46,6 +47,10 @@ type RouteConfig struct {
 	Auth string `yaml:"auth"`
 	// RedirectTTL is the lifetime of presigned URLs in redirect mode. Default 15m.
 	RedirectTTL time.Duration `yaml:"redirect_ttl"`
+	// RateClass is a limiter class (limiter.classes) giving the per-client
+	// rate of this route's downloads; a token's own rate wins. Default: the
+	// limiter's default rate.
+	RateClass string `yaml:"rate_class"`
 }
 
 // Config is the front end's configuration.
@@ -82,6 +87,15 @@ type Config struct {
 	// ContentDisposition is "attachment" (default: browsers save the file
 	// under its name) or "none" (no header, for inline media).
 	ContentDisposition string `yaml:"content_disposition"`
+	// DownloadRateClass is the limiter class of /download/ (see
+	// RouteConfig.RateClass).
+	DownloadRateClass string `yaml:"download_rate_class"`
+	// TokenQuery is the query parameter that may carry the download token
+	// (after Authorization: Bearer). Default "token".
+	TokenQuery string `yaml:"token_query"`
+	// TokenCookie is the cookie that may carry the download token (last
+	// resort). Default "download_token".
+	TokenCookie string `yaml:"token_cookie"`
 }
 
 func (c *Config) setDefaults() {
@@ -116,6 +130,12 @@ func (c *Config) setDefaults() {
 	if c.ContentDisposition == "" {
 		c.ContentDisposition = "attachment"
 	}
+	if c.TokenQuery == "" {
+		c.TokenQuery = "token"
+	}
+	if c.TokenCookie == "" {
+		c.TokenCookie = "download_token"
+	}
 }
 
 func (c *Config) validate() error {
@@ -140,9 +160,6 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("proxy: download_auth: %q is not none, token or signed", c.DownloadAuth)
 	}
-	if c.DownloadBucket == "" && len(c.Routes) == 0 {
-		return errors.New("proxy: download_bucket: required when no routes are configured")
-	}
 	return nil
 }
 
@@ -164,7 +181,7 @@ func (c *Config) hostTable() (*HostTable, error) {
 			if _, dup := m[h]; dup {
 				return nil, fmt.Errorf("proxy: routes[%d].hosts: %q listed twice", i, h)
 			}
-			m[h] = Route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl}
+			m[h] = Route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
 		}
 	}
 	return NewHostTable(m) // its errors name the pattern
@@ -179,6 +196,17 @@ type Deps struct {
 	Origin origin.Store
 	// Logger receives the access log and errors. Default slog.Default().
 	Logger *slog.Logger
+	// Tokens checks download tokens; required by routes with auth "token".
+	Tokens TokenVerifier
+	// Signer checks signed URLs; required by routes with auth "signed".
+	Signer URLVerifier
+	// Catalog, when set, resolves /download/{fileId} to an object and a
+	// file name; ids it does not know are 404.
+	Catalog FileCatalog
+	// Limiter, when set, admits and shapes downloads.
+	Limiter *limiter.Limiter
+	// Stats, when set, receives access counts and transfer progress.
+	Stats StatsRecorder
 }
 
 // Server is the download front end. Create it with New.
@@ -192,6 +220,15 @@ type Server struct {
 	download Route
 	// accessLog caches *cfg.AccessLog for the hot path.
 	accessLog bool
+	// downloadEnabled: /download/ has a bucket or a catalog to read.
+	downloadEnabled bool
+
+	tokens            TokenVerifier
+	signer            URLVerifier
+	catalog           FileCatalog
+	limiter           *limiter.Limiter
+	hasTrustedProxies bool
+	stats             StatsRecorder
 }
 
 // New validates cfg and builds a Server.
@@ -213,15 +250,50 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	return &Server{
-		cfg:       cfg,
-		objects:   deps.Objects,
-		origin:    deps.Origin,
-		log:       deps.Logger,
-		hosts:     hosts,
-		download:  Route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth},
-		accessLog: *cfg.AccessLog,
-	}, nil
+	if cfg.DownloadBucket == "" && deps.Catalog == nil && len(cfg.Routes) == 0 {
+		return nil, errors.New("proxy: download_bucket: required when there are no routes and no file catalog")
+	}
+	s := &Server{
+		cfg:     cfg,
+		objects: deps.Objects,
+		origin:  deps.Origin,
+		log:     deps.Logger,
+		hosts:   hosts,
+		download: Route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
+			RateClass: cfg.DownloadRateClass},
+		accessLog:       *cfg.AccessLog,
+		downloadEnabled: cfg.DownloadBucket != "" || deps.Catalog != nil,
+		tokens:          deps.Tokens,
+		signer:          deps.Signer,
+		catalog:         deps.Catalog,
+		limiter:         deps.Limiter,
+		stats:           deps.Stats,
+	}
+	// Refuse at start a route whose auth has no backend: failing every
+	// request of that route at run time would be worse.
+	routes := append(hosts.routes(), &s.download)
+	for _, r := range routes {
+		switch {
+		case r.Auth == AuthToken && s.tokens == nil:
+			return nil, fmt.Errorf("proxy: route %q: auth token needs the token store (auth.redis)", r.Name)
+		case r.Auth == AuthSigned && s.signer == nil:
+			return nil, fmt.Errorf("proxy: route %q: auth signed needs signing keys (auth.signer.keys)", r.Name)
+		}
+		if r.RateClass != "" {
+			if s.limiter == nil {
+				return nil, fmt.Errorf("proxy: route %q: rate_class %q needs the limiter", r.Name, r.RateClass)
+			}
+			rate, err := s.limiter.ClassRate(r.RateClass)
+			if err != nil {
+				return nil, fmt.Errorf("proxy: route %q: %w", r.Name, err)
+			}
+			r.classRate = rate
+		}
+	}
+	if deps.Limiter != nil {
+		s.hasTrustedProxies = deps.Limiter.HasTrustedProxies()
+	}
+	return s, nil
 }
 
 // Config returns the configuration in effect, defaults filled in.

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -23,6 +26,9 @@ var (
 	hdrXCache             = []byte("X-Cache")
 	hdrAllow              = []byte("Allow")
 	hdrAllowValue         = []byte("GET, HEAD")
+	hdrRetryAfter         = []byte("Retry-After")
+	hdrWWWAuthenticate    = []byte("WWW-Authenticate")
+	hdrBearer             = []byte("Bearer")
 	hdrOctetStream        = []byte("application/octet-stream")
 	hdrMultipartPrefix    = "multipart/byteranges; boundary="
 
@@ -56,69 +62,126 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.logRequest(ctx, "", nil)
 		return
 	}
-	route, key, err := s.resolve(ctx, path)
-	if err != nil {
-		writeError(ctx, errorFor(err))
-		s.logRequest(ctx, "", err)
+	var d download
+	if err := s.resolve(ctx, path, &d); err != nil {
+		s.fail(ctx, &d, err)
 		return
 	}
-	if route.Mode == ModeRedirect {
-		s.redirect(ctx, route, key)
+	if err := s.authorize(ctx, &d); err != nil {
+		s.fail(ctx, &d, err)
 		return
 	}
-	s.serve(ctx, route, key, key)
+	if d.route.Mode == ModeRedirect {
+		s.redirect(ctx, &d)
+		return
+	}
+	s.serve(ctx, &d)
 }
 
-// resolve maps the request to a route and an object key: by Host first,
-// then by the /download/ prefix.
-func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte) (*Route, string, error) {
-	if r, ok := s.hosts.Lookup(ctx.Request.Header.Host()); ok {
+// download is what one request resolved to. It lives on the handler's
+// stack; strings in it are copies, safe to keep after the handler returns.
+type download struct {
+	route *Route
+	// fileID is what tokens are issued for: the catalog id on /download/,
+	// the object key on host routes.
+	fileID   string
+	bucket   string
+	key      string
+	filename string
+	grant    auth.Grant
+}
+
+// resolve maps the request to a route and an object: by Host first, then
+// by the /download/ prefix (through the catalog when there is one).
+func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) error {
+	// ctx.Host is the request target's host for absolute-form requests
+	// (RFC 9112 3.2.2: Host is then ignored), else the Host header.
+	if r, ok := s.hosts.Lookup(ctx.Host()); ok {
+		d.route = r
 		key, err := ObjectKey(bytes.TrimPrefix(path, []byte("/")))
 		if err != nil {
-			return nil, "", errBadKey
+			return errBadKey
 		}
-		return r, key, nil
+		d.fileID, d.bucket, d.key, d.filename = key, r.Bucket, key, key
+		return nil
 	}
-	if s.download.Bucket != "" && bytes.HasPrefix(path, pathDownload) {
-		key, err := ObjectKey(path[len(pathDownload):])
-		if err != nil {
-			return nil, "", errBadKey
+	if !bytes.HasPrefix(path, pathDownload) {
+		if len(s.cfg.Routes) > 0 {
+			return errUnknownHost
 		}
-		return &s.download, key, nil
+		return errNotFound
 	}
-	if len(s.cfg.Routes) > 0 && !bytes.HasPrefix(path, pathDownload) {
-		return nil, "", errUnknownHost
+	if !s.downloadEnabled {
+		return errNotFound
 	}
-	return nil, "", errNotFound
+	d.route = &s.download
+	id, err := ObjectKey(path[len(pathDownload):])
+	if err != nil {
+		return errBadKey
+	}
+	d.fileID, d.bucket, d.key, d.filename = id, s.download.Bucket, id, id
+	if s.catalog == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	meta, err := s.catalog.Lookup(cctx, id)
+	if err != nil {
+		return err
+	}
+	d.bucket, d.key = meta.Bucket, meta.Key
+	if meta.Filename != "" {
+		d.filename = meta.Filename
+	}
+	return nil
 }
 
-// serve answers a GET or HEAD for one object. filename names the download
-// in Content-Disposition.
-func (s *Server) serve(ctx *fasthttp.RequestCtx, route *Route, key, filename string) {
+// fail answers err and logs it.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, d *download, err error) {
+	e := errorFor(err)
+	writeError(ctx, e)
+	if ra := retryAfter(err); ra > 0 {
+		var buf [20]byte
+		ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(buf[:0], int64((ra+time.Second-1)/time.Second), 10))
+	}
+	if e.status == fasthttp.StatusUnauthorized {
+		ctx.Response.Header.SetCanonical(hdrWWWAuthenticate, hdrBearer)
+	}
+	name := ""
+	if d != nil && d.route != nil {
+		name = d.route.Name
+	}
+	s.logRequest(ctx, name, err)
+}
+
+// serve answers a GET or HEAD for one object.
+func (s *Server) serve(ctx *fasthttp.RequestCtx, d *download) {
 	// One retry when the object changes between Stat and Open: the second
 	// Stat sees the new version, so the client gets consistent bytes.
 	for attempt := 0; ; attempt++ {
 		sctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		info, err := s.objects.Stat(sctx, route.Bucket, key)
+		info, err := s.objects.Stat(sctx, d.bucket, d.key)
 		cancel()
 		if err == nil {
-			err = s.respond(ctx, route, key, filename, info)
+			err = s.respond(ctx, d, info)
 		}
 		if err == nil {
 			return
 		}
 		if errors.Is(err, origin.ErrChanged) && attempt == 0 {
+			// Forget everything decided for the old version (status,
+			// Content-Range, validators) before answering for the new one.
+			ctx.Response.Reset()
 			continue
 		}
-		writeError(ctx, errorFor(err))
-		s.logRequest(ctx, route.Name, err)
+		s.fail(ctx, d, err)
 		return
 	}
 }
 
 // respond decides preconditions and ranges for the version info and sets
 // up the response. An error means nothing was committed to the response.
-func (s *Server) respond(ctx *fasthttp.RequestCtx, route *Route, key, filename string, info origin.Info) error {
+func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info) error {
 	req := &ctx.Request.Header
 	h := &ctx.Response.Header
 	rangeHdr := req.Peek(fasthttp.HeaderRange)
@@ -138,7 +201,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, route *Route, key, filename s
 		// RFC 9110 15.4.5: a 304 carries the validators a 200 would have.
 		setValidators(h, info)
 		h.SetStatusCode(fasthttp.StatusNotModified)
-		s.logRequest(ctx, route.Name, nil)
+		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
 
@@ -152,7 +215,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, route *Route, key, filename s
 			writeError(ctx, errUnsatisfiable)
 			h.SetCanonical(hdrAcceptRanges, hdrBytes)
 			h.SetCanonical(hdrContentRange, AppendUnsatisfiedRange(nil, info.Size))
-			s.logRequest(ctx, route.Name, nil)
+			s.logRequest(ctx, d.route.Name, nil)
 			return nil
 		case err != nil:
 			// Invalid syntax or an abusive set: ignore Range (RFC 9110 14.2).
@@ -164,10 +227,10 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, route *Route, key, filename s
 	h.SetCanonical(hdrAcceptRanges, hdrBytes)
 	if s.cfg.ContentDisposition == "attachment" {
 		var buf [256]byte
-		h.SetCanonical(hdrContentDisposition, AppendContentDisposition(buf[:0], filename))
+		h.SetCanonical(hdrContentDisposition, AppendContentDisposition(buf[:0], d.filename))
 	}
 	if len(spans) > 1 {
-		return s.respondMultipart(ctx, route, key, info, spans)
+		return s.respondMultipart(ctx, d, info, spans)
 	}
 
 	if info.ContentType != "" {
@@ -184,24 +247,29 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, route *Route, key, filename s
 	}
 	if ctx.IsHead() || n == 0 {
 		h.SetContentLength(int(n))
-		s.logRequest(ctx, route.Name, nil)
+		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
-	rc, err := s.objects.Open(context.Background(), route.Bucket, key, info.ETag, off, n)
+	lease, err := s.admit(ctx, d)
 	if err != nil {
+		return err
+	}
+	rc, err := s.objects.Open(context.Background(), d.bucket, d.key, info.ETag, off, n)
+	if err != nil {
+		lease.Release()
 		return err
 	}
 	if cs, ok := rc.(cacheStatuser); ok {
 		h.SetCanonical(hdrXCache, cacheStatusBytes(cs.CacheStatus()))
 	}
-	ctx.Response.SetBodyStream(s.track(ctx, route.Name, rc), int(n))
+	s.stream(ctx, d, lease, rc, off, n, info.Size)
 	return nil
 }
 
 // respondMultipart answers several ranges with one multipart/byteranges
 // body (RFC 9110 14.6) whose parts are opened one at a time as the client
 // reads, so memory stays at one part's stream.
-func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, route *Route, key string, info origin.Info, spans []Span) error {
+func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info origin.Info, spans []Span) error {
 	spans = append([]Span(nil), spans...) // the caller's array lives on its stack
 	boundary := NewBoundary()
 	h := &ctx.Response.Header
@@ -210,14 +278,19 @@ func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, route *Route, key st
 	n := MultipartLength(boundary, info.ContentType, spans, info.Size)
 	if ctx.IsHead() {
 		h.SetContentLength(int(n))
-		s.logRequest(ctx, route.Name, nil)
+		s.logRequest(ctx, d.route.Name, nil)
 		return nil
+	}
+	lease, err := s.admit(ctx, d)
+	if err != nil {
+		return err
 	}
 	// Open the first part now so a failing origin yields a clean error
 	// status instead of a truncated 206.
-	bucket, etag := route.Bucket, info.ETag
+	bucket, key, etag := d.bucket, d.key, info.ETag
 	first, err := s.objects.Open(context.Background(), bucket, key, etag, spans[0].Start, spans[0].Length)
 	if err != nil {
+		lease.Release()
 		return err
 	}
 	open := func(off, n int64) (io.ReadCloser, error) {
@@ -229,7 +302,9 @@ func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, route *Route, key st
 		return s.objects.Open(context.Background(), bucket, key, etag, off, n)
 	}
 	body := NewMultipartBody(boundary, info.ContentType, spans, info.Size, open)
-	ctx.Response.SetBodyStream(s.track(ctx, route.Name, &closeBoth{ReadCloser: body, extra: &first}), int(n))
+	// Progress counts distinct bytes of the file; a multipart body's bytes
+	// include part headers, so it is tracked as the span it covers.
+	s.stream(ctx, d, lease, &closeBoth{ReadCloser: body, extra: &first}, -1, n, info.Size)
 	return nil
 }
 
@@ -280,30 +355,27 @@ func cacheStatusBytes(s string) []byte {
 }
 
 // redirect answers with a presigned origin URL (route mode "redirect").
-func (s *Server) redirect(ctx *fasthttp.RequestCtx, route *Route, key string) {
+func (s *Server) redirect(ctx *fasthttp.RequestCtx, d *download) {
 	p, ok := s.origin.(origin.Presigner)
 	if !ok {
-		writeError(ctx, errRedirectDisabled)
-		s.logRequest(ctx, route.Name, errRedirectDisabled)
+		s.fail(ctx, d, errRedirectDisabled)
 		return
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	// Stat first so a missing object is our 404, not the store's XML.
-	if _, err := s.objects.Stat(sctx, route.Bucket, key); err != nil {
-		writeError(ctx, errorFor(err))
-		s.logRequest(ctx, route.Name, err)
+	if _, err := s.objects.Stat(sctx, d.bucket, d.key); err != nil {
+		s.fail(ctx, d, err)
 		return
 	}
-	u, err := p.PresignGet(sctx, route.Bucket, key, route.RedirectTTL, key)
+	u, err := p.PresignGet(sctx, d.bucket, d.key, d.route.RedirectTTL, path.Base(d.filename))
 	if err != nil {
-		writeError(ctx, errorFor(err))
-		s.logRequest(ctx, route.Name, err)
+		s.fail(ctx, d, err)
 		return
 	}
 	ctx.Response.Header.SetCanonical(hdrCacheControl, hdrNoStore)
 	ctx.Redirect(u, fasthttp.StatusFound)
-	s.logRequest(ctx, route.Name, nil)
+	s.logRequest(ctx, d.route.Name, nil)
 }
 
 // ready answers /readyz: 200 when the origin answers, 503 otherwise.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 
@@ -29,6 +30,10 @@ func (s *Server) NewHTTPServer() *fasthttp.Server {
 		TCPKeepalive:                 true,
 		DisablePreParseMultipartForm: true,
 		ErrorHandler:                 s.connError,
+		// fasthttp's own log lines would otherwise quote whole requests,
+		// tokens in query strings included.
+		SecureErrorLogMessage: true,
+		Logger:                slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/config"
 	"github.com/edgeproxy/edgeproxy/origin"
@@ -15,11 +17,14 @@ import (
 // documented where it is declared. config.yaml at the repository root is
 // the annotated default.
 type Config struct {
-	Proxy  proxy.Config      `yaml:"proxy"`
-	Origin OriginConfig      `yaml:"origin"`
-	Cache  CacheConfig       `yaml:"cache"`
-	Admin  proxy.AdminConfig `yaml:"admin"`
-	Log    LogConfig         `yaml:"log"`
+	Proxy   proxy.Config      `yaml:"proxy"`
+	Origin  OriginConfig      `yaml:"origin"`
+	Cache   CacheConfig       `yaml:"cache"`
+	Redis   RedisConfig       `yaml:"redis"`
+	Auth    AuthConfig        `yaml:"auth"`
+	Limiter LimiterConfig     `yaml:"limiter"`
+	Admin   proxy.AdminConfig `yaml:"admin"`
+	Log     LogConfig         `yaml:"log"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -74,6 +79,8 @@ type app struct {
 	// adminAddr is the admin listen address after defaults.
 	adminAddr string
 	cache     *cache.Cache
+	redis     redis.UniversalClient
+	access    accessDeps
 	closes    []func() error
 }
 
@@ -130,7 +137,23 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		stats = func() any { return map[string]any{"cache": c.Stats()} }
 	}
 
-	p, err := proxy.New(cfg.Proxy, proxy.Deps{Objects: objects, Origin: store, Logger: log})
+	acc, err := a.buildAccess(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.access = acc
+	deps := proxy.Deps{Objects: objects, Origin: store, Logger: log}
+	if acc.tokens != nil {
+		deps.Tokens = acc.tokens
+	}
+	if acc.signer != nil {
+		deps.Signer = acc.signer
+	}
+	if acc.catalog != nil {
+		deps.Catalog = acc.catalog
+	}
+	deps.Limiter = acc.limiter
+	p, err := proxy.New(cfg.Proxy, deps)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("config: %w", err)}
 	}
@@ -140,6 +163,19 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 	}
 	if cfg.Admin.Enabled() {
 		a.admin = proxy.NewAdmin(cfg.Admin, purger, stats, log)
+		base := cfg.Auth.PublicURL
+		if base == "" {
+			base = "http://" + p.Config().Listen
+		}
+		var tokens proxy.TokenAdmin
+		var catalog proxy.CatalogAdmin
+		if acc.tokens != nil {
+			tokens = acc.tokens
+		}
+		if acc.catalog != nil {
+			catalog = acc.catalog
+		}
+		a.admin.RegisterAuth(tokens, catalog, base)
 		a.adminAddr = cfg.Admin.Listen
 	}
 	return a, nil

@@ -124,6 +124,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	addr   string
 	stderr *bytes.Buffer
+	stdout *lockedBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // its exit error, valid after done
 }
@@ -139,11 +140,12 @@ func start(t *testing.T, args []string, env []string) *proc {
 	var logs bytes.Buffer
 	var logsMu sync.Mutex
 	cmd.Stderr = pw
-	cmd.Stdout = io.Discard
+	stdout := &lockedBuffer{}
+	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stderr: &logs, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: &logs, stdout: stdout, done: make(chan struct{})}
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -172,16 +174,59 @@ func start(t *testing.T, args []string, env []string) *proc {
 	return p
 }
 
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var bearerRE = regexp.MustCompile(`Bearer ([A-Za-z0-9_-]+)' (http://\S+/download/hello.txt)`)
+
+// TestDemoServesAndDrainsOnSIGTERM runs the README's first command: the
+// printed curl line (with its minted token) downloads, a request without
+// the token is refused, and SIGTERM stops the process cleanly.
 func TestDemoServesAndDrainsOnSIGTERM(t *testing.T) {
 	p := start(t, []string{"-demo"}, []string{"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0"})
-	resp, err := http.Get("http://" + p.addr + "/download/hello.txt")
+	var m []string
+	for deadline := time.Now().Add(10 * time.Second); m == nil && time.Now().Before(deadline); {
+		m = bearerRE.FindStringSubmatch(p.stdout.String())
+		if m == nil {
+			time.Sleep(10 * time.Millisecond) // polling for the banner, bounded by the deadline
+		}
+	}
+	if m == nil {
+		t.Fatalf("demo printed no curl line with a token:\n%s", p.stdout.String())
+	}
+	req, _ := http.NewRequest("GET", m[2], nil)
+	req.Header.Set("Authorization", "Bearer "+m[1])
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "Hello from the edge.\n" {
-		t.Fatalf("GET hello.txt = %d %q", resp.StatusCode, body)
+		t.Fatalf("GET hello.txt with token = %d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Get(m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET hello.txt without token = %d, want 401", resp.StatusCode)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -1,0 +1,242 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+)
+
+// FileMeta describes a downloadable file: where it lives in the origin and
+// what to tell the client about it.
+type FileMeta struct {
+	ID          string
+	Bucket      string
+	Key         string
+	Filename    string // for Content-Disposition; may be empty
+	SHA256      string // hex; may be empty
+	Size        int64
+	ContentType string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// CatalogConfig configures a Catalog; the zero value means the defaults.
+type CatalogConfig struct {
+	// KeyPrefix is prepended to a file id to form its Redis key.
+	// Default "file:meta:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// CacheTTL is how long a looked-up entry is served from memory. Put on
+	// this process drops it at once; other processes see the change after
+	// at most CacheTTL. Default 30s; negative disables the cache.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// CacheSize bounds the number of cached entries. Default 10000.
+	CacheSize int `yaml:"cache_size"`
+	// Timeout bounds one Redis lookup. Default 100ms.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Catalog maps file ids to FileMeta, stored as hashes at "file:meta:<id>"
+// with fields bucket, key, filename, sha256, size, content_type, created_at
+// and updated_at (unix seconds). It is safe for concurrent use; concurrent
+// misses for one id share a single Redis read.
+type Catalog struct {
+	cfg    CatalogConfig
+	client redis.UniversalClient
+	log    *slog.Logger
+	cache  *expirable.LRU[string, FileMeta]
+	group  singleflight.Group
+
+	fillMu sync.Mutex // orders cache fills after Put's invalidation
+	gen    uint64     // guarded by fillMu; bumped by every Put
+}
+
+// NewCatalog validates cfg and returns a Catalog reading through client.
+func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Logger) (*Catalog, error) {
+	if client == nil {
+		return nil, errors.New("auth: NewCatalog: nil redis client")
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "file:meta:"
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = 30 * time.Second
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 10_000
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 100 * time.Millisecond
+	}
+	switch {
+	case cfg.CacheSize < 0:
+		return nil, fmt.Errorf("auth: catalog config cache_size=%d: must be positive", cfg.CacheSize)
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("auth: catalog config timeout=%v: must be positive", cfg.Timeout)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c := &Catalog{cfg: cfg, client: client, log: logger.With("component", "catalog")}
+	if cfg.CacheTTL > 0 {
+		c.cache = expirable.NewLRU[string, FileMeta](cfg.CacheSize, nil, cfg.CacheTTL)
+	}
+	return c, nil
+}
+
+// Lookup returns the file's metadata, ErrFileNotFound when there is no such
+// file, or an error wrapping the Redis failure (the caller should answer
+// 503) or ErrMalformedRecord.
+func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
+	if id == "" {
+		return FileMeta{}, ErrFileNotFound
+	}
+	if c.cache != nil {
+		if m, ok := c.cache.Get(id); ok {
+			return m, nil
+		}
+	}
+	// The shared read runs on a context detached from any one caller, so
+	// one caller giving up does not fail the others.
+	ch := c.group.DoChan(id, func() (any, error) {
+		c.fillMu.Lock()
+		gen := c.gen
+		c.fillMu.Unlock()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+		defer cancel()
+		h, err := c.client.HGetAll(rctx, c.cfg.KeyPrefix+id).Result()
+		if err != nil {
+			return FileMeta{}, fmt.Errorf("auth: catalog lookup %q: %w", id, err)
+		}
+		if len(h) == 0 {
+			return FileMeta{}, ErrFileNotFound
+		}
+		m, err := ParseFileMeta(id, h)
+		if err != nil {
+			return FileMeta{}, err
+		}
+		if c.cache != nil {
+			c.fillMu.Lock()
+			if c.gen == gen { // else a Put raced with this read
+				c.cache.Add(id, m)
+			}
+			c.fillMu.Unlock()
+		}
+		return m, nil
+	})
+	// The timer bounds the wait even when the client ignores context
+	// deadlines (ContextTimeoutEnabled=false).
+	t := time.NewTimer(c.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return FileMeta{}, fmt.Errorf("auth: catalog lookup %q: %w", id, ctx.Err())
+	case <-t.C:
+		return FileMeta{}, fmt.Errorf("auth: catalog lookup %q: %w", id, context.DeadlineExceeded)
+	case r := <-ch:
+		return r.Val.(FileMeta), r.Err
+	}
+}
+
+// Put stores m (replacing every field) and drops this process's cached copy.
+// UpdatedAt defaults to now and CreatedAt to UpdatedAt.
+func (c *Catalog) Put(ctx context.Context, m FileMeta) error {
+	switch {
+	case m.ID == "":
+		return fmt.Errorf("auth: catalog put: empty id: %w", ErrInvalidSpec)
+	case m.Bucket == "" || m.Key == "":
+		return fmt.Errorf("auth: catalog put %q: bucket and key are required: %w", m.ID, ErrInvalidSpec)
+	case m.Size < 0:
+		return fmt.Errorf("auth: catalog put %q: negative size: %w", m.ID, ErrInvalidSpec)
+	}
+	if m.UpdatedAt.IsZero() {
+		m.UpdatedAt = time.Now()
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = m.UpdatedAt
+	}
+	key := c.cfg.KeyPrefix + m.ID
+	_, err := c.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, map[string]any{
+			"bucket":       m.Bucket,
+			"key":          m.Key,
+			"filename":     m.Filename,
+			"sha256":       m.SHA256,
+			"size":         strconv.FormatInt(m.Size, 10),
+			"content_type": m.ContentType,
+			"created_at":   strconv.FormatInt(m.CreatedAt.Unix(), 10),
+			"updated_at":   strconv.FormatInt(m.UpdatedAt.Unix(), 10),
+		})
+		return nil
+	})
+	c.fillMu.Lock()
+	c.gen++
+	if c.cache != nil {
+		c.cache.Remove(m.ID)
+	}
+	c.fillMu.Unlock()
+	c.group.Forget(m.ID)
+	if err != nil {
+		return fmt.Errorf("auth: catalog put %q: %w", m.ID, err)
+	}
+	return nil
+}
+
+// ParseFileMeta builds a FileMeta from a file:meta hash. bucket and key are
+// required; size must be a non-negative integer when present; created_at
+// and updated_at are unix seconds or RFC 3339. Unknown fields are ignored.
+func ParseFileMeta(id string, h map[string]string) (FileMeta, error) {
+	m := FileMeta{
+		ID: id, Bucket: h["bucket"], Key: h["key"], Filename: h["filename"],
+		SHA256: h["sha256"], ContentType: h["content_type"],
+	}
+	bad := func(field, val string) error {
+		return fmt.Errorf("%w: file %q: %s %q", ErrMalformedRecord, id, field, val)
+	}
+	if m.Bucket == "" {
+		return FileMeta{}, bad("bucket", "")
+	}
+	if m.Key == "" {
+		return FileMeta{}, bad("key", "")
+	}
+	if s := h["size"]; s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return FileMeta{}, bad("size", s)
+		}
+		m.Size = n
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"created_at", &m.CreatedAt}, {"updated_at", &m.UpdatedAt}} {
+		s := h[f.name]
+		if s == "" {
+			continue
+		}
+		t, err := parseTime(s)
+		if err != nil {
+			return FileMeta{}, bad(f.name, s)
+		}
+		*f.dst = t
+	}
+	return m, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 || n > 253402300799 {
+			return time.Time{}, errors.New("out of range")
+		}
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}

@@ -1,0 +1,64 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
+)
+
+func TestCatalog(t *testing.T) {
+	ctx := context.Background()
+	c := newTestClient(t, testenv.Redis(t).Addr)
+	prefix := testConfig(t).KeyPrefix + "file:meta:"
+	cat, err := NewCatalog(CatalogConfig{KeyPrefix: prefix, CacheTTL: time.Hour}, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cat.Lookup(ctx, "10086"); !errors.Is(err, ErrFileNotFound) {
+		t.Fatalf("absent file: %v", err)
+	}
+	m := FileMeta{ID: "10086", Bucket: "dl", Key: "iso/a.iso", Filename: "a.iso", SHA256: "ab12", Size: 1 << 30,
+		ContentType: "application/octet-stream", CreatedAt: time.Unix(1700000000, 0).UTC(), UpdatedAt: time.Unix(1700000100, 0).UTC()}
+	if err := cat.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cat.Lookup(ctx, "10086")
+	if err != nil || got != m {
+		t.Fatalf("Lookup = %+v, %v; want %+v", got, err, m)
+	}
+	// Served from the cache: a change behind the catalog's back is not seen...
+	c.HSet(ctx, prefix+"10086", "size", "1")
+	if got, _ := cat.Lookup(ctx, "10086"); got.Size != 1<<30 {
+		t.Fatalf("cached size %d", got.Size)
+	}
+	// ...but Put drops the cached copy.
+	m.Size = 2
+	if err := cat.Put(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cat.Lookup(ctx, "10086"); got.Size != 2 {
+		t.Fatalf("size after Put %d", got.Size)
+	}
+	c.HSet(ctx, prefix+"bad", "bucket", "b")
+	if _, err := cat.Lookup(ctx, "bad"); !errors.Is(err, ErrMalformedRecord) {
+		t.Fatalf("malformed: %v", err)
+	}
+	if err := cat.Put(ctx, FileMeta{ID: "x"}); err == nil {
+		t.Fatal("Put without bucket and key succeeded")
+	}
+}
+
+func TestCatalogSlowRedis(t *testing.T) {
+	cat, err := NewCatalog(CatalogConfig{Timeout: 50 * time.Millisecond}, newTestClient(t, hangingServer(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = cat.Lookup(context.Background(), "1")
+	if err == nil || errors.Is(err, ErrFileNotFound) || time.Since(start) > time.Second {
+		t.Fatalf("Lookup against a hung server: %v after %v", err, time.Since(start))
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/limiter"
+)
+
+// RedisConfig locates the Redis that holds tokens, the catalog, statistics
+// and cluster-wide limits. One address is a standalone server; several are
+// a Cluster, or Sentinels when master_name is set. No address: no Redis,
+// and the features that need it are off (a route with auth "token" then
+// fails at start, not at run time).
+type RedisConfig struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	// Password; prefer EDGEPROXY_REDIS_PASSWORD.
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+	// DialTimeout bounds a connect. Default 1s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout and WriteTimeout bound one command's I/O. Default 500ms:
+	// callers on the request path set tighter budgets of their own.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PoolSize is connections per node. Default 10 per CPU (go-redis).
+	PoolSize int `yaml:"pool_size"`
+}
+
+// newRedis builds the client, or nil when no address is configured. It
+// does not connect: the parts that use it degrade as documented while
+// Redis is unreachable, and go-redis reconnects by itself.
+func newRedis(c RedisConfig) redis.UniversalClient {
+	if len(c.Addrs) == 0 {
+		return nil
+	}
+	def := func(d, v time.Duration) time.Duration {
+		if d == 0 {
+			return v
+		}
+		return d
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        c.Addrs,
+		MasterName:   c.MasterName,
+		Username:     c.Username,
+		Password:     c.Password,
+		DB:           c.DB,
+		DialTimeout:  def(c.DialTimeout, time.Second),
+		ReadTimeout:  def(c.ReadTimeout, 500*time.Millisecond),
+		WriteTimeout: def(c.WriteTimeout, 500*time.Millisecond),
+		PoolSize:     c.PoolSize,
+		// Without it go-redis ignores context deadlines, and a hung Redis
+		// would hold each caller until the socket timeouts.
+		ContextTimeoutEnabled: true,
+	})
+}
+
+// AuthConfig is the auth section: the token verifier's settings, the
+// signed-URL keys and the file catalog.
+type AuthConfig struct {
+	auth.Config `yaml:",inline"`
+	// Signer holds the signed-URL keys; routes with auth "signed" need it.
+	Signer auth.SignerConfig `yaml:"signer"`
+	// Catalog resolves /download/{fileId} through Redis hashes
+	// file:meta:<id> when enabled.
+	Catalog CatalogConfig `yaml:"catalog"`
+	// PublicURL is the base of download URLs the admin API hands out with
+	// new tokens, e.g. https://dl.example.com. Default http:// + proxy.listen.
+	PublicURL string `yaml:"public_url"`
+}
+
+// CatalogConfig switches the file catalog on.
+type CatalogConfig struct {
+	// Enabled: /download/{fileId} looks fileId up in the catalog (404 when
+	// absent) instead of reading it as a key of proxy.download_bucket.
+	// Default false.
+	Enabled            bool `yaml:"enabled"`
+	auth.CatalogConfig `yaml:",inline"`
+}
+
+// LimiterConfig is the limiter section.
+type LimiterConfig struct {
+	limiter.Config `yaml:",inline"`
+	// ClusterWide enforces request_rate across all edge nodes through Redis
+	// as well as per node. Default false.
+	ClusterWide bool `yaml:"cluster_wide"`
+}
+
+// active reports whether any limit is configured; without one the proxy
+// skips the limiter entirely (no per-request bookkeeping).
+func (c LimiterConfig) active() bool {
+	return c.Rate > 0 || c.GlobalRate > 0 || c.MaxConcurrentPerClient > 0 || c.MaxConcurrent > 0 ||
+		c.RequestRate > 0 || len(c.Classes) > 0
+}
+
+// buildAccess wires Redis, auth and the limiter into a.
+func (a *app) buildAccess(cfg Config) (deps accessDeps, err error) {
+	rdb := newRedis(cfg.Redis)
+	if rdb != nil {
+		a.closes = append(a.closes, rdb.Close)
+		a.redis = rdb
+		v, err := auth.New(cfg.Auth.Config, rdb, a.log)
+		if err != nil {
+			return deps, usageError{fmt.Errorf("config: %w", err)}
+		}
+		a.closes = append(a.closes, v.Close)
+		deps.tokens = v
+		if cfg.Auth.Catalog.Enabled {
+			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.log)
+			if err != nil {
+				return deps, usageError{fmt.Errorf("config: %w", err)}
+			}
+			deps.catalog = c
+		}
+	} else if cfg.Auth.Catalog.Enabled {
+		return deps, usageError{fmt.Errorf("config: key %q: the catalog needs redis.addrs", "auth.catalog.enabled")}
+	}
+	if len(cfg.Auth.Signer.Keys) > 0 {
+		s, err := auth.NewSigner(cfg.Auth.Signer)
+		if err != nil {
+			return deps, usageError{fmt.Errorf("config: %w", err)}
+		}
+		deps.signer = s
+	}
+	if cfg.Limiter.active() {
+		var opts []limiter.Option
+		if cfg.Limiter.ClusterWide {
+			if rdb == nil {
+				return deps, usageError{fmt.Errorf("config: key %q: needs redis.addrs", "limiter.cluster_wide")}
+			}
+			opts = append(opts, limiter.WithRedis(rdb))
+		}
+		l, err := limiter.New(cfg.Limiter.Config, time.Now, opts...)
+		if err != nil {
+			return deps, usageError{fmt.Errorf("config: %w", err)}
+		}
+		a.closes = append(a.closes, l.Close)
+		deps.limiter = l
+	}
+	return deps, nil
+}
+
+// accessDeps are the optional parts buildAccess made.
+type accessDeps struct {
+	tokens  *auth.Verifier
+	signer  *auth.Signer
+	catalog *auth.Catalog
+	limiter *limiter.Limiter
+}

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/limiter"
+)
+
+// TokenVerifier checks download tokens (auth.Verifier implements it).
+type TokenVerifier interface {
+	// Verify returns the grant of token for fileID from clientIP, or an
+	// *auth.Error saying why not.
+	Verify(ctx context.Context, token, fileID string, clientIP netip.Addr) (auth.Grant, error)
+}
+
+// URLVerifier checks signed URLs (auth.Signer implements it).
+type URLVerifier interface {
+	Verify(method, host, path string, expires, kid, sig []byte, clientIP string, now time.Time) error
+}
+
+// FileCatalog resolves file ids to objects (auth.Catalog implements it).
+type FileCatalog interface {
+	Lookup(ctx context.Context, id string) (auth.FileMeta, error)
+}
+
+var (
+	_ TokenVerifier = (*auth.Verifier)(nil)
+	_ URLVerifier   = (*auth.Signer)(nil)
+	_ FileCatalog   = (*auth.Catalog)(nil)
+)
+
+// authTimeout bounds one token check; the verifier has its own, tighter
+// Redis budget, this only guards against a verifier that ignores it.
+const authTimeout = 5 * time.Second
+
+// authorize applies the route's auth mode.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
+	switch d.route.Auth {
+	case AuthToken:
+		if s.tokens == nil {
+			return errAuthNotConfigured
+		}
+		tok := s.requestToken(ctx)
+		actx, cancel := context.WithTimeout(context.Background(), authTimeout)
+		defer cancel()
+		g, err := s.tokens.Verify(actx, tok, d.fileID, s.clientAddr(ctx))
+		if err != nil {
+			return err
+		}
+		d.grant = g
+	case AuthSigned:
+		if s.signer == nil {
+			return errAuthNotConfigured
+		}
+		args := ctx.QueryArgs()
+		ip := ""
+		if a := s.clientAddr(ctx); a.IsValid() {
+			ip = a.String()
+		}
+		return s.signer.Verify(string(ctx.Method()), string(ctx.Host()), string(ctx.Request.URI().PathOriginal()),
+			args.Peek("expires"), args.Peek("kid"), args.Peek("sig"), ip, time.Now())
+	}
+	return nil
+}
+
+// requestToken finds the download token: Authorization: Bearer, then the
+// query parameter, then the cookie (names configurable).
+func (s *Server) requestToken(ctx *fasthttp.RequestCtx) string {
+	if v := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(v) > 7 && string(v[:7]) == "Bearer " {
+		return string(v[7:])
+	}
+	if v := ctx.QueryArgs().Peek(s.cfg.TokenQuery); len(v) > 0 {
+		return string(v)
+	}
+	if v := ctx.Request.Header.Cookie(s.cfg.TokenCookie); len(v) > 0 {
+		return string(v)
+	}
+	return ""
+}
+
+// clientAddr is the client's address: the connection's, or the one the
+// limiter's trusted proxies forwarded.
+func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if s.limiter != nil && s.hasTrustedProxies {
+		id := s.limiter.ClientID(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP"), "")
+		if a, err := netip.ParseAddr(id); err == nil {
+			return a
+		}
+	}
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a.Unmap()
+}
+
+// admit asks the limiter whether this download may start. The lease is
+// nil (and Release a no-op) when no limiter is configured.
+func (s *Server) admit(ctx *fasthttp.RequestCtx, d *download) (*limiter.Lease, error) {
+	if s.limiter == nil {
+		return nil, nil
+	}
+	id := s.limiter.ClientID(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP"), d.grant.UserID)
+	return s.limiter.Admit(id)
+}
+
+// stream hands the body to fasthttp: shaped when a rate applies, tracked
+// for the access log and statistics. off is the first byte of the file the
+// body carries (-1 for a multipart body), n its length, size the file's.
+func (s *Server) stream(ctx *fasthttp.RequestCtx, d *download, lease *limiter.Lease, rc io.ReadCloser, off, n, size int64) {
+	if s.limiter != nil {
+		rate := d.grant.Rate
+		if rate == 0 && d.route.RateClass != "" {
+			rate = d.route.classRate
+		}
+		rc = s.limiter.Shape(rc, lease, rate)
+	}
+	t := s.track(ctx, d.route.Name, rc)
+	t.lease = lease
+	s.startStats(t, ctx, d, off, n, size)
+	ctx.Response.SetBodyStream(t, int(n))
+}
+
+// Errors of the access checks.
+var (
+	errAuthNotConfigured = newAPIError(500, "auth_not_configured", "this route needs an auth backend the edge does not have")
+	errTooManyRequests   = newAPIError(429, "too_many_requests", "too many downloads from this client; retry later")
+	errNodeBusy          = newAPIError(503, "node_busy", "this edge is at its download capacity; retry later")
+)
+
+// authErrors maps auth codes to answers; messages are fixed text.
+var authErrors = map[string]*apiError{
+	auth.CodeTokenMissing:     newAPIError(401, auth.CodeTokenMissing, "a download token is required"),
+	auth.CodeTokenInvalid:     newAPIError(401, auth.CodeTokenInvalid, "the download token is unknown or expired"),
+	auth.CodeTokenWrongFile:   newAPIError(403, auth.CodeTokenWrongFile, "the download token is for another file"),
+	auth.CodeIPNotAllowed:     newAPIError(403, auth.CodeIPNotAllowed, "the download token is not valid from this address"),
+	auth.CodeUsesExhausted:    newAPIError(403, auth.CodeUsesExhausted, "the download token has been used up"),
+	auth.CodeAuthUnavailable:  newAPIError(503, auth.CodeAuthUnavailable, "authorization is unavailable; retry later"),
+	auth.CodeTooManyAttempts:  newAPIError(429, auth.CodeTooManyAttempts, "too many failed attempts; retry later"),
+	auth.CodeSignatureInvalid: newAPIError(403, auth.CodeSignatureInvalid, "the URL signature is invalid"),
+	auth.CodeSignatureExpired: newAPIError(403, auth.CodeSignatureExpired, "the signed URL has expired"),
+}
+
+// accessError maps auth, catalog and limiter refusals; ok is false for
+// other errors.
+func accessError(err error) (*apiError, bool) {
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		if e := authErrors[ae.Code]; e != nil {
+			return e, true
+		}
+		return errInternal, true
+	}
+	if errors.Is(err, auth.ErrFileNotFound) {
+		return errNotFound, true
+	}
+	var rj *limiter.Rejection
+	if errors.As(err, &rj) {
+		if rj.Reason == limiter.ReasonNodeConcurrency {
+			return errNodeBusy, true
+		}
+		return errTooManyRequests, true
+	}
+	return nil, false
+}
+
+// retryAfter is how long the client should wait, when err says.
+func retryAfter(err error) time.Duration {
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		return ae.RetryAfter
+	}
+	var rj *limiter.Rejection
+	if errors.As(err, &rj) {
+		return rj.RetryAfter
+	}
+	return 0
+}

@@ -1,0 +1,166 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/auth"
+)
+
+// TokenAdmin is what the admin API needs to issue and revoke tokens
+// (auth.Verifier implements it).
+type TokenAdmin interface {
+	Create(ctx context.Context, spec auth.TokenSpec) (string, time.Time, error)
+	Revoke(ctx context.Context, token string) error
+}
+
+// CatalogAdmin is what the admin API needs of the file catalog
+// (auth.Catalog implements it).
+type CatalogAdmin interface {
+	Lookup(ctx context.Context, id string) (auth.FileMeta, error)
+	Put(ctx context.Context, m auth.FileMeta) error
+}
+
+// tokenRequest is the body of POST /v1/tokens.
+type tokenRequest struct {
+	FileID    string   `json:"file_id"`
+	UserID    string   `json:"user_id"`
+	AllowedIP []string `json:"allowed_ip"`
+	MaxUses   int      `json:"max_uses"`
+	Rate      int64    `json:"rate"`
+	TTL       string   `json:"ttl"`
+}
+
+// fileRequest is the body of PUT /v1/files/{id} and the answer of GET.
+type fileRequest struct {
+	ID          string `json:"id,omitempty"`
+	Bucket      string `json:"bucket"`
+	Key         string `json:"key"`
+	Filename    string `json:"filename,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
+	CreatedAt   int64  `json:"created_at,omitempty"`
+	UpdatedAt   int64  `json:"updated_at,omitempty"`
+}
+
+// RegisterAuth adds the token and catalog routes:
+//
+//	POST   /v1/tokens         {file_id,user_id,allowed_ip[],max_uses,rate,ttl} -> 201 {token,expires_at,url}
+//	DELETE /v1/tokens/{token} -> 204; 404 token_not_found
+//	PUT    /v1/files/{id}     {bucket,key,filename,sha256,size,content_type} -> 204
+//	GET    /v1/files/{id}     -> 200 {...}; 404 not_found
+//
+// downloadBase is the public base URL of downloads (for the url field);
+// either argument may be nil to leave its routes out.
+func (a *Admin) RegisterAuth(tokens TokenAdmin, catalog CatalogAdmin, downloadBase string) {
+	if tokens != nil {
+		a.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+			var req tokenRequest
+			if !DecodeJSON(w, r, &req) {
+				return
+			}
+			spec := auth.TokenSpec{FileID: req.FileID, UserID: req.UserID, AllowedIP: req.AllowedIP, MaxUses: req.MaxUses, Rate: req.Rate}
+			if req.TTL != "" {
+				d, err := time.ParseDuration(req.TTL)
+				if err != nil || d <= 0 {
+					WriteJSONError(w, http.StatusBadRequest, "bad_request", "ttl must be a positive duration such as 1h30m")
+					return
+				}
+				spec.TTL = d
+			}
+			tok, exp, err := tokens.Create(r.Context(), spec)
+			if err != nil {
+				adminAuthError(w, err)
+				return
+			}
+			a.log.Info("admin token created", "token", auth.Redact(tok), "file_id", req.FileID, "user_id", req.UserID, "max_uses", req.MaxUses)
+			WriteJSON(w, http.StatusCreated, map[string]string{
+				"token":      tok,
+				"expires_at": exp.UTC().Format(time.RFC3339),
+				"url":        downloadBase + "/download/" + url.PathEscape(req.FileID) + "?token=" + url.QueryEscape(tok),
+			})
+		})
+		a.HandleFunc("DELETE /v1/tokens/{token}", func(w http.ResponseWriter, r *http.Request) {
+			tok := r.PathValue("token")
+			err := tokens.Revoke(r.Context(), tok)
+			switch {
+			case errors.Is(err, auth.ErrTokenNotFound):
+				WriteJSONError(w, http.StatusNotFound, "token_not_found", "no such token")
+			case err != nil:
+				adminAuthError(w, err)
+			default:
+				a.log.Info("admin token revoked", "token", auth.Redact(tok))
+				w.WriteHeader(http.StatusNoContent)
+			}
+		})
+	}
+	if catalog != nil {
+		a.HandleFunc("PUT /v1/files/{id}", func(w http.ResponseWriter, r *http.Request) {
+			var req fileRequest
+			if !DecodeJSON(w, r, &req) {
+				return
+			}
+			id := r.PathValue("id")
+			if req.Bucket == "" || req.Key == "" {
+				WriteJSONError(w, http.StatusBadRequest, "bad_request", "bucket and key are required")
+				return
+			}
+			if !validCatalogKey(req.Key) {
+				WriteJSONError(w, http.StatusBadRequest, "bad_request", "key is not a valid object key")
+				return
+			}
+			m := auth.FileMeta{ID: id, Bucket: req.Bucket, Key: req.Key, Filename: req.Filename, SHA256: req.SHA256,
+				Size: req.Size, ContentType: req.ContentType}
+			if err := catalog.Put(r.Context(), m); err != nil {
+				adminAuthError(w, err)
+				return
+			}
+			a.log.Info("admin file registered", "file_id", id, "bucket", req.Bucket, "key", req.Key)
+			w.WriteHeader(http.StatusNoContent)
+		})
+		a.HandleFunc("GET /v1/files/{id}", func(w http.ResponseWriter, r *http.Request) {
+			m, err := catalog.Lookup(r.Context(), r.PathValue("id"))
+			if errors.Is(err, auth.ErrFileNotFound) {
+				WriteJSONError(w, http.StatusNotFound, "not_found", "no such file")
+				return
+			}
+			if err != nil {
+				adminAuthError(w, err)
+				return
+			}
+			WriteJSON(w, http.StatusOK, fileRequest{ID: m.ID, Bucket: m.Bucket, Key: m.Key, Filename: m.Filename,
+				SHA256: m.SHA256, Size: m.Size, ContentType: m.ContentType, CreatedAt: m.CreatedAt.Unix(), UpdatedAt: m.UpdatedAt.Unix()})
+		})
+	}
+}
+
+// adminAuthError answers an auth package error: a validation failure is
+// the caller's (400), anything else is Redis trouble (503).
+func adminAuthError(w http.ResponseWriter, err error) {
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		WriteJSONError(w, ae.Status, ae.Code, "refused")
+		return
+	}
+	if errors.Is(err, auth.ErrInvalidSpec) {
+		WriteJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	WriteJSONError(w, http.StatusServiceUnavailable, "store_unavailable", "the token store could not be reached")
+}
+
+// validCatalogKey applies the download path's key rules (no "." or ".."
+// segments, no control bytes, length) to a raw key from the admin API.
+func validCatalogKey(key string) bool {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	got, err := ObjectKey([]byte(strings.Join(segs, "/")))
+	return err == nil && got == key
+}
