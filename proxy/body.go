@@ -50,6 +50,7 @@ func (s *Server) track(ctx *fasthttp.RequestCtx, route string, rc io.ReadCloser)
 	t := trackedBodyPool.Get().(*trackedBody)
 	*t = trackedBody{r: rc, s: s, ctx: ctx, conn: ctx.Conn(), route: route, timeout: s.cfg.SendTimeout}
 	t.dw.t = t
+	s.metrics.active.Add(1)
 	return t
 }
 
@@ -97,6 +98,9 @@ func (t *trackedBody) WriteTo(w io.Writer) (int64, error) {
 func (t *trackedBody) Close() error {
 	err := t.r.Close()
 	t.lease.Release()
+	t.s.metrics.active.Add(-1)
+	t.s.metrics.bytes.Add(t.n)
+	t.s.metrics.count(t.ctx, t.route)
 	if t.transfer != nil {
 		if t.err == nil && t.n < int64(t.ctx.Response.Header.ContentLength()) {
 			t.err = io.ErrUnexpectedEOF // closed before the end: the client went away
@@ -173,6 +177,7 @@ func (s *Server) logTransfer(ctx *fasthttp.RequestCtx, route string, n int64, er
 // logRequest logs a response that has no streamed body (errors, HEAD,
 // 304, redirects) right away.
 func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route string, err error) {
+	s.metrics.count(ctx, route)
 	if !s.accessLog && err == nil {
 		return
 	}

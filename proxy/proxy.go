@@ -229,6 +229,7 @@ type Server struct {
 	limiter           *limiter.Limiter
 	hasTrustedProxies bool
 	stats             StatsRecorder
+	metrics           *requestCounters
 }
 
 // New validates cfg and builds a Server.
@@ -268,6 +269,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		catalog:         deps.Catalog,
 		limiter:         deps.Limiter,
 		stats:           deps.Stats,
+		metrics:         newRequestCounters(),
 	}
 	// Refuse at start a route whose auth has no backend: failing every
 	// request of that route at run time would be worse.

@@ -80,6 +80,7 @@ type app struct {
 	adminAddr string
 	cache     *cache.Cache
 	redis     redis.UniversalClient
+	redisErrs *redisErrors
 	access    accessDeps
 	closes    []func() error
 }
@@ -123,6 +124,8 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		return nil, usageError{fmt.Errorf("config: key %q: %q is not s3 or dir", "origin.kind", cfg.Origin.Kind)}
 	}
 
+	timed := newTimedOrigin(store)
+	store = timed
 	var objects proxy.Objects = store
 	var purger proxy.Purger
 	var stats func() any
@@ -176,6 +179,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 			catalog = acc.catalog
 		}
 		a.admin.RegisterAuth(tokens, catalog, base)
+		mountOps(a.admin, a.newRegistry(timed, a.redisErrs))
 		a.adminAddr = cfg.Admin.Listen
 	}
 	return a, nil

@@ -105,6 +105,8 @@ func (a *app) buildAccess(cfg Config) (deps accessDeps, err error) {
 	if rdb != nil {
 		a.closes = append(a.closes, rdb.Close)
 		a.redis = rdb
+		a.redisErrs = &redisErrors{}
+		rdb.AddHook(a.redisErrs)
 		v, err := auth.New(cfg.Auth.Config, rdb, a.log)
 		if err != nil {
 			return deps, usageError{fmt.Errorf("config: %w", err)}

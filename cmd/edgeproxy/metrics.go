@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/limiter"
+	"github.com/edgeproxy/edgeproxy/origin"
+	"github.com/edgeproxy/edgeproxy/proxy"
+)
+
+// timedOrigin measures origin latency (to the answer of Stat, and to the
+// first byte's availability for Open) for the latency histogram.
+type timedOrigin struct {
+	origin.Store
+	latency *prometheus.HistogramVec
+	stat    prometheus.Observer
+	open    prometheus.Observer
+}
+
+func newTimedOrigin(s origin.Store) *timedOrigin {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "edgeproxy_origin_latency_seconds",
+		Help:    "Origin request latency until the answer's headers, by operation.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+	}, []string{"op"})
+	return &timedOrigin{Store: s, latency: h, stat: h.WithLabelValues("stat"), open: h.WithLabelValues("open")}
+}
+
+func (t *timedOrigin) Stat(ctx context.Context, bucket, key string) (origin.Info, error) {
+	start := time.Now()
+	info, err := t.Store.Stat(ctx, bucket, key)
+	t.stat.Observe(time.Since(start).Seconds())
+	return info, err
+}
+
+func (t *timedOrigin) Open(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error) {
+	start := time.Now()
+	rc, err := t.Store.Open(ctx, bucket, key, etag, off, n)
+	t.open.Observe(time.Since(start).Seconds())
+	return rc, err
+}
+
+// PresignGet keeps redirect mode working through the wrapper.
+func (t *timedOrigin) PresignGet(ctx context.Context, bucket, key string, ttl time.Duration, filename string) (string, error) {
+	p, ok := t.Store.(origin.Presigner)
+	if !ok {
+		return "", errors.New("origin: this store cannot presign URLs")
+	}
+	return p.PresignGet(ctx, bucket, key, ttl, filename)
+}
+
+// redisErrors counts failed Redis commands (not redis.Nil) through a hook.
+type redisErrors struct{ n atomic.Int64 }
+
+func (r *redisErrors) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			r.n.Add(1)
+		}
+		return c, err
+	}
+}
+
+func (r *redisErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && !errors.Is(err, redis.Nil) {
+			r.n.Add(1)
+		}
+		return err
+	}
+}
+
+func (r *redisErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if err != nil && !errors.Is(err, redis.Nil) {
+			r.n.Add(1)
+		}
+		return err
+	}
+}
+
+// newRegistry gathers every part's metrics into one registry.
+func (a *app) newRegistry(timed *timedOrigin, rerr *redisErrors) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.proxy.Collector(), timed.latency)
+	if a.cache != nil {
+		reg.MustRegister(cacheCollector(a.cache)...)
+	}
+	if a.access.limiter != nil {
+		reg.MustRegister(limiterCollector(a.access.limiter)...)
+	}
+	if rerr != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "edgeproxy_redis_errors_total", Help: "Redis commands and dials that failed.",
+		}, func() float64 { return float64(rerr.n.Load()) }))
+	}
+	return reg
+}
+
+func cacheCollector(c *cache.Cache) []prometheus.Collector {
+	counter := func(name, help string, f func(cache.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeproxy_cache_" + name, Help: help},
+			func() float64 { return float64(f(c.Stats())) })
+	}
+	gauge := func(name, help string, f func(cache.Stats) int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgeproxy_cache_" + name, Help: help},
+			func() float64 { return float64(f(c.Stats())) })
+	}
+	bySource := prometheus.NewDesc("edgeproxy_bytes_served_total", "Bytes delivered to readers by where their chunk came from.", []string{"source"}, nil)
+	return []prometheus.Collector{
+		counter("hits_total", "Chunks served from memory or disk.", func(s cache.Stats) int64 { return s.Hits }),
+		counter("misses_total", "Chunks that came from the origin.", func(s cache.Stats) int64 { return s.Misses }),
+		counter("origin_bytes_total", "Bytes fetched from the origin by fills.", func(s cache.Stats) int64 { return s.OriginBytes }),
+		counter("fills_total", "Origin requests made by fills.", func(s cache.Stats) int64 { return s.Fills }),
+		counter("fill_errors_total", "Fills that failed.", func(s cache.Stats) int64 { return s.FillErrors }),
+		counter("coalesced_waits_total", "Chunk reads that joined a fill in flight.", func(s cache.Stats) int64 { return s.CoalescedWaits }),
+		counter("stale_serves_total", "Readers served stale because the origin failed.", func(s cache.Stats) int64 { return s.StaleServes }),
+		counter("disk_errors_total", "Disk tier I/O failures.", func(s cache.Stats) int64 { return s.DiskErrors }),
+		counter("disk_corrupt_total", "Disk chunks that failed verification.", func(s cache.Stats) int64 { return s.DiskCorrupt }),
+		gauge("memory_bytes", "Memory tier cost now.", func(s cache.Stats) int64 { return s.MemoryBytes }),
+		gauge("memory_max_bytes", "Memory tier budget.", func(s cache.Stats) int64 { return s.MemoryMaxBytes }),
+		gauge("disk_bytes", "Disk tier bytes now.", func(s cache.Stats) int64 { return s.DiskBytes }),
+		gauge("disk_chunks", "Disk tier chunks now.", func(s cache.Stats) int64 { return s.DiskChunks }),
+		gauge("meta_entries", "Objects in the metadata tier.", func(s cache.Stats) int64 { return s.MetaEntries }),
+		collectorFunc{desc: bySource, collect: func(ch chan<- prometheus.Metric) {
+			s := c.Stats()
+			ch <- prometheus.MustNewConstMetric(bySource, prometheus.CounterValue, float64(s.BytesFromMemory), "memory")
+			ch <- prometheus.MustNewConstMetric(bySource, prometheus.CounterValue, float64(s.BytesFromDisk), "disk")
+			ch <- prometheus.MustNewConstMetric(bySource, prometheus.CounterValue, float64(s.BytesFromOrigin), "origin")
+		}},
+	}
+}
+
+func limiterCollector(l *limiter.Limiter) []prometheus.Collector {
+	rej := prometheus.NewDesc("edgeproxy_limiter_rejections_total", "Downloads refused by the limiter, by reason.", []string{"reason"}, nil)
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgeproxy_limiter_clients", Help: "Clients tracked."},
+			func() float64 { return float64(l.Stats().Clients) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeproxy_limiter_shaped_bytes_total", Help: "Bytes released by shaped readers."},
+			func() float64 { return float64(l.Stats().BytesShaped) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeproxy_limiter_waits_total", Help: "Slices that waited for tokens."},
+			func() float64 { return float64(l.Stats().Waits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeproxy_limiter_wait_seconds_total", Help: "Time slices waited."},
+			func() float64 { return l.Stats().WaitTime.Seconds() }),
+		collectorFunc{desc: rej, collect: func(ch chan<- prometheus.Metric) {
+			for reason, n := range l.Stats().Rejections {
+				ch <- prometheus.MustNewConstMetric(rej, prometheus.CounterValue, float64(n), reason)
+			}
+		}},
+	}
+}
+
+// collectorFunc adapts a function to prometheus.Collector.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// mountOps adds /metrics and /debug/pprof/ to the admin API (behind its key).
+func mountOps(a *proxy.Admin, reg *prometheus.Registry) {
+	a.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	a.HandleFunc("GET /debug/pprof/", pprof.Index)
+	a.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	a.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	a.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	a.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
+
+var _ http.Handler = (*proxy.Admin)(nil)
