@@ -37,6 +37,10 @@ type trackedBody struct {
 	n       int64
 	err     error
 	dw      deadlineWriter
+	// renewed is set once the first write went out under the deadline
+	// fasthttp set for the response (WriteTimeout = SendTimeout); later
+	// writes renew it, so a small body costs no extra deadline update.
+	renewed bool
 	// lease is the limiter's admission, released after the body closes.
 	lease *limiter.Lease
 	// transfer receives progress; nil when statistics are off.
@@ -129,7 +133,10 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		if len(chunk) > maxWriteSlice {
 			chunk = chunk[:maxWriteSlice]
 		}
-		d.t.renewDeadline()
+		if d.t.renewed {
+			d.t.renewDeadline()
+		}
+		d.t.renewed = true
 		n, err := d.w.Write(chunk)
 		written += n
 		d.t.n += int64(n)

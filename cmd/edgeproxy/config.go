@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/config"
+	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
@@ -23,6 +26,7 @@ type Config struct {
 	Redis   RedisConfig       `yaml:"redis"`
 	Auth    AuthConfig        `yaml:"auth"`
 	Limiter LimiterConfig     `yaml:"limiter"`
+	Stats   StatsConfig       `yaml:"stats"`
 	Admin   proxy.AdminConfig `yaml:"admin"`
 	Log     LogConfig         `yaml:"log"`
 }
@@ -81,6 +85,7 @@ type app struct {
 	cache     *cache.Cache
 	redis     redis.UniversalClient
 	redisErrs *redisErrors
+	stats     *stats.Recorder
 	access    accessDeps
 	closes    []func() error
 }
@@ -128,7 +133,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 	store = timed
 	var objects proxy.Objects = store
 	var purger proxy.Purger
-	var stats func() any
+	var adminStats func() any
 	if cfg.Cache.Enabled {
 		c, err := cache.New(cfg.Cache.Config, store, log)
 		if err != nil {
@@ -137,7 +142,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		a.closes = append(a.closes, c.Close)
 		a.cache = c
 		objects, purger = c, c
-		stats = func() any { return map[string]any{"cache": c.Stats()} }
+		adminStats = func() any { return map[string]any{"cache": c.Stats()} }
 	}
 
 	acc, err := a.buildAccess(cfg)
@@ -156,6 +161,21 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		deps.Catalog = acc.catalog
 	}
 	deps.Limiter = acc.limiter
+	if a.redis != nil && (cfg.Stats.Enabled == nil || *cfg.Stats.Enabled) {
+		r, err := stats.New(cfg.Stats.Config, a.redis, log)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config: %w", err)}
+		}
+		a.closes = append(a.closes, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return r.Close(ctx)
+		})
+		a.stats = r
+		deps.Stats = statsAdapter{r}
+	} else if cfg.Stats.Enabled != nil && *cfg.Stats.Enabled {
+		return nil, usageError{fmt.Errorf("config: key %q: statistics need redis.addrs", "stats.enabled")}
+	}
 	p, err := proxy.New(cfg.Proxy, deps)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("config: %w", err)}
@@ -165,7 +185,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		return nil, usageError{fmt.Errorf("config: %w", err)}
 	}
 	if cfg.Admin.Enabled() {
-		a.admin = proxy.NewAdmin(cfg.Admin, purger, stats, log)
+		a.admin = proxy.NewAdmin(cfg.Admin, purger, adminStats, log)
 		base := cfg.Auth.PublicURL
 		if base == "" {
 			base = "http://" + p.Config().Listen
@@ -180,6 +200,9 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		}
 		a.admin.RegisterAuth(tokens, catalog, base)
 		mountOps(a.admin, a.newRegistry(timed, a.redisErrs))
+		if a.stats != nil {
+			registerStatsAdmin(a.admin, a.stats, a.redis)
+		}
 		a.adminAddr = cfg.Admin.Listen
 	}
 	return a, nil

@@ -123,7 +123,7 @@ func cleanEnv() []string {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	stdout *lockedBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // its exit error, valid after done
@@ -137,23 +137,20 @@ func start(t *testing.T, args []string, env []string) *proc {
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = append(cleanEnv(), env...)
 	pr, pw := io.Pipe()
-	var logs bytes.Buffer
-	var logsMu sync.Mutex
+	logs := &lockedBuffer{}
 	cmd.Stderr = pw
 	stdout := &lockedBuffer{}
 	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stderr: &logs, stdout: stdout, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: logs, stdout: stdout, done: make(chan struct{})}
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
-			logsMu.Lock()
-			logs.WriteString(line + "\n")
-			logsMu.Unlock()
+			logs.Write([]byte(line + "\n"))
 			if m := listenRE.FindStringSubmatch(line); m != nil && strings.Contains(line, "listening") {
 				addrc <- m[1] + m[2]
 			}

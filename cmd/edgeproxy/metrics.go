@@ -111,6 +111,9 @@ func (a *app) newRegistry(timed *timedOrigin, rerr *redisErrors) *prometheus.Reg
 			Name: "edgeproxy_redis_errors_total", Help: "Redis commands and dials that failed.",
 		}, func() float64 { return float64(rerr.n.Load()) }))
 	}
+	if a.stats != nil {
+		reg.MustRegister(a.stats.Collectors()...)
+	}
 	return reg
 }
 

@@ -1,0 +1,182 @@
+package stats
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
+	"github.com/redis/go-redis/v9"
+)
+
+// requestPath is what the proxy does per download: one Access and one
+// transfer fed in chunks.
+func requestPath(r *Recorder, prefix string, files, downloads int) {
+	for i := range downloads {
+		f := fmt.Sprint(prefix, i%files)
+		r.Access(f)
+		info := TransferInfo{Token: fmt.Sprint("tok-", prefix, i), FileID: f, Total: 1 << 20}
+		if i%3 == 0 {
+			cut(r, info, 0, 1<<20, 512<<10, 128<<10, errCut)
+		} else {
+			download(r, info, 0, 1<<20, 256<<10, nil)
+		}
+	}
+}
+
+// TestRedisDown: with Redis stopped the request path returns at once,
+// access counts are kept up to MaxPending and delivered after the restart,
+// and drops past the bound are counted.
+func TestRedisDown(t *testing.T) {
+	srv := testenv.NewRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	cfg := testConfig(t)
+	cfg.MaxPending = 10
+	cfg.ProgressInterval = 20 * time.Millisecond
+	cfg.Timeout = 500 * time.Millisecond
+	r := newTestRecorder(t, cfg, rdb)
+	ctx := context.Background()
+	u := uniq(t)
+
+	srv.Stop(t)
+	within(t, 2*time.Second, "request path with Redis down", func() {
+		for range 100 {
+			for _, f := range []string{"a", "b", "c", "d", "e"} {
+				r.Access(u + f)
+			}
+		}
+		requestPath(r, u+"dl-", 5, 30)
+	})
+	if err := r.Flush(ctx); err == nil {
+		t.Fatal("flush with Redis down succeeded")
+	}
+	// 5 known files + 5 dl- files are held; every new file is dropped.
+	if s := r.Stats(); s.FlushFailures < 1 || s.PendingFiles != 10 || s.DroppedAccesses != 0 {
+		t.Fatalf("after failed flush: %+v", s)
+	}
+	within(t, 2*time.Second, "access past the bound", func() {
+		for i := range 20 {
+			r.Access(fmt.Sprint(u, "new-", i))
+		}
+		r.Access(u + "a") // known files still count
+	})
+	if s := r.Stats(); s.DroppedAccesses != 20 || s.PendingFiles != 10 {
+		t.Fatalf("past the bound: %+v", s)
+	}
+
+	srv.Start(t)
+	waitFor(t, 10*time.Second, "a flush after restart", func() bool { return r.Flush(ctx) == nil })
+	for f, want := range map[string]int64{"a": 101, "b": 100, "e": 100, "new-0": 0} {
+		if n, err := r.Count(ctx, u+f); err != nil || n != want {
+			t.Errorf("Count(%s) = %d, %v; want %d", f, n, err, want)
+		}
+	}
+	var dl int64
+	for i := range 5 {
+		n, _ := r.Count(ctx, fmt.Sprint(u, "dl-", i))
+		dl += n
+	}
+	if dl != 30 {
+		t.Errorf("download accesses counted %d, want 30", dl)
+	}
+	// Progress written during the outage is retried: the last task ends
+	// COMPLETED (29 % 3 != 0), the first ABORTED.
+	check := client(t, srv.Addr)
+	lastID := TaskID(fmt.Sprint("tok-", u, "dl-", 29), u+"dl-4")
+	firstID := TaskID(fmt.Sprint("tok-", u, "dl-", 0), u+"dl-0")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last, first := hget(t, check, lastID), hget(t, check, firstID)
+		if last["status"] == "COMPLETED" && first["status"] == "ABORTED" && first["bytes_delivered"] == "524288" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("progress after restart: last %v, first %v; %+v", last, first, r.Stats())
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval
+	}
+}
+
+// blackhole accepts connections and never answers: a Redis that hangs.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestRedisHangs: with a Redis that accepts and never replies, every
+// background write is stuck for its timeout, and still the request path
+// returns at once; the bounded queues drop and count instead of growing.
+func TestRedisHangs(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: blackhole(t), ReadTimeout: 5 * time.Second,
+		WriteTimeout: 5 * time.Second, MaxRetries: -1, PoolSize: 4})
+	t.Cleanup(func() { rdb.Close() })
+	cfg := testConfig(t)
+	cfg.FlushInterval = 10 * time.Millisecond
+	cfg.ProgressInterval = 10 * time.Millisecond
+	cfg.Timeout = 5 * time.Second
+	cfg.ProgressQueue = 8
+	cfg.LogQueue = 8
+	cfg.MaxPending = 50
+	r, err := New(cfg, rdb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := uniq(t)
+	// Let the background writers get stuck first.
+	requestPath(r, u, 10, 5)
+	waitFor(t, 5*time.Second, "writers busy", func() bool { return r.Stats().Flushes > 0 })
+
+	within(t, 2*time.Second, "request path with Redis hanging", func() {
+		for i := range 10_000 {
+			r.Access(fmt.Sprint(u, i%100))
+		}
+		requestPath(r, u, 10, 200)
+	})
+	s := r.Stats()
+	t.Logf("%+v", s)
+	if s.DroppedLogEntries == 0 || s.ProgressDropped == 0 || s.DroppedAccesses == 0 {
+		t.Fatalf("bounded queues did not drop: %+v", s)
+	}
+	if s.LogQueue > 8 || s.ProgressQueue > 8 || s.PendingFiles > 50 {
+		t.Fatalf("queues past their bounds: %+v", s)
+	}
+	// Close is bounded by its context even though a batch is stuck.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	within(t, 3*time.Second, "Close", func() {
+		if err := r.Close(ctx); err == nil {
+			t.Error("Close with Redis hanging reported success")
+		}
+	})
+}
