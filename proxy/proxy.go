@@ -230,6 +230,7 @@ type Server struct {
 	hasTrustedProxies bool
 	stats             StatsRecorder
 	metrics           *requestCounters
+	keys              keyCache
 }
 
 // New validates cfg and builds a Server.

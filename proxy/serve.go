@@ -98,7 +98,7 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 	// (RFC 9112 3.2.2: Host is then ignored), else the Host header.
 	if r, ok := s.hosts.Lookup(ctx.Host()); ok {
 		d.route = r
-		key, err := ObjectKey(bytes.TrimPrefix(path, []byte("/")))
+		key, err := s.keys.objectKey(bytes.TrimPrefix(path, []byte("/")))
 		if err != nil {
 			return errBadKey
 		}
@@ -115,7 +115,7 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 		return errNotFound
 	}
 	d.route = &s.download
-	id, err := ObjectKey(path[len(pathDownload):])
+	id, err := s.keys.objectKey(path[len(pathDownload):])
 	if err != nil {
 		return errBadKey
 	}

@@ -20,15 +20,16 @@ import (
 // documented where it is declared. config.yaml at the repository root is
 // the annotated default.
 type Config struct {
-	Proxy   proxy.Config      `yaml:"proxy"`
-	Origin  OriginConfig      `yaml:"origin"`
-	Cache   CacheConfig       `yaml:"cache"`
-	Redis   RedisConfig       `yaml:"redis"`
-	Auth    AuthConfig        `yaml:"auth"`
-	Limiter LimiterConfig     `yaml:"limiter"`
-	Stats   StatsConfig       `yaml:"stats"`
-	Admin   proxy.AdminConfig `yaml:"admin"`
-	Log     LogConfig         `yaml:"log"`
+	Proxy    proxy.Config      `yaml:"proxy"`
+	Origin   OriginConfig      `yaml:"origin"`
+	Cache    CacheConfig       `yaml:"cache"`
+	Redis    RedisConfig       `yaml:"redis"`
+	Auth     AuthConfig        `yaml:"auth"`
+	Limiter  LimiterConfig     `yaml:"limiter"`
+	Stats    StatsConfig       `yaml:"stats"`
+	Prefetch PrefetchConfig    `yaml:"prefetch"`
+	Admin    proxy.AdminConfig `yaml:"admin"`
+	Log      LogConfig         `yaml:"log"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -86,6 +87,7 @@ type app struct {
 	redis     redis.UniversalClient
 	redisErrs *redisErrors
 	stats     *stats.Recorder
+	prefetch  *prefetcher
 	access    accessDeps
 	closes    []func() error
 }
@@ -175,6 +177,14 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		deps.Stats = statsAdapter{r}
 	} else if cfg.Stats.Enabled != nil && *cfg.Stats.Enabled {
 		return nil, usageError{fmt.Errorf("config: key %q: statistics need redis.addrs", "stats.enabled")}
+	}
+	if cfg.Prefetch.Enabled {
+		if a.stats == nil || a.cache == nil {
+			return nil, usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
+		}
+		cfg.Prefetch.setDefaults()
+		a.prefetch = &prefetcher{cfg: cfg.Prefetch, cache: a.cache, hot: a.stats.Hot, catalog: acc.catalog,
+			bucket: cfg.Proxy.DownloadBucket, log: log.With("component", "prefetch")}
 	}
 	p, err := proxy.New(cfg.Proxy, deps)
 	if err != nil {

@@ -107,6 +107,11 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr st
 	} else {
 		app.log.Info("admin listener off (set admin.key to enable it)")
 	}
+	if app.prefetch != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go app.prefetch.loop(pctx)
+	}
 	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {
 		ready(ln.Addr().String())

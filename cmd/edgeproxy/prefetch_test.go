@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/internal/stats"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
+	"github.com/edgeproxy/edgeproxy/origin"
+)
+
+// TestPrefetchWarmsHotFilesWithinBudget seeds a hot set in a real Redis
+// and checks one prefetch pass reads the hottest files that fit the byte
+// budget through the cache (so they are hits afterwards) and skips the
+// file that does not fit.
+func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	root := t.TempDir()
+	sizes := map[string]int{"a.bin": 1 << 20, "b.bin": 2 << 20, "c.bin": 5 << 20}
+	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range sizes {
+		if err := os.WriteFile(filepath.Join(root, "b", name), make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir, err := origin.NewDir(origin.DirConfig{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := cache.New(cache.Config{MemoryBytes: 64 << 20}, dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t).Addr})
+	defer rdb.Close()
+	hotKey := "hotset-prefetch-test"
+	// c is hottest but does not fit the 3.5 MiB budget; a and b do.
+	rdb.ZAdd(ctx, hotKey, redis.Z{Score: 30, Member: "c.bin"}, redis.Z{Score: 20, Member: "b.bin"}, redis.Z{Score: 10, Member: "a.bin"})
+	rec, err := stats.New(stats.Config{HotKey: hotKey}, rdb, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close(ctx)
+
+	cfg := PrefetchConfig{TopN: 10, Bytes: 3<<20 + 1<<19, Rate: 1 << 30}
+	cfg.setDefaults()
+	p := &prefetcher{cfg: cfg, cache: c, hot: rec.Hot, bucket: "b", log: log}
+	if n := p.run(ctx); n != 3<<20 {
+		t.Fatalf("prefetched %d bytes, want %d (a.bin + b.bin)", n, 3<<20)
+	}
+	if got := c.Stats().OriginBytes; got != 3<<20 {
+		t.Fatalf("origin bytes %d, want %d", got, 3<<20)
+	}
+	for name, want := range map[string]string{"a.bin": "HIT", "b.bin": "HIT", "c.bin": "MISS"} {
+		var status string
+		// ristretto admits asynchronously: allow a few tries for a HIT.
+		for i := 0; i < 200; i++ {
+			info, err := c.Stat(ctx, "b", name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := c.Open(ctx, "b", name, info.ETag, 0, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status = rc.(interface{ CacheStatus() string }).CacheStatus()
+			rc.Close()
+			if status == want || want == "MISS" {
+				break
+			}
+			time.Sleep(5 * time.Millisecond) // bounded wait for async admission
+		}
+		if status != want {
+			t.Errorf("%s after prefetch: %s, want %s", name, status, want)
+		}
+	}
+}
