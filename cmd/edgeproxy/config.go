@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -143,6 +145,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		}
 		a.closes = append(a.closes, c.Close)
 		a.cache = c
+		setMemoryLimit(cfg.Cache.Config, log)
 		objects, purger = c, c
 		adminStats = func() any { return map[string]any{"cache": c.Stats()} }
 	}
@@ -216,4 +219,27 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		a.adminAddr = cfg.Admin.Listen
 	}
 	return a, nil
+}
+
+// memoryOverhead is what the heap may hold beside the memory tier: chunks
+// of fills in flight (bounded by cache.fill_memory), connection buffers,
+// request state. Non-heap memory (stacks, runtime) comes on top, so the
+// process stays near memory_bytes + 100 MiB, the bound the cache promises.
+const memoryOverhead = 88 << 20
+
+// setMemoryLimit gives the Go runtime a soft memory limit of the memory
+// tier's budget plus memoryOverhead, unless GOMEMLIMIT is set. Without it
+// the garbage collector lets the heap reach twice the live data: a 256 MiB
+// memory tier measured +568 MiB RSS over a 4 GiB download.
+func setMemoryLimit(c cache.Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	mem := c.MemoryBytes
+	if mem == 0 {
+		mem = 256 << 20
+	}
+	limit := mem + memoryOverhead
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit set", "bytes", limit)
 }
