@@ -26,9 +26,22 @@ func (l *Limiter) ClientID(remoteIP net.IP, xForwardedFor, xRealIP []byte, userI
 	if userID != "" {
 		return "u:" + userID
 	}
-	addr, ok := netip.AddrFromSlice(remoteIP)
+	addr, ok := l.ClientAddr(remoteIP, xForwardedFor, xRealIP)
 	if !ok {
 		return "unknown"
+	}
+	return idForAddr(addr)
+}
+
+// ClientAddr returns the client's address by the same rules as ClientID
+// (forwarded headers believed only from TrustedProxies), as a full address
+// rather than an identity: auth needs the exact address for allowed_ip and
+// signed URLs, where ClientID folds IPv6 to its /64. ok is false when
+// remoteIP is not an address.
+func (l *Limiter) ClientAddr(remoteIP net.IP, xForwardedFor, xRealIP []byte) (netip.Addr, bool) {
+	addr, ok := netip.AddrFromSlice(remoteIP)
+	if !ok {
+		return netip.Addr{}, false
 	}
 	addr = addr.Unmap()
 	if l.trustedAddr(addr) {
@@ -38,7 +51,7 @@ func (l *Limiter) ClientID(remoteIP net.IP, xForwardedFor, xRealIP []byte, userI
 			addr = a
 		}
 	}
-	return idForAddr(addr)
+	return addr, true
 }
 
 // walkForwarded returns the client named by xff as seen from the trusted

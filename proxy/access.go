@@ -84,8 +84,7 @@ func (s *Server) requestToken(ctx *fasthttp.RequestCtx) string {
 // limiter's trusted proxies forwarded.
 func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	if s.limiter != nil && s.hasTrustedProxies {
-		id := s.limiter.ClientID(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP"), "")
-		if a, err := netip.ParseAddr(id); err == nil {
+		if a, ok := s.limiter.ClientAddr(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP")); ok {
 			return a
 		}
 	}
@@ -122,9 +121,10 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, d *download, lease *limiter.Le
 
 // Errors of the access checks.
 var (
-	errAuthNotConfigured = newAPIError(500, "auth_not_configured", "this route needs an auth backend the edge does not have")
-	errTooManyRequests   = newAPIError(429, "too_many_requests", "too many downloads from this client; retry later")
-	errNodeBusy          = newAPIError(503, "node_busy", "this edge is at its download capacity; retry later")
+	errAuthNotConfigured  = newAPIError(500, "auth_not_configured", "this route needs an auth backend the edge does not have")
+	errTooManyRequests    = newAPIError(429, "too_many_requests", "too many downloads from this client; retry later")
+	errNodeBusy           = newAPIError(503, "node_busy", "this edge is at its download capacity; retry later")
+	errCatalogUnavailable = newAPIError(503, "catalog_unavailable", "the file catalog is unavailable; retry later")
 )
 
 // authErrors maps auth codes to answers; messages are fixed text.
@@ -153,6 +153,9 @@ func accessError(err error) (*apiError, bool) {
 	if errors.Is(err, auth.ErrFileNotFound) {
 		return errNotFound, true
 	}
+	if errors.Is(err, errCatalogDown) {
+		return errCatalogUnavailable, true
+	}
 	var rj *limiter.Rejection
 	if errors.As(err, &rj) {
 		if rj.Reason == limiter.ReasonNodeConcurrency {
@@ -173,5 +176,15 @@ func retryAfter(err error) time.Duration {
 	if errors.As(err, &rj) {
 		return rj.RetryAfter
 	}
+	if errors.Is(err, errCatalogDown) {
+		return catalogRetryAfter
+	}
 	return 0
 }
+
+// errCatalogDown wraps catalog lookups that failed for another reason than
+// an unknown id: the catalog's Redis is down or slow.
+var errCatalogDown = errors.New("proxy: catalog unavailable")
+
+// catalogRetryAfter is the Retry-After of catalog_unavailable.
+const catalogRetryAfter = 2 * time.Second

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path"
 	"strconv"
@@ -125,7 +126,10 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 	}
 	meta, err := s.catalog.Lookup(context.Background(), id) // bounded by auth.catalog.timeout
 	if err != nil {
-		return err
+		if errors.Is(err, auth.ErrFileNotFound) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errCatalogDown, err)
 	}
 	d.bucket, d.key = meta.Bucket, meta.Key
 	if meta.Filename != "" {
