@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 )
 
 func purge(ctx context.Context, x *cli, args []string) error {
@@ -34,9 +36,32 @@ func purge(ctx context.Context, x *cli, args []string) error {
 }
 
 func stats(ctx context.Context, x *cli, args []string) error {
-	cmd := newCommand("stats", "", "Prints the edge node's statistics as JSON.")
+	cmd := newCommand("stats", "[-hot N | -file ID | -task ID]",
+		"Prints statistics as JSON: the edge node's cache counters (no flag), the N hottest files\n"+
+			"of the hot set (-hot), one file's access counter (-file), or a download task's progress (-task).")
+	hot := cmd.fs.Int("hot", 0, "print the N hottest files (1..1000)")
+	file := cmd.fs.String("file", "", "print this file id's access counter")
+	task := cmd.fs.String("task", "", "print this download task's progress")
 	if err := cmd.parse(args); err != nil {
 		return err
+	}
+	set := 0
+	for _, on := range []bool{*hot != 0, *file != "", *task != ""} {
+		if on {
+			set++
+		}
+	}
+	switch {
+	case set > 1:
+		return cmd.usagef("give at most one of -hot, -file, -task")
+	case *hot < 0 || *hot > 1000:
+		return cmd.usagef("-hot takes 1..1000")
+	case *hot > 0:
+		return x.api.print(ctx, "/v1/stats/hot?n="+strconv.Itoa(*hot), x.stdout)
+	case *file != "":
+		return x.api.print(ctx, "/v1/stats/files/"+url.PathEscape(*file), x.stdout)
+	case *task != "":
+		return x.api.print(ctx, "/v1/tasks/"+url.PathEscape(*task), x.stdout)
 	}
 	return x.api.print(ctx, "/v1/stats", x.stdout)
 }

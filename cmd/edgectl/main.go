@@ -9,7 +9,7 @@
 //	edgectl file get <id>
 //	edgectl sign -url https://dl.example.com/download/10086 -ttl 1h [-ip 203.0.113.7] [-method GET]
 //	edgectl purge -bucket dl (-key iso/a.iso | -prefix iso/)
-//	edgectl stats
+//	edgectl stats [-hot N | -file ID | -task ID]
 //
 // Global flags (before the command): -addr, the admin API's base URL
 // (default $EDGECTL_ADDR, else http://127.0.0.1:9090), and -timeout. The
@@ -69,7 +69,7 @@ commands:
   file get ID
   sign -url URL -ttl D [-ip IP] [-method M]
   purge -bucket B (-key K | -prefix P)
-  stats
+  stats [-hot N | -file ID | -task ID]
 "edgectl <command> -h" describes a command.
 
 global flags:

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -126,7 +127,9 @@ type proc struct {
 	stderr *lockedBuffer
 	stdout *lockedBuffer
 	done   chan struct{} // closed when the process has exited
-	err    error         // its exit error, valid after done
+	// adminAddr is the admin listener's address, when it logged one.
+	adminAddr atomic.Value
+	err       error // its exit error, valid after done
 }
 
 var listenRE = regexp.MustCompile(`"addr":"([0-9.:]+)"|addr=([0-9.:]+)`)
@@ -151,7 +154,9 @@ func start(t *testing.T, args []string, env []string) *proc {
 		for sc.Scan() {
 			line := sc.Text()
 			logs.Write([]byte(line + "\n"))
-			if m := listenRE.FindStringSubmatch(line); m != nil && strings.Contains(line, "listening") {
+			if m := listenRE.FindStringSubmatch(line); m != nil && strings.Contains(line, "admin listening") {
+				p.adminAddr.Store(m[1] + m[2])
+			} else if m != nil && strings.Contains(line, "edgeproxy listening") {
 				addrc <- m[1] + m[2]
 			}
 		}

@@ -60,6 +60,8 @@ func TestStatsEndToEnd(t *testing.T) {
 		// The test machine is shared and runs -race: a budget this
 		// generous keeps the check from failing closed on scheduling delay.
 		"EDGEPROXY_AUTH_BUDGET=2s",
+		"EDGEPROXY_ADMIN_LISTEN=127.0.0.1:0",
+		"EDGEPROXY_ADMIN_KEY=" + adminKey,
 	})
 
 	// 8 parallel ranges, as aria2 would fetch it.
@@ -167,4 +169,29 @@ func TestStatsEndToEnd(t *testing.T) {
 	if bytes.Contains([]byte(p.stderr.String()), []byte(token)) {
 		t.Fatal("the proxy's log holds the token")
 	}
+
+	// The admin API reads the same numbers back.
+	admin, _ := p.adminAddr.Load().(string)
+	if admin == "" {
+		t.Fatal("the admin listener logged no address")
+	}
+	for path, want := range map[string]string{
+		"/v1/stats/hot?n=5":                         `"file_id":"f.bin"`,
+		"/v1/stats/files/f.bin":                     fmt.Sprintf(`"accesses":%d`, parts),
+		"/v1/tasks/" + stats.TaskID(token, "f.bin"): `"status":"COMPLETED"`,
+	} {
+		req, _ := http.NewRequest("GET", "http://"+admin+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("GET %s = %d %s, want 200 with %s", path, resp.StatusCode, body, want)
+		}
+	}
 }
+
+const adminKey = "admin-key-for-tests-0123456789"
