@@ -24,7 +24,8 @@
 // # Download tasks
 //
 // A task is one token downloading one file; its id is TaskID(token, file),
-// which backends compute too, and its state is the hash
+// which backends compute too (a transfer without a token has no task: it
+// is only logged), and its state is the hash
 // download:task:<TaskID> with fields status, bytes_delivered, bytes_total,
 // file_id, user_id, node, updated_at (Unix ms), expiring ProgressTTL after
 // the last update. bytes_delivered counts distinct bytes: every response
@@ -52,11 +53,14 @@
 // # Download log
 //
 // Each finished or aborted transfer is XADDed to LogStream (MAXLEN ~
-// LogMaxLen) from a bounded queue, in pipelined batches, with the fields
-// time (RFC 3339, UTC, ms), node, task_id, user_id, file_id, route, off and
-// len (the range of the file the response carried), bytes (delivered),
-// status ("completed" or "aborted": this response, not the task),
-// duration_ms (from TransferInfo.Start), cache and client_ip. The log is
-// best effort: entries are dropped and counted when the queue is full or a
-// write fails.
+// LogMaxLen) from a bounded queue, in batches (a script XADDs up to 128
+// entries per run; the runs are pipelined), with the fields time (RFC
+// 3339, UTC, ms), node, task_id (empty for a transfer without a token),
+// user_id, file_id, route, off and len (the range of the file the
+// response carried), bytes (delivered), status ("completed" or "aborted":
+// this response, not the task), duration_ms (from TransferInfo.Start),
+// cache and client_ip. The log is best effort: entries are dropped and
+// counted when the queue is full or a write fails. The background writers
+// let a batch gather for 5 ms after its first item, so an entry or a task
+// update reaches Redis at most that much later than it would otherwise.
 package stats

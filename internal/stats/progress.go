@@ -3,6 +3,7 @@ package stats
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,10 +72,18 @@ type Transfer struct {
 	mark      atomic.Int64 // Delivered syncs once delivered reaches it
 	finishing atomic.Bool  // Finish has been called
 	finished  atomic.Bool  // Finish has folded the bytes in; set under task.mu
+	logOnly   bool         // no token, so no task: only the log entry is kept
 }
+
+// taskKey finds a task in memory: two independent seeded hashes of token
+// and file id (128 bits, so distinct tasks do not meet). It costs a few
+// nanoseconds where TaskID's SHA-256 and hex cost hundreds and allocate;
+// TaskID is computed once, when the task is created.
+type taskKey struct{ a, b uint64 }
 
 // task is the in-memory state of one download task on this node.
 type task struct {
+	key                taskKey
 	id, fileID, userID string
 
 	// Guarded by Recorder.tasksMu.
@@ -102,11 +111,19 @@ type update struct {
 }
 
 // StartTransfer begins tracking a response carrying [Off, Off+N) of a file
-// of Total bytes for a token. It only touches memory.
+// of Total bytes for a token. It only touches memory. A transfer without a
+// token has no task (a task is a token's download): it gets only its log
+// entry, and with the log disabled StartTransfer returns nil.
 func (r *Recorder) StartTransfer(info TransferInfo) *Transfer {
-	now := r.now()
+	if info.Token == "" && r.cfg.DisableLog {
+		return nil
+	}
 	tr := &Transfer{r: r, info: info, start: info.Start}
 	tr.info.Token = ""
+	var now time.Time
+	if info.Token != "" || tr.start.IsZero() { // a log-only transfer needs no clock
+		now = r.now()
+	}
 	if tr.start.IsZero() {
 		tr.start = now
 	}
@@ -118,7 +135,11 @@ func (r *Recorder) StartTransfer(info TransferInfo) *Transfer {
 	if r.closed.Load() {
 		return tr
 	}
-	t := r.acquireTask(TaskID(info.Token, info.FileID), &tr.info, now)
+	if info.Token == "" {
+		tr.logOnly = true
+		return tr
+	}
+	t := r.acquireTask(r.taskKey(info.Token, info.FileID), info.Token, &tr.info, now)
 	tr.t = t
 	tr.mark.Store(tr.step)
 
@@ -147,7 +168,13 @@ func (r *Recorder) StartTransfer(info TransferInfo) *Transfer {
 // 1 MiB), when it folds the bytes into the task (one short lock) and may
 // queue a write.
 func (tr *Transfer) Delivered(n int64) {
-	if tr == nil || tr.t == nil || n <= 0 {
+	if tr == nil || n <= 0 {
+		return
+	}
+	if tr.t == nil {
+		if tr.logOnly {
+			tr.delivered.Add(n)
+		}
 		return
 	}
 	if tr.delivered.Add(n) >= tr.mark.Load() {
@@ -178,11 +205,15 @@ func (tr *Transfer) sync(now time.Time, force bool) {
 // delivered bytes into the task, may queue a status change, and queues the
 // download log entry. Only the first call counts.
 func (tr *Transfer) Finish(err error) {
-	if tr == nil || tr.t == nil || !tr.finishing.CompareAndSwap(false, true) {
+	if tr == nil || (tr.t == nil && !tr.logOnly) || !tr.finishing.CompareAndSwap(false, true) {
 		return
 	}
 	r, t := tr.r, tr.t
 	now := r.now()
+	if t == nil {
+		r.enqueueLog(tr.logEntry(now, "", err))
+		return
+	}
 	r.activeMu.Lock()
 	delete(r.active, tr)
 	r.activeMu.Unlock()
@@ -209,14 +240,15 @@ func (tr *Transfer) Finish(err error) {
 	r.send(u, ok)
 	r.touch(t, now)
 
-	status := "completed"
-	if err != nil {
-		status = "aborted"
+	r.enqueueLog(tr.logEntry(now, t.id, err))
+}
+
+// logEntry is the download log entry of the transfer finished at now.
+func (tr *Transfer) logEntry(now time.Time, taskID string, err error) logEntry {
+	return logEntry{
+		at: now, info: &tr.info, taskID: taskID, bytes: tr.delivered.Load(),
+		failed: err != nil, durMS: now.Sub(tr.start).Milliseconds(),
 	}
-	r.enqueueLog(logEntry{
-		at: now, info: &tr.info, taskID: t.id, bytes: tr.delivered.Load(),
-		status: status, dur: now.Sub(tr.start),
-	})
 }
 
 // advanceLocked applies the status changes that follow from the bytes.
@@ -285,15 +317,30 @@ func (r *Recorder) markDirty(t *task) {
 	r.dirtyMu.Unlock()
 }
 
-// acquireTask returns the task with id, creating it if needed, counts one
+// taskKey returns the key of the task of token and fileID.
+func (r *Recorder) taskKey(token, fileID string) taskKey {
+	return taskKey{hashTask(r.taskSeeds[0], token, fileID), hashTask(r.taskSeeds[1], token, fileID)}
+}
+
+func hashTask(seed maphash.Seed, token, fileID string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(token)
+	h.WriteByte(0)
+	h.WriteString(fileID)
+	return h.Sum64()
+}
+
+// acquireTask returns the task with key, creating it if needed, counts one
 // more transfer on it and marks it used.
-func (r *Recorder) acquireTask(id string, info *TransferInfo, now time.Time) *task {
+func (r *Recorder) acquireTask(key taskKey, token string, info *TransferInfo, now time.Time) *task {
 	r.tasksMu.Lock()
 	defer r.tasksMu.Unlock()
-	t := r.tasks[id]
+	t := r.tasks[key]
 	if t == nil {
-		t = &task{id: id, fileID: info.FileID, userID: info.UserID, total: info.Total, status: StatusPending}
-		r.tasks[id] = t
+		t = &task{key: key, id: TaskID(token, info.FileID), fileID: info.FileID, userID: info.UserID,
+			total: info.Total, status: StatusPending}
+		r.tasks[key] = t
 		t.elem = r.lru.pushFront(t)
 	} else {
 		r.lru.moveToFront(t.elem)
@@ -307,7 +354,7 @@ func (r *Recorder) acquireTask(id string, info *TransferInfo, now time.Time) *ta
 // touch marks t used, unless it has been evicted meanwhile.
 func (r *Recorder) touch(t *task, now time.Time) {
 	r.tasksMu.Lock()
-	if r.tasks[t.id] == t {
+	if r.tasks[t.key] == t {
 		t.lastUse = now
 		r.lru.moveToFront(t.elem)
 	}
@@ -352,7 +399,7 @@ func (r *Recorder) evictIdleLocked(now time.Time) {
 
 func (r *Recorder) removeLocked(t *task) {
 	r.lru.remove(t.elem)
-	delete(r.tasks, t.id)
+	delete(r.tasks, t.key)
 	r.m.tasksEvicted.Add(1)
 }
 

@@ -269,11 +269,11 @@ func TestTaskEviction(t *testing.T) {
 	if s.Tasks > 3 || s.TasksEvicted < 8 {
 		t.Fatalf("tasks %d evicted %d: MaxTasks not enforced", s.Tasks, s.TasksEvicted)
 	}
-	openID := TaskID("open-"+u, "f")
-	has := func(id string) bool {
+	openID := r.taskKey("open-"+u, "f")
+	has := func(k taskKey) bool {
 		r.tasksMu.Lock()
 		defer r.tasksMu.Unlock()
-		return r.tasks[id] != nil
+		return r.tasks[k] != nil
 	}
 	if !has(openID) {
 		t.Fatal("a task with a transfer in progress was evicted")

@@ -25,6 +25,8 @@ type Recorder struct {
 	now  func() time.Time
 	seed maphash.Seed
 
+	taskSeeds [2]maphash.Seed // of taskKey
+
 	// Access counting (access.go).
 	shards    [accessShards]accessShard
 	live      atomic.Int64                        // distinct entries in shards
@@ -36,7 +38,7 @@ type Recorder struct {
 
 	// Progress (progress.go, writer.go).
 	tasksMu  sync.Mutex
-	tasks    map[string]*task // by task id
+	tasks    map[taskKey]*task
 	lru      taskList
 	activeMu sync.Mutex
 	active   map[*Transfer]struct{}
@@ -97,18 +99,19 @@ func newRecorder(cfg Config, rdb redis.UniversalClient, log *slog.Logger, now fu
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Recorder{
-		cfg:     c,
-		rdb:     rdb,
-		log:     log,
-		now:     now,
-		seed:    maphash.MakeSeed(),
-		pending: make(map[string]int64),
-		tasks:   make(map[string]*task),
-		active:  make(map[*Transfer]struct{}),
-		dirty:   make(map[*task]struct{}),
-		updates: make(chan update, c.ProgressQueue),
-		entries: make(chan logEntry, c.LogQueue),
-		stop:    make(chan struct{}),
+		cfg:       c,
+		rdb:       rdb,
+		log:       log,
+		now:       now,
+		seed:      maphash.MakeSeed(),
+		taskSeeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		pending:   make(map[string]int64),
+		tasks:     make(map[taskKey]*task),
+		active:    make(map[*Transfer]struct{}),
+		dirty:     make(map[*task]struct{}),
+		updates:   make(chan update, c.ProgressQueue),
+		entries:   make(chan logEntry, c.LogQueue),
+		stop:      make(chan struct{}),
 	}
 	r.base, r.cancel = context.WithCancel(context.Background())
 	for i := range r.shards {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -50,17 +51,43 @@ return 2
 func (r *Recorder) progressWriter() {
 	defer r.wg.Done()
 	batch := make([]update, 0, writeBatch)
+	linger := time.NewTimer(writeLinger)
+	defer linger.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case u := <-r.updates:
 			batch = append(batch[:0], u)
+			lingerFor(linger, r.stop, r.updates)
 			batch = fillBatch(batch, r.updates)
 			ctx, cancel := r.batchCtx()
 			r.writeUpdates(ctx, batch)
 			cancel()
 		}
+	}
+}
+
+// writeLinger is how long a background writer lets a batch gather after
+// its first item arrives. Handing items one by one to a writer that is
+// parked costs a wake-up (a futex call) per item on the request path and a
+// Redis round trip per item in the background; after waiting, one wake-up
+// and one round trip carry everything queued meanwhile. Items are written
+// at most this much later, and a queue of DefaultLogQueue or
+// DefaultProgressQueue fills in this time only past 2M items a second.
+const writeLinger = 5 * time.Millisecond
+
+// lingerFor waits writeLinger, unless a full batch is already queued or
+// Close has begun.
+func lingerFor[T any](t *time.Timer, stop <-chan struct{}, ch <-chan T) {
+	if len(ch) >= writeBatch-1 {
+		return
+	}
+	t.Reset(writeLinger)
+	select {
+	case <-t.C:
+	case <-stop:
+		t.Stop()
 	}
 }
 
