@@ -76,6 +76,13 @@ type Config struct {
 	// MaxHeaderBytes bounds the request line plus headers; larger requests
 	// get 431. Default 8 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// WriteBuffer is each connection's response buffer. Headers plus a
+	// body that fit in it go out in one write syscall; fasthttp's 4 KiB
+	// default split every 4 KiB hit in two. Default 32 KiB. Measured: 128
+	// KiB saves 5-8% CPU per 64 KiB range request, but the buffer stays
+	// with every keep-alive connection, idle ones included (10k
+	// connections x 128 KiB = 1.25 GiB).
+	WriteBuffer int `yaml:"write_buffer"`
 	// MaxConns bounds concurrent connections. Default 65536.
 	MaxConns int `yaml:"max_conns"`
 	// DrainTimeout is how long in-flight downloads may finish after
@@ -120,6 +127,9 @@ func (c *Config) setDefaults() {
 	if c.MaxConns == 0 {
 		c.MaxConns = 65536
 	}
+	if c.WriteBuffer == 0 {
+		c.WriteBuffer = 32 << 10
+	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
 	}
@@ -152,6 +162,8 @@ func (c *Config) validate() error {
 		return errors.New("proxy: max_header_bytes: must be at least 1024")
 	case c.MaxConns < 1:
 		return errors.New("proxy: max_conns: must be positive")
+	case c.WriteBuffer < 4<<10 || c.WriteBuffer > 16<<20:
+		return errors.New("proxy: write_buffer: must be between 4KiB and 16MiB")
 	case c.ContentDisposition != "attachment" && c.ContentDisposition != "none":
 		return fmt.Errorf("proxy: content_disposition: %q is not attachment or none", c.ContentDisposition)
 	}

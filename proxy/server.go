@@ -23,10 +23,8 @@ func (s *Server) NewHTTPServer() *fasthttp.Server {
 		IdleTimeout:    s.cfg.IdleTimeout,
 		WriteTimeout:   s.cfg.SendTimeout,
 		ReadBufferSize: s.cfg.MaxHeaderBytes,
-		// Headers plus a small body must fit one buffer, so that a small
-		// hit costs one write syscall instead of two (4 KiB, fasthttp's
-		// default, splits a 4 KiB object's response in two).
-		WriteBufferSize:              writeBufferSize,
+		// Headers plus a small body fit one buffer: one write per small hit.
+		WriteBufferSize:              s.cfg.WriteBuffer,
 		MaxRequestBodySize:           4 << 10,
 		Concurrency:                  s.cfg.MaxConns,
 		CloseOnShutdown:              true,
@@ -40,9 +38,6 @@ func (s *Server) NewHTTPServer() *fasthttp.Server {
 		Logger:                slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
-
-// writeBufferSize is the per-connection response buffer.
-const writeBufferSize = 32 << 10
 
 // connError answers requests fasthttp could not parse.
 func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
