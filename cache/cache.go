@@ -123,6 +123,12 @@ func New(cfg Config, o Origin, log *slog.Logger) (*Cache, error) {
 	return c, nil
 }
 
+// Wait blocks until chunks handed to the memory tier so far have been
+// admitted or dropped (ristretto applies Set asynchronously). It exists for
+// tests and for warm-up code that must observe its own effect; serving
+// never needs it.
+func (c *Cache) Wait() { c.mem.Wait() }
+
 // Close waits for fills and revalidations in flight, flushes the disk
 // write queue, and releases the memory tier. Call it after every reader is
 // closed and no other call is in progress; calls after Close fail.

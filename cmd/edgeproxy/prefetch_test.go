@@ -65,25 +65,18 @@ func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
 	if got := c.Stats().OriginBytes; got != 3<<20 {
 		t.Fatalf("origin bytes %d, want %d", got, 3<<20)
 	}
+	c.Wait() // ristretto applies Set asynchronously
 	for name, want := range map[string]string{"a.bin": "HIT", "b.bin": "HIT", "c.bin": "MISS"} {
-		var status string
-		// ristretto admits asynchronously: allow a few tries for a HIT.
-		for i := 0; i < 200; i++ {
-			info, err := c.Stat(ctx, "b", name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc, err := c.Open(ctx, "b", name, info.ETag, 0, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			status = rc.(interface{ CacheStatus() string }).CacheStatus()
-			rc.Close()
-			if status == want || want == "MISS" {
-				break
-			}
-			time.Sleep(5 * time.Millisecond) // bounded wait for async admission
+		info, err := c.Stat(ctx, "b", name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		rc, err := c.Open(ctx, "b", name, info.ETag, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := rc.(interface{ CacheStatus() string }).CacheStatus()
+		rc.Close()
 		if status != want {
 			t.Errorf("%s after prefetch: %s, want %s", name, status, want)
 		}
