@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ type options struct {
 	keep        bool
 	timeout     time.Duration
 	extraEnv    []string
+	layers      bool // run the access-layers section (edgeproxy alone)
 }
 
 func main() {
@@ -51,6 +53,7 @@ func main() {
 	flag.StringVar(&servers, "servers", strings.Join(serverNames, ","), "servers to run, comma-separated")
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "where to write the table (relative to the repository root)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs) for inspection")
+	flag.BoolVar(&o.layers, "layers", true, "also measure edgeproxy's access layers (token auth, limiter, statistics) against plain edgeproxy")
 	flag.DurationVar(&o.timeout, "timeout", 45*time.Minute, "upper bound of the whole run")
 	flag.Func("edgeproxy-env", "extra KEY=VALUE for edgeproxy, e.g. EDGEPROXY_CACHE_CHUNK_SIZE=4MiB (repeatable)", func(v string) error {
 		if !strings.HasPrefix(v, "EDGEPROXY_") || !strings.Contains(v, "=") {
@@ -111,6 +114,12 @@ func (o options) validate() error {
 	return nil
 }
 
+// runLayers reports whether the access-layers section runs: asked for,
+// and edgeproxy among the servers.
+func (o options) runLayers() bool {
+	return o.layers && slices.Contains(o.servers, "edgeproxy")
+}
+
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s harness: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
@@ -122,7 +131,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureTools(ctx); err != nil {
+	need := tools
+	if o.runLayers() {
+		need = append(append([]tool{}, tools...), redisTool)
+	}
+	if err := ensureTools(ctx, need); err != nil {
 		return err
 	}
 	wrkBin, err := toolPath("wrk")
@@ -204,6 +217,12 @@ func run(ctx context.Context, o options) error {
 		}
 		res.add(rowRSS, s.Name, float64(m.RSS))
 		res.add(rowHWM, s.Name, float64(m.HWM))
+	}
+	if o.runLayers() {
+		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
+		if err := runLayers(ctx, o, w, root, filepath.Join(tmp, "layers"), org, res); err != nil {
+			return err
+		}
 	}
 
 	res.loadEnd = loadAverage()
@@ -297,9 +316,9 @@ func runCold(ctx context.Context, o options, servers []*server, res *results) er
 	return ctx.Err()
 }
 
-func rotate(s []*server, k int) []*server {
+func rotate[T any](s []T, k int) []T {
 	k %= len(s)
-	return append(append([]*server{}, s[k:]...), s[:k]...)
+	return append(append([]T{}, s[k:]...), s[:k]...)
 }
 
 // loadAverage is the first three fields of /proc/loadavg: how busy the

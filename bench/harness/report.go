@@ -61,6 +61,9 @@ type results struct {
 	start    time.Time
 	versions string // of nginx, Varnish and wrk
 
+	layers     []layerVariant // the access-layers section, plain first; empty when skipped
+	layerRedis string         // what the statistics variants left in Redis
+
 	loadStart, loadEnd string // /proc/loadavg
 }
 
@@ -142,6 +145,8 @@ func (r *results) markdown(commit string) string {
 		fmt.Fprintln(&b)
 	}
 	fmt.Fprintf(&b, "\nRatios are edgeproxy's value divided by the other's: above 1 is better for edgeproxy where higher is better, below 1 where lower is better.\n")
+
+	r.layersMarkdown(&b)
 
 	fmt.Fprintf(&b, "\n## Setups\n\n")
 	for _, s := range r.servers {

@@ -70,9 +70,8 @@ func startServer(ctx context.Context, name, root, dir string, org *origin, extra
 // startEdgeproxy builds ./cmd/edgeproxy and runs it on the repository's
 // config.yaml with EDGEPROXY_* overrides.
 func (s *server) startEdgeproxy(ctx context.Context, root, dir string, extraEnv []string) error {
-	bin := filepath.Join(dir, "edgeproxy")
-	logf("building ./cmd/edgeproxy")
-	if _, err := runCmd(ctx, 5*time.Minute, root, nil, "go", "build", "-o", bin, "./cmd/edgeproxy"); err != nil {
+	bin, err := buildEdgeproxy(ctx, root, filepath.Join(dir, "edgeproxy"))
+	if err != nil {
 		return err
 	}
 	conf := filepath.Join(root, "config.yaml")
@@ -129,6 +128,23 @@ func (s *server) startEdgeproxy(ctx context.Context, root, dir string, extraEnv 
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// edgeproxyBuilt is the binary the first buildEdgeproxy of this run made;
+// later instances (the access-layer variants) run the same one.
+var edgeproxyBuilt string
+
+// buildEdgeproxy builds ./cmd/edgeproxy to bin, once per run.
+func buildEdgeproxy(ctx context.Context, root, bin string) (string, error) {
+	if edgeproxyBuilt != "" {
+		return edgeproxyBuilt, nil
+	}
+	logf("building ./cmd/edgeproxy")
+	if _, err := runCmd(ctx, 5*time.Minute, root, nil, "go", "build", "-o", bin, "./cmd/edgeproxy"); err != nil {
+		return "", err
+	}
+	edgeproxyBuilt = bin
+	return bin, nil
 }
 
 // edgeproxyCacheEnv returns the EDGEPROXY_CACHE_* overrides that size the

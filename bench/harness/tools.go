@@ -9,12 +9,18 @@ import (
 	"time"
 )
 
-// tools are the Debian packages the harness runs, by binary name.
-var tools = []struct{ bin, pkg string }{
+// tool is a Debian package the harness runs, by binary name.
+type tool struct{ bin, pkg string }
+
+// tools are the packages every run needs.
+var tools = []tool{
 	{"wrk", "wrk"},
 	{"nginx", "nginx"},
 	{"varnishd", "varnish"},
 }
+
+// redisTool is needed only by the access-layers section.
+var redisTool = tool{"redis-server", "redis-server"}
 
 // toolPath finds bin on PATH or in /usr/sbin (often not on a user's PATH).
 func toolPath(bin string) (string, error) {
@@ -30,9 +36,9 @@ func toolPath(bin string) (string, error) {
 	return "", fmt.Errorf("harness: %s not found", bin)
 }
 
-// ensureTools installs wrk, nginx and varnish from Debian's packages when
+// ensureTools installs the given tools from Debian's packages when
 // missing (as root; through sudo otherwise).
-func ensureTools(ctx context.Context) error {
+func ensureTools(ctx context.Context, tools []tool) error {
 	var missing []string
 	for _, t := range tools {
 		if _, err := toolPath(t.bin); err != nil {

@@ -53,6 +53,7 @@ type wrkRun struct {
 	threads  int
 	conns    int
 	duration time.Duration
+	headers  []string // "Name: value", each sent as wrk -H
 }
 
 // run runs wrk with script against url; args go to the script after "--".
@@ -61,8 +62,11 @@ func (w wrkRun) run(ctx context.Context, script, url string, args ...string) (wr
 	cmdArgs := []string{
 		"-t", strconv.Itoa(w.threads), "-c", strconv.Itoa(w.conns),
 		"-d", strconv.Itoa(secs) + "s", "--timeout", "10s",
-		"-s", script, url,
 	}
+	for _, h := range w.headers {
+		cmdArgs = append(cmdArgs, "-H", h)
+	}
+	cmdArgs = append(cmdArgs, "-s", script, url)
 	if len(args) > 0 {
 		cmdArgs = append(append(cmdArgs, "--"), args...)
 	}
