@@ -98,7 +98,7 @@ func TestVerifyBothForms(t *testing.T) {
 	if err != nil {
 		t.Fatalf("string form: %v", err)
 	}
-	if g.Token != "abc123" || g.FileID != "10086" || g.UserID != "9527" || g.Rate != 0 || g.Session == "" {
+	if g.Token != "abc123" || g.FileID != "10086" || g.UserID != "9527" || g.Rate != 0 || g.Session != "" {
 		t.Fatalf("string form grant %+v", g)
 	}
 
