@@ -133,8 +133,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		return nil, usageError{fmt.Errorf("config: key %q: %q is not s3 or dir", "origin.kind", cfg.Origin.Kind)}
 	}
 
-	timed := newTimedOrigin(store)
-	store = timed
+	store, timed := wrapTimed(store)
 	var objects proxy.Objects = store
 	var purger proxy.Purger
 	var adminStats func() any

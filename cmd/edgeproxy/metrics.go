@@ -53,13 +53,26 @@ func (t *timedOrigin) Open(ctx context.Context, bucket, key, etag string, off, n
 	return rc, err
 }
 
-// PresignGet keeps redirect mode working through the wrapper.
-func (t *timedOrigin) PresignGet(ctx context.Context, bucket, key string, ttl time.Duration, filename string) (string, error) {
-	p, ok := t.Store.(origin.Presigner)
-	if !ok {
-		return "", errors.New("origin: this store cannot presign URLs")
+// timedPresigner is a timedOrigin over a store that can presign, so that
+// redirect mode still finds origin.Presigner through the wrapper (and a
+// store that cannot presign still answers redirect_unsupported).
+type timedPresigner struct {
+	*timedOrigin
+	p origin.Presigner
+}
+
+func (t timedPresigner) PresignGet(ctx context.Context, bucket, key string, ttl time.Duration, filename string) (string, error) {
+	return t.p.PresignGet(ctx, bucket, key, ttl, filename)
+}
+
+// wrapTimed returns the store to use (with PresignGet only when the inner
+// store has it) and the timing wrapper for the metrics registry.
+func wrapTimed(s origin.Store) (origin.Store, *timedOrigin) {
+	t := newTimedOrigin(s)
+	if p, ok := s.(origin.Presigner); ok {
+		return timedPresigner{timedOrigin: t, p: p}, t
 	}
-	return p.PresignGet(ctx, bucket, key, ttl, filename)
+	return t, t
 }
 
 // redisErrors counts failed Redis commands (not redis.Nil) through a hook.
