@@ -63,22 +63,13 @@ func (r *Recorder) Access(fileID string) {
 	r.m.droppedAccesses.Add(1)
 }
 
-// flushLoop flushes every FlushInterval until Close.
-func (r *Recorder) flushLoop() {
-	defer r.wg.Done()
-	tick := time.NewTicker(r.cfg.FlushInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-tick.C:
-			ctx, cancel := r.batchCtx()
-			if err := r.Flush(ctx); err != nil {
-				r.log.Warn("stats: access flush failed; counts kept for the next", "err", err, "pending", r.pendingN.Load())
-			}
-			cancel()
-		}
+// flushOnce flushes the pending counts; the Recorder runs it every
+// FlushInterval.
+func (r *Recorder) flushOnce() {
+	ctx, cancel := r.batchCtx()
+	defer cancel()
+	if err := r.Flush(ctx); err != nil {
+		r.log.Warn("stats: access flush failed; counts kept for the next", "err", err, "pending", r.pendingN.Load())
 	}
 }
 

@@ -88,29 +88,6 @@ func (r *Recorder) enqueueLog(e logEntry) {
 	}
 }
 
-// logWriter XADDs queued entries in pipelined batches until Close.
-func (r *Recorder) logWriter() {
-	defer r.wg.Done()
-	batch := make([]logEntry, 0, writeBatch)
-	var buf logBuf
-	linger := time.NewTimer(writeLinger)
-	defer linger.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case e := <-r.entries:
-			batch = append(batch[:0], e)
-			lingerFor(linger, r.stop, r.entries)
-			batch = fillBatch(batch, r.entries)
-			ctx, cancel := r.batchCtx()
-			r.writeLog(ctx, &buf, batch)
-			cancel()
-			clear(batch) // let finished transfers go
-		}
-	}
-}
-
 // drainLog writes what is queued, for Close.
 func (r *Recorder) drainLog(ctx context.Context) error {
 	batch := make([]logEntry, 0, writeBatch)

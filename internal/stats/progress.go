@@ -403,21 +403,6 @@ func (r *Recorder) removeLocked(t *task) {
 	r.m.tasksEvicted.Add(1)
 }
 
-// progressLoop runs the sweep every ProgressInterval until Close.
-func (r *Recorder) progressLoop() {
-	defer r.wg.Done()
-	tick := time.NewTicker(r.cfg.ProgressInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-tick.C:
-			r.sweep(r.now(), false)
-		}
-	}
-}
-
 // sweep writes the progress of open transfers that is due (slow transfers
 // never reach Delivered's 5% mark), retries tasks whose write was lost, and
 // evicts idle tasks. final forces every unwritten change out (Close).

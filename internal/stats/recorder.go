@@ -118,12 +118,13 @@ func newRecorder(cfg Config, rdb redis.UniversalClient, log *slog.Logger, now fu
 		r.shards[i].m = make(map[string]int64)
 	}
 	r.wg.Add(3)
-	go r.flushLoop()
-	go r.progressLoop()
-	go r.progressWriter()
-	if !c.DisableLog {
+	go r.every(r.cfg.FlushInterval, r.flushOnce)
+	go r.every(r.cfg.ProgressInterval, func() { r.sweep(r.now(), false) })
+	go writeBatches(r, r.updates, func(ctx context.Context, b []update) { r.writeUpdates(ctx, b) })
+	if !r.cfg.DisableLog {
 		r.wg.Add(1)
-		go r.logWriter()
+		var buf logBuf // owned by the one log writer goroutine
+		go writeBatches(r, r.entries, func(ctx context.Context, b []logEntry) { r.writeLog(ctx, &buf, b) })
 	}
 	return r, nil
 }

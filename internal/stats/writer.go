@@ -46,24 +46,42 @@ redis.call('PUBLISH', ARGV[9], '{"task_id":' .. cjson.encode(ARGV[4]) ..
 return 2
 `)
 
-// progressWriter writes queued task updates in pipelined batches until
-// Close.
-func (r *Recorder) progressWriter() {
+// writeBatches drains ch until Close, one batch at a time: a batch starts
+// with the first queued item, lingers up to writeLinger for company, takes
+// whatever else is queued (up to writeBatch) and is written under one batch
+// context. The progress updates and the download log share it.
+func writeBatches[T any](r *Recorder, ch <-chan T, write func(context.Context, []T)) {
 	defer r.wg.Done()
-	batch := make([]update, 0, writeBatch)
+	batch := make([]T, 0, writeBatch)
 	linger := time.NewTimer(writeLinger)
 	defer linger.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
-		case u := <-r.updates:
-			batch = append(batch[:0], u)
-			lingerFor(linger, r.stop, r.updates)
-			batch = fillBatch(batch, r.updates)
+		case x := <-ch:
+			batch = append(batch[:0], x)
+			lingerFor(linger, r.stop, ch)
+			batch = fillBatch(batch, ch)
 			ctx, cancel := r.batchCtx()
-			r.writeUpdates(ctx, batch)
+			write(ctx, batch)
 			cancel()
+			clear(batch) // let what the items point to (finished transfers) go
+		}
+	}
+}
+
+// every runs fn every interval until Close.
+func (r *Recorder) every(interval time.Duration, fn func()) {
+	defer r.wg.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick.C:
+			fn()
 		}
 	}
 }
