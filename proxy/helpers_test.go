@@ -126,9 +126,9 @@ func newClient(t testing.TB) *http.Client {
 	}
 }
 
-// do sends one request and returns the response with its whole body.
+// send sends one request and returns the response, body unread.
 // hdr lists header name, value pairs; a "Host" pair sets the Host header.
-func do(t testing.TB, c *http.Client, method, url string, hdr ...string) (*http.Response, []byte) {
+func send(t testing.TB, c *http.Client, method, url string, hdr ...string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
@@ -145,6 +145,14 @@ func do(t testing.TB, c *http.Client, method, url string, hdr ...string) (*http.
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
+	return resp
+}
+
+// do sends one request and returns the response with its whole body.
+// hdr lists header name, value pairs; a "Host" pair sets the Host header.
+func do(t testing.TB, c *http.Client, method, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	resp := send(t, c, method, url, hdr...)
 	defer resp.Body.Close()
 	body, err := readBody(resp)
 	if err != nil {
@@ -157,21 +165,7 @@ func do(t testing.TB, c *http.Client, method, url string, hdr ...string) (*http.
 // SHA-256 of its body, streamed rather than buffered (large objects).
 func doSHA(t testing.TB, c *http.Client, method, url string, hdr ...string) (*http.Response, int64, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if http.CanonicalHeaderKey(hdr[i]) == "Host" {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
+	resp := send(t, c, method, url, hdr...)
 	defer resp.Body.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, resp.Body)

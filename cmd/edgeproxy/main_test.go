@@ -202,13 +202,10 @@ var bearerRE = regexp.MustCompile(`Bearer ([A-Za-z0-9_-]+)' (http://\S+/download
 func TestDemoServesAndDrainsOnSIGTERM(t *testing.T) {
 	p := start(t, []string{"-demo"}, []string{"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0"})
 	var m []string
-	for deadline := time.Now().Add(10 * time.Second); m == nil && time.Now().Before(deadline); {
+	if !eventually(10*time.Second, func() bool {
 		m = bearerRE.FindStringSubmatch(p.stdout.String())
-		if m == nil {
-			time.Sleep(10 * time.Millisecond) // polling for the banner, bounded by the deadline
-		}
-	}
-	if m == nil {
+		return m != nil
+	}) {
 		t.Fatalf("demo printed no curl line with a token:\n%s", p.stdout.String())
 	}
 	req, _ := http.NewRequest("GET", m[2], nil)
@@ -360,4 +357,20 @@ func (g rngReader) Read(p []byte) (int, error) {
 		p[i] = byte(g.r.Uint32())
 	}
 	return len(p), nil
+}
+
+// eventually reports whether cond became true before timeout, checking it
+// every 10ms: for state another process changes (its output, Redis).
+func eventually(timeout time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-deadline:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
 }

@@ -101,16 +101,12 @@ func TestStatsEndToEnd(t *testing.T) {
 	}
 
 	taskKey := stats.TaskKeyPrefix + stats.TaskID(token, "f.bin")
-	deadline := time.Now().Add(10 * time.Second)
 	var task map[string]string
-	for time.Now().Before(deadline) {
+	eventually(10*time.Second, func() bool {
 		task, _ = rdb.HGetAll(ctx, taskKey).Result()
 		n, _ := rdb.Get(ctx, stats.AccessKeyPrefix+"f.bin").Int64()
-		if task["status"] == "COMPLETED" && n == parts {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling Redis, bounded by the deadline
-	}
+		return task["status"] == "COMPLETED" && n == parts
+	})
 	if task["status"] != "COMPLETED" || task["bytes_delivered"] != fmt.Sprint(size) || task["bytes_total"] != fmt.Sprint(size) {
 		t.Fatalf("task %s = %v, want COMPLETED with %d of %d bytes", taskKey, task, size, size)
 	}
@@ -146,13 +142,10 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	// The download log has one entry per response, and no token.
 	var entries []redis.XMessage
-	for time.Now().Before(deadline) {
+	eventually(10*time.Second, func() bool {
 		entries, _ = rdb.XRange(ctx, "download:log", "-", "+").Result()
-		if len(entries) >= parts {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling Redis, bounded by the deadline
-	}
+		return len(entries) >= parts
+	})
 	if len(entries) != parts {
 		t.Fatalf("download log has %d entries, want %d", len(entries), parts)
 	}
