@@ -89,17 +89,11 @@ func TestRedisDown(t *testing.T) {
 	check := client(t, srv.Addr)
 	lastID := TaskID(fmt.Sprint("tok-", u, "dl-", 29), u+"dl-4")
 	firstID := TaskID(fmt.Sprint("tok-", u, "dl-", 0), u+"dl-0")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		last, first := hget(t, check, lastID), hget(t, check, firstID)
-		if last["status"] == "COMPLETED" && first["status"] == "ABORTED" && first["bytes_delivered"] == "524288" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("progress after restart: last %v, first %v; %+v", last, first, r.Stats())
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval
-	}
+	var last, first map[string]string
+	waitFor(t, 10*time.Second, "progress after restart (last COMPLETED, first ABORTED at 524288 bytes)", func() bool {
+		last, first = hget(t, check, lastID), hget(t, check, firstID)
+		return last["status"] == "COMPLETED" && first["status"] == "ABORTED" && first["bytes_delivered"] == "524288"
+	})
 }
 
 // blackhole accepts connections and never answers: a Redis that hangs.
