@@ -88,4 +88,12 @@ var (
 	errBadRequest     = newAPIError(http.StatusBadRequest, "bad_request", "the request could not be parsed")
 	errHeaderTooLarge = newAPIError(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "the request headers are too large")
 	errBodyTooLarge   = newAPIError(http.StatusRequestEntityTooLarge, "body_too_large", "requests carry no body here")
+	errRequestTimeout = newAPIError(http.StatusRequestTimeout, "request_timeout", "the request was not received in time")
+)
+
+// Errors of the front door's own request checks (request.go); each one
+// closes the connection.
+var (
+	errBodyNotAllowed = newAPIError(http.StatusBadRequest, "body_not_allowed", "requests carry no body here")
+	errVersion        = newAPIError(http.StatusHTTPVersionNotSupported, "version_not_supported", "only HTTP/1.x is served here")
 )

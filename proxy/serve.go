@@ -30,6 +30,7 @@ var (
 	hdrRetryAfter         = []byte("Retry-After")
 	hdrWWWAuthenticate    = []byte("WWW-Authenticate")
 	hdrBearer             = []byte("Bearer")
+	hdrExpect             = []byte("Expect")
 	hdrOctetStream        = []byte("application/octet-stream")
 	hdrMultipartPrefix    = "multipart/byteranges; boundary="
 
@@ -47,6 +48,10 @@ const opTimeout = 30 * time.Second
 
 // Handler is the fasthttp handler of the download listener.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	if e := checkRequest(&ctx.Request.Header); e != nil {
+		s.reject(ctx, e)
+		return
+	}
 	path := ctx.Request.URI().PathOriginal()
 	switch string(path) {
 	case pathHealthz:

@@ -3,8 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -14,7 +14,7 @@ import (
 // with the limits that keep slow or hostile clients from holding resources:
 // a header read timeout (slowloris), an idle timeout, a send timeout, a
 // maximum header size (larger requests get 431), no request bodies, and a
-// bound on connections.
+// bound on connections. Serve also wraps the listener (listener.go).
 func (s *Server) NewHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:        s.Handler,
@@ -24,8 +24,10 @@ func (s *Server) NewHTTPServer() *fasthttp.Server {
 		WriteTimeout:   s.cfg.SendTimeout,
 		ReadBufferSize: s.cfg.MaxHeaderBytes,
 		// Headers plus a small body fit one buffer: one write per small hit.
-		WriteBufferSize:              s.cfg.WriteBuffer,
-		MaxRequestBodySize:           4 << 10,
+		WriteBufferSize:    s.cfg.WriteBuffer,
+		MaxRequestBodySize: 4 << 10,
+		// Reads no body and sends no 100 (Continue): see headerReceived.
+		HeaderReceived:               s.headerReceived,
 		Concurrency:                  s.cfg.MaxConns,
 		CloseOnShutdown:              true,
 		NoDefaultContentType:         true,
@@ -33,13 +35,15 @@ func (s *Server) NewHTTPServer() *fasthttp.Server {
 		DisablePreParseMultipartForm: true,
 		ErrorHandler:                 s.connError,
 		// fasthttp's own log lines would otherwise quote whole requests,
-		// tokens in query strings included.
+		// tokens in query strings included; fasthttpLogger redacts what
+		// they still quote.
 		SecureErrorLogMessage: true,
-		Logger:                slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Logger:                fasthttpLogger{s.log},
 	}
 }
 
-// connError answers requests fasthttp could not parse.
+// connError answers requests fasthttp could not parse. fasthttp closes the
+// connection after it, with input possibly unread: the close lingers.
 func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
@@ -47,9 +51,45 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, errHeaderTooLarge)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		writeError(ctx, errBodyTooLarge)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// ReadTimeout passed before the request was complete (RFC 9110 15.5.9).
+		writeError(ctx, errRequestTimeout)
 	default:
 		writeError(ctx, errBadRequest)
 	}
+	lingerOnClose(ctx.Conn())
+}
+
+// headerReceived runs when fasthttp has parsed the header, before it reads
+// a body or sends 100 (Continue). Downloads take no body, and Handler
+// refuses any body framing, judged on the header block as received
+// (checkRequest). Here fasthttp is told that there is no body, so it reads
+// none (not a chunk extension of any size, not a Content-Length whose body
+// never comes) and the handler answers at once; and the expectation is
+// dropped, so no download gets 100 (Continue): RFC 9110 10.1.1 lets a
+// server omit it when there is no content, and a request that announces
+// content gets a final 400 instead. fasthttp's ContinueHandler and
+// ExpectHandler cannot do this: they send 100 or skip the handler.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if cl := h.ContentLength(); cl != 0 && cl != -2 { // -2: no framing at all
+		h.SetContentLength(0)
+	}
+	if len(h.PeekBytes(hdrExpect)) > 0 {
+		h.DelBytes(hdrExpect)
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// reject answers a request checkRequest refused and closes the connection,
+// lingering: the rest of the request may still be arriving.
+func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
+	writeError(ctx, e)
+	ctx.SetConnectionClose()
+	lingerOnClose(ctx.Conn())
+	if e == errBadHost {
+		ctx.URI().SetHostBytes(nil) // keep userinfo out of the access log
+	}
+	s.logRequest(ctx, "", e)
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then stops
@@ -60,7 +100,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	conns := &connSet{conns: make(map[net.Conn]struct{})}
 	srv.ConnState = conns.track
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	fl := newFrontListener(ln) // outermost: see frontListener
+	defer fl.shutdown()
+	go func() { errc <- srv.Serve(fl) }()
 	select {
 	case err := <-errc:
 		return err

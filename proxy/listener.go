@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Bounds of a lingering close (see frontConn.Close). nginx lingers up to
+// lingering_timeout (5 s) between reads and lingering_time (30 s) in all;
+// one short deadline and a byte budget are enough for a client to read an
+// error answer, and keep a flood of bad requests from holding sockets.
+const (
+	lingerTimeout  = 5 * time.Second
+	lingerMaxBytes = 1 << 20
+	// maxLingering bounds connections lingering at once; beyond it a
+	// connection is closed at once (the pre-lingering behaviour).
+	maxLingering = 1024
+)
+
+// errLeadingEmptyLines is the read error a connection whose first bytes
+// are empty lines gets; fasthttp passes it to connError, which answers 400.
+var errLeadingEmptyLines = errors.New("proxy: empty lines before the request line")
+
+// frontListener wraps the download listener for two jobs that fasthttp's
+// parser leaves to the connection:
+//
+//   - Lingering close. After an error answer the server closes the
+//     connection while the client may still be sending (the rest of a 64
+//     KiB header block, a body). Closing a socket with unread input makes
+//     the kernel send a reset, which can destroy the answer before the
+//     client reads it. A connection marked with lingerOnClose is instead
+//     half-closed (FIN after the answer) and its input read and dropped
+//     until the client closes, lingerTimeout passes or lingerMaxBytes
+//     arrive, as nginx's lingering_close does.
+//   - Leading empty lines. fasthttp skips any number of empty lines before
+//     the request line and waits for more, so "\n\n\n" holds a connection
+//     until ReadTimeout and is then closed without an answer. RFC 9112 2.2
+//     asks a server to ignore at least one CRLF there; one is allowed, and
+//     a bare LF, a bare CR or a second empty line are refused at once.
+//     Only the connection's first request is seen: later ones start inside
+//     fasthttp's read buffer.
+//
+// It must be the outermost wrapper, so that the RequestCtx's connection is
+// a *frontConn. Lingering needs the wrapped connection to have CloseWrite
+// (*net.TCPConn has); without it connections close at once as before.
+type frontListener struct {
+	net.Listener
+	timeout  time.Duration // lingerTimeout; a field so tests can set it
+	maxBytes int64         // lingerMaxBytes
+	slots    chan struct{} // one per lingering connection, maxLingering
+
+	mu        sync.Mutex
+	lingering map[*frontConn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+func newFrontListener(ln net.Listener) *frontListener {
+	return &frontListener{
+		Listener:  ln,
+		timeout:   lingerTimeout,
+		maxBytes:  lingerMaxBytes,
+		slots:     make(chan struct{}, maxLingering),
+		lingering: make(map[*frontConn]struct{}),
+	}
+}
+
+// Accept wraps each accepted connection.
+func (l *frontListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &frontConn{Conn: c, l: l}, nil
+}
+
+// shutdown closes the connections still lingering and waits until their
+// goroutines have ended; lingering connections start no more after it.
+func (l *frontListener) shutdown() {
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.lingering {
+		c.Conn.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
+// startLinger claims a slot for c, or reports that c must close at once.
+func (l *frontListener) startLinger(c *frontConn) bool {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		<-l.slots
+		return false
+	}
+	l.lingering[c] = struct{}{}
+	l.wg.Add(1)
+	return true
+}
+
+// linger half-closes c, drops its input within the bounds, then closes it.
+func (l *frontListener) linger(c *frontConn) {
+	defer func() {
+		c.Conn.Close()
+		l.mu.Lock()
+		delete(l.lingering, c)
+		l.mu.Unlock()
+		<-l.slots
+		l.wg.Done()
+	}()
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil || c.Conn.SetReadDeadline(time.Now().Add(l.timeout)) != nil {
+		return
+	}
+	io.CopyN(io.Discard, c.Conn, l.maxBytes) // ends at EOF, deadline, budget or shutdown
+}
+
+// Connection states of frontConn.Close.
+const (
+	connOpen int32 = iota
+	connLingering
+	connClosed
+)
+
+// frontConn is a connection accepted by frontListener.
+type frontConn struct {
+	net.Conn
+	l      *frontListener
+	linger atomic.Bool  // set by lingerOnClose
+	state  atomic.Int32 // connOpen, connLingering, connClosed
+	// lead is the state of the leading-empty-line check; only the
+	// connection's fasthttp goroutine reads, so it needs no lock.
+	lead uint8
+}
+
+// States of the leading-empty-line check.
+const (
+	leadStart uint8 = iota
+	leadCR          // saw "\r"
+	leadCRLF        // saw one empty line
+	leadDone        // saw the request line's first byte
+)
+
+// Read checks the connection's first bytes for leading empty lines.
+func (c *frontConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.lead != leadDone && n > 0 && !c.leadOK(p[:n]) {
+		c.linger.Store(true)
+		return 0, errLeadingEmptyLines
+	}
+	return n, err
+}
+
+// leadOK advances the leading-empty-line check over b and reports whether
+// the bytes so far may still start a request.
+func (c *frontConn) leadOK(b []byte) bool {
+	for _, ch := range b {
+		switch c.lead {
+		case leadStart:
+			switch ch {
+			case '\r':
+				c.lead = leadCR
+			case '\n':
+				return false
+			default:
+				c.lead = leadDone
+				return true
+			}
+		case leadCR:
+			if ch != '\n' {
+				return false
+			}
+			c.lead = leadCRLF
+		case leadCRLF:
+			if ch == '\r' || ch == '\n' {
+				return false
+			}
+			c.lead = leadDone
+			return true
+		}
+	}
+	return true
+}
+
+// Close closes the connection, lingering first when it was marked with
+// lingerOnClose and a slot is free. A second Close (a drain that ran out
+// of time) ends a linger at once.
+func (c *frontConn) Close() error {
+	if !c.state.CompareAndSwap(connOpen, connLingering) {
+		return c.Conn.Close()
+	}
+	if !c.linger.Load() || !c.l.startLinger(c) {
+		c.state.Store(connClosed)
+		return c.Conn.Close()
+	}
+	go c.l.linger(c)
+	return nil
+}
+
+// lingerOnClose marks the connection of an answer that closes it (an error
+// sent while input may be unread) for a lingering close.
+func lingerOnClose(c net.Conn) {
+	if fc, ok := c.(*frontConn); ok {
+		fc.linger.Store(true)
+	}
+}
