@@ -207,6 +207,32 @@ func (c *frontConn) Close() error {
 	return nil
 }
 
+// ReadFrom keeps the wrapped connection's sendfile and splice path, which
+// bufio.Writer.ReadFrom uses when the connection has it.
+func (c *frontConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// SetKeepAlive and SetKeepAlivePeriod keep fasthttp's TCPKeepalive working
+// through the wrapper.
+func (c *frontConn) SetKeepAlive(on bool) error {
+	if ka, ok := c.Conn.(interface{ SetKeepAlive(bool) error }); ok {
+		return ka.SetKeepAlive(on)
+	}
+	return nil
+}
+
+// SetKeepAlivePeriod: see SetKeepAlive.
+func (c *frontConn) SetKeepAlivePeriod(d time.Duration) error {
+	if ka, ok := c.Conn.(interface{ SetKeepAlivePeriod(time.Duration) error }); ok {
+		return ka.SetKeepAlivePeriod(d)
+	}
+	return nil
+}
+
 // lingerOnClose marks the connection of an answer that closes it (an error
 // sent while input may be unread) for a lingering close.
 func lingerOnClose(c net.Conn) {
