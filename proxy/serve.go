@@ -30,7 +30,6 @@ var (
 	hdrRetryAfter         = []byte("Retry-After")
 	hdrWWWAuthenticate    = []byte("WWW-Authenticate")
 	hdrBearer             = []byte("Bearer")
-	hdrExpect             = []byte("Expect")
 	hdrOctetStream        = []byte("application/octet-stream")
 	hdrMultipartPrefix    = "multipart/byteranges; boundary="
 

@@ -70,6 +70,8 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 // server omit it when there is no content, and a request that announces
 // content gets a final 400 instead. fasthttp's ContinueHandler and
 // ExpectHandler cannot do this: they send 100 or skip the handler.
+var hdrExpect = []byte("Expect")
+
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if cl := h.ContentLength(); cl != 0 && cl != -2 { // -2: no framing at all
 		h.SetContentLength(0)
