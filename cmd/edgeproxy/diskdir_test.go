@@ -246,6 +246,10 @@ func TestMemoryLimitOnlyWhenServing(t *testing.T) {
 	}
 }
 
+// noKeepAlive closes its connections after each request, so a server's
+// drain does not wait for them.
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // cancelWhenServing returns a ready callback for serve that calls cancel
 // once the listener answers /healthz. Cancelling before fasthttp's accept
 // loop runs would race its Shutdown (which then waits for nothing and
@@ -255,7 +259,7 @@ func cancelWhenServing(t *testing.T, cancel func()) func(addr string) {
 		go func() {
 			defer cancel()
 			if !eventually(20*time.Second, func() bool {
-				resp, err := http.Get("http://" + addr + "/healthz")
+				resp, err := noKeepAlive.Get("http://" + addr + "/healthz")
 				if err == nil {
 					resp.Body.Close()
 				}

@@ -132,8 +132,17 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) error {
 	}
 	if app.prefetch != nil {
 		pctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go app.prefetch.loop(pctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			app.prefetch.loop(pctx)
+		}()
+		// The caller closes the cache once serve returns: the prefetcher
+		// reads through it, so it must have stopped by then.
+		defer func() {
+			cancel()
+			<-done
+		}()
 	}
 	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {
