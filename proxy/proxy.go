@@ -243,6 +243,7 @@ type Server struct {
 	stats             StatsRecorder
 	metrics           *requestCounters
 	keys              keyCache
+	readiness         readiness // /readyz's cached origin check
 }
 
 // New validates cfg and builds a Server.

@@ -382,15 +382,3 @@ func (s *Server) redirect(ctx *fasthttp.RequestCtx, d *download) {
 	ctx.Redirect(u, fasthttp.StatusFound)
 	s.logRequest(ctx, d.route.Name, nil)
 }
-
-// ready answers /readyz: 200 when the origin answers, 503 otherwise.
-func (s *Server) ready(ctx *fasthttp.RequestCtx) {
-	pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := s.origin.Ping(pctx); err != nil {
-		writeError(ctx, errNotReady)
-		return
-	}
-	ctx.Response.Header.SetContentTypeBytes(hdrContentTypeJSON)
-	ctx.Response.SetBodyRaw(bodyOK)
-}
