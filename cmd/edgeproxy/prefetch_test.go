@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,6 +124,8 @@ func TestPrefetchStopsBeforeCacheCloses(t *testing.T) {
 	// closes run last to first: this one runs before the cache's Close.
 	a.closes = append(a.closes, func() error { firstClose.Store(seq.Add(1)); return nil })
 
+	// serve sets the process's memory limit; restore it for later tests.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = a.serve(ctx, cancelWhenServing(t, cancel))
