@@ -290,7 +290,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	for _, r := range routes {
 		switch {
 		case r.Auth == AuthToken && s.tokens == nil:
-			return nil, fmt.Errorf("proxy: route %q: auth token needs the token store (auth.redis)", r.Name)
+			return nil, fmt.Errorf("proxy: route %q: auth token needs the token store (redis.addrs)", r.Name)
 		case r.Auth == AuthSigned && s.signer == nil:
 			return nil, fmt.Errorf("proxy: route %q: auth signed needs signing keys (auth.signer.keys)", r.Name)
 		}
