@@ -43,7 +43,10 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 		if s.tokens == nil {
 			return errAuthNotConfigured
 		}
-		tok := s.requestToken(ctx)
+		tok, err := s.requestToken(ctx)
+		if err != nil {
+			return err
+		}
 		// The verifier bounds Redis time itself (auth.budget).
 		g, err := s.tokens.Verify(context.Background(), tok, d.fileID, s.clientAddr(ctx))
 		if err != nil {
@@ -65,19 +68,26 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 	return nil
 }
 
-// requestToken finds the download token: Authorization: Bearer, then the
-// query parameter, then the cookie (names configurable).
-func (s *Server) requestToken(ctx *fasthttp.RequestCtx) string {
-	if v := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(v) > 7 && string(v[:7]) == "Bearer " {
-		return string(v[7:])
+// requestToken finds the download token: Authorization: Bearer (see
+// bearerToken), then the query parameter, then the cookie (names
+// configurable). A malformed or repeated Authorization field is refused,
+// not skipped in favour of the query or the cookie: a request whose
+// credentials two parsers may read differently is not served.
+func (s *Server) requestToken(ctx *fasthttp.RequestCtx) (string, error) {
+	tok, err := bearerToken(ctx.Request.Header.PeekAll(fasthttp.HeaderAuthorization))
+	if err != nil {
+		return "", err
+	}
+	if len(tok) > 0 {
+		return string(tok), nil
 	}
 	if v := ctx.QueryArgs().Peek(s.cfg.TokenQuery); len(v) > 0 {
-		return string(v)
+		return string(v), nil
 	}
 	if v := ctx.Request.Header.Cookie(s.cfg.TokenCookie); len(v) > 0 {
-		return string(v)
+		return string(v), nil
 	}
-	return ""
+	return "", nil
 }
 
 // clientAddr is the client's address: the connection's, or the one the

@@ -5,9 +5,13 @@ package proxy_test
 // /download/ the token is checked before the catalog is consulted.
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
@@ -32,4 +36,50 @@ func TestNewNamesRealConfigKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAuthE2EAuthorizationField: the Bearer scheme is case-insensitive
+// (RFC 9110 11.1) and may be followed by several spaces (11.4); a repeated
+// or malformed Authorization field is a 400, never skipped in favour of
+// another line, the query or the cookie. Requests are sent byte for byte.
+func TestAuthE2EAuthorizationField(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t, testenv.Redis(t).Addr)
+	v := e.verifier(testAuthConfig())
+	p := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: v})
+	tok := e.newToken()
+	e.setString(tok, "file_id="+fileOne+"&user_id=9527", 300*time.Second)
+	other := e.newToken()
+	e.setString(other, "file_id="+fileTwo, 300*time.Second)
+	target := "/download/" + fileOne
+
+	for _, tt := range []struct {
+		name   string
+		query  string
+		fields []string
+		status int
+		code   string // "" expects the file
+	}{
+		{"lowercase scheme", "", []string{"Authorization: bearer " + tok}, 200, ""},
+		{"uppercase scheme", "", []string{"Authorization: BEARER " + tok}, 200, ""},
+		{"several spaces", "", []string{"Authorization: Bearer   " + tok}, 200, ""},
+		{"lowercase field name", "", []string{"authorization: bearer " + tok}, 200, ""},
+		{"duplicate, good first", "", []string{"Authorization: Bearer " + tok, "Authorization: Bearer " + other}, 400, "duplicate_authorization"},
+		{"duplicate, good second", "", []string{"Authorization: Bearer " + other, "Authorization: Bearer " + tok}, 400, "duplicate_authorization"},
+		{"duplicate, same token", "", []string{"Authorization: Bearer " + tok, "Authorization: Bearer " + tok}, 400, "duplicate_authorization"},
+		{"duplicate, other scheme", "?token=" + tok, []string{"Authorization: Basic Zm9vOmJhcg==", "Authorization: Basic Zm9vOmJhcg=="}, 400, "duplicate_authorization"},
+		{"auth-params", "?token=" + tok, []string{`Authorization: Bearer realm="x"`}, 400, "bad_authorization"},
+		{"two tokens", "", []string{"Authorization: Bearer " + tok + " " + tok}, 400, "bad_authorization"},
+		{"other scheme leaves the query", "?token=" + tok, []string{"Authorization: Basic Zm9vOmJhcg=="}, 200, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body, _ := rawExchange(t, p.Addr, http.MethodGet, rawGet(http.MethodGet, target+tt.query, p.Addr, tt.fields...))
+			if tt.code == "" {
+				wantBody(t, resp, body, e.f1)
+				return
+			}
+			wantAuthError(t, resp, body, tt.status, tt.code)
+		})
+	}
+	_ = auth.CodeTokenInvalid
 }
