@@ -10,6 +10,28 @@
 // Record). Verify answers from a short-lived in-process cache (default 5s)
 // when it can and otherwise asks Redis within a small budget (default 50ms).
 //
+// # What a token opens
+//
+// A token opens the one file its file_id names, in the namespace it was
+// minted for; Verify compares file_id with the id the proxy derives from
+// the request, byte for byte:
+//
+//   - GET /download/{id}: the id itself, a catalog id or (without a
+//     catalog) a key of the download bucket. The string form that backends
+//     write, file_id=10086, lives here.
+//   - a host route (proxy.routes) serving bucket B: "/B/key", the object's
+//     path-style name (ObjectFileID). The admin API and edgectl token create
+//     mint it when given a bucket.
+//
+// The two never overlap: the proxy refuses request paths that begin with
+// '/' or contain empty segments, so no /download/ id begins with '/', and
+// bucket names contain no '/'. A token minted for /download/report.pdf (or
+// for /download/premium/report.pdf) therefore never opens report.pdf on the
+// host of bucket premium, and a token for one bucket never opens the same
+// key in another: both are token_wrong_file. A catalog entry may point into
+// any bucket; its token still names the catalog id, since the catalog, not
+// the client, chose the object.
+//
 // # Failing closed
 //
 // When Redis is unreachable or slower than the budget, Verify refuses with

@@ -48,7 +48,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 			return err
 		}
 		// The verifier bounds Redis time itself (auth.budget).
-		g, err := s.tokens.Verify(context.Background(), tok, d.fileID, s.clientAddr(ctx))
+		g, err := s.tokens.Verify(context.Background(), tok, s.tokenFileID(d), s.clientAddr(ctx))
 		if err != nil {
 			return err
 		}
@@ -66,6 +66,16 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 			args.Peek("expires"), args.Peek("kid"), args.Peek("sig"), ip, time.Now())
 	}
 	return nil
+}
+
+// tokenFileID is the file id a token must name to open d: the id itself
+// on /download/, auth.ObjectFileID on host routes, so that a token is
+// scoped to the namespace and bucket it was minted for.
+func (s *Server) tokenFileID(d *download) string {
+	if d.route == &s.download {
+		return d.fileID
+	}
+	return auth.ObjectFileID(d.route.Bucket, d.key)
 }
 
 // requestToken finds the download token: Authorization: Bearer (see

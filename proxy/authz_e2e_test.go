@@ -5,7 +5,11 @@ package proxy_test
 // /download/ the token is checked before the catalog is consulted.
 
 import (
+	"context"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +85,83 @@ func TestAuthE2EAuthorizationField(t *testing.T) {
 			wantAuthError(t, resp, body, tt.status, tt.code)
 		})
 	}
-	_ = auth.CodeTokenInvalid
+}
+
+// TestAuthE2ETokenScope: a token opens only the namespace and bucket it
+// was minted for. /download/ ids (catalog ids, keys of the download bucket)
+// are one namespace; a host route needs the token's file_id to be
+// "/<bucket>/<key>" (auth.ObjectFileID) for its own bucket.
+//
+// It fails before the fix: the host route checked the bare key, so the
+// string-form token for /download/report.pdf opened report.pdf on
+// premium.example.com, another bucket.
+func TestAuthE2ETokenScope(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t, testenv.Redis(t).Addr)
+	const premium, public = "premium", "public"
+	dl, prem, pub, nested := randBytes(201, 3000), randBytes(202, 4000), randBytes(203, 5000), randBytes(204, 6000)
+	e.o.put(t, dlBucket, "report.pdf", dl)
+	e.o.put(t, dlBucket, "premium/report.pdf", nested)
+	e.o.put(t, dlBucket, "10086", e.f1)
+	for _, b := range []string{premium, public} {
+		if err := os.Mkdir(filepath.Join(e.o.Root, b), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.o.put(t, premium, "report.pdf", prem)
+	e.o.put(t, public, "report.pdf", pub)
+	v := e.verifier(testAuthConfig())
+	p := e.start(proxy.Config{DownloadAuth: proxy.AuthToken, Routes: []proxy.RouteConfig{
+		{Hosts: []string{"premium.example.com"}, Bucket: premium, Auth: proxy.AuthToken},
+		{Hosts: []string{"public.example.com"}, Bucket: public, Auth: proxy.AuthToken},
+	}}, proxy.Deps{Tokens: v})
+
+	str := func(record string) string {
+		tok := e.newToken()
+		e.setString(tok, record, 300*time.Second)
+		return tok
+	}
+	// The seed form of the issue, literally.
+	seed := e.secret("abc123")
+	if err := e.rdb.Do(context.Background(), "SET", "download:token:"+seed, "file_id=10086&user_id=9527", "EX", "300").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.rdb.Del(context.Background(), "download:token:"+seed) })
+
+	dlTok := str("file_id=report.pdf")
+	nestedTok := str("file_id=premium/report.pdf")
+	premTok := str("file_id=" + url.QueryEscape(auth.ObjectFileID(premium, "report.pdf")))
+	premHash := e.create(v, auth.TokenSpec{FileID: auth.ObjectFileID(premium, "report.pdf")})
+	onPremium := []string{"Host", "premium.example.com"}
+	onPublic := []string{"Host", "public.example.com"}
+
+	for _, tt := range []struct {
+		name string
+		tok  string
+		path string
+		host []string
+		want []byte // nil: 403 token_wrong_file
+	}{
+		{"seed form on /download/", seed, "/download/10086", nil, e.f1},
+		{"download token on /download/", dlTok, "/download/report.pdf", nil, dl},
+		{"download token on another bucket's host", dlTok, "/report.pdf", onPremium, nil},
+		{"download token on a third bucket's host", dlTok, "/report.pdf", onPublic, nil},
+		{"slashed download id on /download/", nestedTok, "/download/premium/report.pdf", nil, nested},
+		{"slashed download id on the host of its prefix", nestedTok, "/report.pdf", onPremium, nil},
+		{"scoped token on its host", premTok, "/report.pdf", onPremium, prem},
+		{"scoped hash token on its host", premHash, "/report.pdf", onPremium, prem},
+		{"scoped token on another bucket's host", premTok, "/report.pdf", onPublic, nil},
+		{"scoped token on /download/", premTok, "/download/report.pdf", nil, nil},
+		{"scoped hash token on /download/", premHash, "/download/report.pdf", nil, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := append([]string{"Authorization", "Bearer " + tt.tok}, tt.host...)
+			resp, body := do(t, e.c, http.MethodGet, p.URL+tt.path, hdr...)
+			if tt.want == nil {
+				wantAuthError(t, resp, body, 403, auth.CodeTokenWrongFile)
+				return
+			}
+			wantBody(t, resp, body, tt.want)
+		})
+	}
 }
