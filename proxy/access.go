@@ -30,10 +30,23 @@ type FileCatalog interface {
 	Lookup(ctx context.Context, id string) (auth.FileMeta, error)
 }
 
+// FailureThrottle is the per-client limit on failed checks
+// (auth.Verifier implements it). The proxy reports to it the failures the
+// token verifier does not see itself: requests for ids the catalog does
+// not know.
+type FailureThrottle interface {
+	// Throttled returns a too_many_attempts *auth.Error while client is
+	// past its limit, else nil.
+	Throttled(client netip.Addr) error
+	// Failed counts one failed check by client.
+	Failed(client netip.Addr)
+}
+
 var (
-	_ TokenVerifier = (*auth.Verifier)(nil)
-	_ URLVerifier   = (*auth.Signer)(nil)
-	_ FileCatalog   = (*auth.Catalog)(nil)
+	_ TokenVerifier   = (*auth.Verifier)(nil)
+	_ URLVerifier     = (*auth.Signer)(nil)
+	_ FileCatalog     = (*auth.Catalog)(nil)
+	_ FailureThrottle = (*auth.Verifier)(nil)
 )
 
 // authorize applies the route's auth mode.

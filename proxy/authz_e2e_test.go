@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,4 +165,159 @@ func TestAuthE2ETokenScope(t *testing.T) {
 			wantBody(t, resp, body, tt.want)
 		})
 	}
+}
+
+// catalogEnv is an auth env with a catalog read through its own Redis
+// client, whose commands are counted, holding one known id for dlBucket/f1.
+type catalogEnv struct {
+	*authEnv
+	cat   *auth.Catalog
+	reads *testenv.CommandCounter
+	known string
+}
+
+func newCatalogEnv(t *testing.T, cfg auth.CatalogConfig) *catalogEnv {
+	e := newAuthEnv(t, testenv.Redis(t).Addr)
+	rc := newRedisClient(t, testenv.Redis(t).Addr)
+	reads := testenv.Count(rc)
+	cat, err := auth.NewCatalog(cfg, rc, e.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := "doc-" + e.newToken()[:12]
+	if err := cat.Put(context.Background(), auth.FileMeta{ID: known, Bucket: dlBucket, Key: fileOne, Filename: "one.bin"}); err != nil {
+		t.Fatal(err)
+	}
+	return &catalogEnv{authEnv: e, cat: cat, reads: reads, known: known}
+}
+
+// TestCatalogE2ETokenFirst: on /download/ the token is checked against the
+// requested id before the catalog is read, so without a valid token an
+// existing and an unknown id get byte-identical answers; a token for an id
+// the catalog does not know gets 404.
+//
+// It fails before the fix: the catalog was read first, so an unknown id
+// answered 404 not_found and a known one 401.
+func TestCatalogE2ETokenFirst(t *testing.T) {
+	t.Parallel()
+	e := newCatalogEnv(t, auth.CatalogConfig{})
+	v := e.verifier(testAuthConfig())
+	p := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Catalog: e.cat, Tokens: v})
+	unknown := "doc-" + e.newToken()[:12]
+	knownTok := e.create(v, auth.TokenSpec{FileID: e.known})
+
+	for _, tt := range []struct {
+		name string
+		hdr  []string
+	}{
+		{"no token", nil},
+		{"unknown token", []string{"Authorization", "Bearer " + e.newToken()}},
+		{"token for another id", []string{"Authorization", "Bearer " + e.create(v, auth.TokenSpec{FileID: "doc-other"})}},
+		{"malformed Authorization", []string{"Authorization", "Bearer a b"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				rk, bk := do(t, e.c, method, p.URL+"/download/"+e.known, tt.hdr...)
+				ru, bu := do(t, e.c, method, p.URL+"/download/"+unknown, tt.hdr...)
+				if rk.StatusCode != ru.StatusCode || string(bk) != string(bu) {
+					t.Errorf("%s: known id %d %q, unknown id %d %q; want the same answer", method, rk.StatusCode, bk, ru.StatusCode, bu)
+				}
+				for _, h := range []string{"WWW-Authenticate", "Retry-After", "Content-Type", "Content-Length", "Cache-Control"} {
+					if rk.Header.Get(h) != ru.Header.Get(h) {
+						t.Errorf("%s: %s %q for the known id, %q for the unknown one", method, h, rk.Header.Get(h), ru.Header.Get(h))
+					}
+				}
+				if rk.StatusCode == 200 || rk.StatusCode == 404 {
+					t.Errorf("%s: status %d without a valid token", method, rk.StatusCode)
+				}
+			}
+		})
+	}
+	if n := e.reads.N("hgetall"); n != 0 {
+		t.Errorf("%d catalog reads for unauthorised requests, want 0", n)
+	}
+
+	resp, body := do(t, e.c, http.MethodGet, p.URL+"/download/"+e.known, "Authorization", "Bearer "+knownTok)
+	wantBody(t, resp, body, e.f1)
+	resp, body = do(t, e.c, http.MethodGet, p.URL+"/download/"+unknown, "Authorization", "Bearer "+e.create(v, auth.TokenSpec{FileID: unknown}))
+	wantError(t, resp, body, 404, "not_found")
+}
+
+// TestCatalogE2EEnumerationThrottled: guessing ids costs at most the
+// failure limit in catalog reads per client and minute. With a bad token
+// the catalog is never read; on an open route each unknown id counts as a
+// failure, and past the limit the client gets 429 too_many_attempts before
+// any read.
+func TestCatalogE2EEnumerationThrottled(t *testing.T) {
+	t.Parallel()
+	e := newCatalogEnv(t, auth.CatalogConfig{})
+	cfg := testAuthConfig()
+	cfg.FailuresPerMinute = 20
+	v := e.verifier(cfg)
+	tokened := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Catalog: e.cat, Tokens: v})
+	bad := e.newToken()
+	start := time.Now()
+	for i := range 1000 {
+		resp, body := do(t, e.c, http.MethodGet, tokened.URL+"/download/guess-"+strconv.Itoa(i), "Authorization", "Bearer "+bad)
+		if resp.StatusCode != 401 && resp.StatusCode != 429 {
+			t.Fatalf("guess %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	if n, max := e.reads.N("hgetall"), windows(start)*cfg.FailuresPerMinute; n > max {
+		t.Errorf("1000 guesses with a bad token: %d catalog reads, want at most %d", n, max)
+	}
+
+	// An open route: its own verifier, so the limit starts afresh.
+	e2 := newCatalogEnv(t, auth.CatalogConfig{})
+	v2 := e2.verifier(cfg)
+	open := e2.start(proxy.Config{}, proxy.Deps{Catalog: e2.cat, Failures: v2})
+	start = time.Now()
+	var notFound, throttled int
+	for i := range 1000 {
+		resp, body := do(t, e2.c, http.MethodGet, open.URL+"/download/guess-"+strconv.Itoa(i))
+		switch resp.StatusCode {
+		case 404:
+			notFound++
+		case 429:
+			wantError(t, resp, body, 429, auth.CodeTooManyAttempts)
+			throttled++
+		default:
+			t.Fatalf("guess %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	max := windows(start) * cfg.FailuresPerMinute
+	if n := e2.reads.N("hgetall"); n > max || notFound > max || throttled == 0 {
+		t.Errorf("1000 guesses on an open route: %d catalog reads, %d not_found, %d too_many_attempts; want at most %d reads",
+			n, notFound, throttled, max)
+	}
+	// The limit is per client: the throttled client is refused even for a
+	// known id, and must wait.
+	resp, body := do(t, e2.c, http.MethodGet, open.URL+"/download/"+e2.known)
+	wantError(t, resp, body, 429, auth.CodeTooManyAttempts)
+	retryAfterSeconds(t, resp)
+}
+
+// windows is how many one-minute throttle windows may have begun since
+// start (the first failure opens one): the limit applies per window, and a
+// slow machine may cross into the next.
+func windows(start time.Time) int {
+	return 1 + int(time.Since(start)/time.Minute)
+}
+
+// TestCatalogE2ENegativeCache: an unknown id read once is answered from
+// the catalog's memory afterwards, without a second HGETALL.
+func TestCatalogE2ENegativeCache(t *testing.T) {
+	t.Parallel()
+	e := newCatalogEnv(t, auth.CatalogConfig{NegativeTTL: time.Hour})
+	p := e.start(proxy.Config{}, proxy.Deps{Catalog: e.cat})
+	unknown := "doc-missing"
+	for range 3 {
+		resp, body := do(t, e.c, http.MethodGet, p.URL+"/download/"+unknown)
+		wantError(t, resp, body, 404, "not_found")
+	}
+	if n := e.reads.N("hgetall"); n != 1 {
+		t.Fatalf("%d HGETALLs for three requests of one unknown id, want 1", n)
+	}
+	resp, body := do(t, e.c, http.MethodGet, p.URL+"/download/"+e.known)
+	wantBody(t, resp, body, e.f1)
 }

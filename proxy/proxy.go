@@ -213,8 +213,14 @@ type Deps struct {
 	// Signer checks signed URLs; required by routes with auth "signed".
 	Signer URLVerifier
 	// Catalog, when set, resolves /download/{fileId} to an object and a
-	// file name; ids it does not know are 404.
+	// file name, once the request is authorised; ids it does not know are
+	// 404.
 	Catalog FileCatalog
+	// Failures counts requests for ids the catalog does not know toward
+	// the client's failure limit and refuses clients past it before the
+	// catalog is read. Default: Tokens, when it implements FailureThrottle
+	// (auth.Verifier does), so that token and id guesses share one limit.
+	Failures FailureThrottle
 	// Limiter, when set, admits and shapes downloads.
 	Limiter *limiter.Limiter
 	// Stats, when set, receives access counts and transfer progress.
@@ -238,6 +244,7 @@ type Server struct {
 	tokens            TokenVerifier
 	signer            URLVerifier
 	catalog           FileCatalog
+	failures          FailureThrottle
 	limiter           *limiter.Limiter
 	hasTrustedProxies bool
 	stats             StatsRecorder
@@ -280,6 +287,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		tokens:          deps.Tokens,
 		signer:          deps.Signer,
 		catalog:         deps.Catalog,
+		failures:        deps.Failures,
 		limiter:         deps.Limiter,
 		stats:           deps.Stats,
 		metrics:         newRequestCounters(),
@@ -304,6 +312,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			}
 			r.classRate = rate
 		}
+	}
+	if s.failures == nil {
+		s.failures, _ = deps.Tokens.(FailureThrottle)
 	}
 	if deps.Limiter != nil {
 		s.hasTrustedProxies = deps.Limiter.HasTrustedProxies()

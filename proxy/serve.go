@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"path"
 	"strconv"
 	"time"
@@ -72,6 +73,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, &d, err)
 		return
 	}
+	if err := s.lookupCatalog(ctx, &d); err != nil {
+		s.fail(ctx, &d, err)
+		return
+	}
 	if d.route.Mode == ModeRedirect {
 		s.redirect(ctx, &d)
 		return
@@ -121,12 +126,33 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 		return errBadKey
 	}
 	d.fileID, d.bucket, d.key, d.filename = id, s.download.Bucket, id, id
-	if s.catalog == nil {
+	return nil
+}
+
+// lookupCatalog resolves a /download/ id through the catalog, when there is
+// one. It runs after authorize, so that without a valid token the answer
+// never depends on whether the id exists, and the catalog is read only for
+// ids a token was issued for. A client past its failure limit is refused
+// before any lookup, and an unknown id counts as a failure (the catalog
+// also remembers it briefly), so enumerating ids on an open route costs at
+// most the limit in Redis reads per client and minute.
+func (s *Server) lookupCatalog(ctx *fasthttp.RequestCtx, d *download) error {
+	if s.catalog == nil || d.route != &s.download {
 		return nil
 	}
-	meta, err := s.catalog.Lookup(context.Background(), id) // bounded by auth.catalog.timeout
+	var client netip.Addr
+	if s.failures != nil {
+		client = s.clientAddr(ctx)
+		if err := s.failures.Throttled(client); err != nil {
+			return err
+		}
+	}
+	meta, err := s.catalog.Lookup(context.Background(), d.fileID) // bounded by auth.catalog.timeout
 	if err != nil {
 		if errors.Is(err, auth.ErrFileNotFound) {
+			if s.failures != nil {
+				s.failures.Failed(client)
+			}
 			return err
 		}
 		return fmt.Errorf("%w: %w", errCatalogDown, err)
