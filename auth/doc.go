@@ -83,8 +83,20 @@
 //
 // # Throttling
 //
-// Failed checks (token_invalid, token_wrong_file) are counted per client
-// address (IPv6: per /64); past Config.FailuresPerMinute in a minute, every
-// check from that client is refused with too_many_attempts until the minute
-// ends. The table of clients is a bounded LRU.
+// Failed checks (token_invalid, token_wrong_file, and through
+// Verifier.Failed a /download/ id the catalog does not know) are counted per
+// client address (IPv6: per /64); past Config.FailuresPerMinute in a
+// minute, every check from that client is refused with too_many_attempts
+// until the minute ends. The table of clients is a bounded LRU.
+//
+// # The catalog comes after the token
+//
+// The proxy verifies a token against the requested /download/ id before it
+// reads the catalog, so without a valid token an existing and an unknown id
+// get the same answer, and the catalog is read only for ids a token names
+// (an authorised request for an id the catalog lacks is 404). On routes
+// without tokens, a client past its failure limit is refused before any
+// read, and the Catalog remembers ids found missing for
+// CatalogConfig.NegativeTTL (default 5s) in a bounded table, so guessing
+// ids costs Redis at most the failure limit per client and minute.
 package auth
