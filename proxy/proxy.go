@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -217,6 +218,11 @@ type Deps struct {
 	Catalog FileCatalog
 	// Limiter, when set, admits and shapes downloads.
 	Limiter *limiter.Limiter
+	// ClientIP tells who the client of a request is, for auth, the
+	// limiter, statistics and the access log alike (and wraps the
+	// listener for the PROXY protocol). Default: nil, the connection's
+	// peer is the client.
+	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
 }
@@ -235,14 +241,14 @@ type Server struct {
 	// downloadEnabled: /download/ has a bucket or a catalog to read.
 	downloadEnabled bool
 
-	tokens            TokenVerifier
-	signer            URLVerifier
-	catalog           FileCatalog
-	limiter           *limiter.Limiter
-	hasTrustedProxies bool
-	stats             StatsRecorder
-	metrics           *requestCounters
-	keys              keyCache
+	tokens   TokenVerifier
+	signer   URLVerifier
+	catalog  FileCatalog
+	limiter  *limiter.Limiter
+	clientIP *clientip.Resolver
+	stats    StatsRecorder
+	metrics  *requestCounters
+	keys     keyCache
 }
 
 // New validates cfg and builds a Server.
@@ -281,6 +287,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		signer:          deps.Signer,
 		catalog:         deps.Catalog,
 		limiter:         deps.Limiter,
+		clientIP:        deps.ClientIP,
 		stats:           deps.Stats,
 		metrics:         newRequestCounters(),
 	}
@@ -304,9 +311,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			}
 			r.classRate = rate
 		}
-	}
-	if deps.Limiter != nil {
-		s.hasTrustedProxies = deps.Limiter.HasTrustedProxies()
 	}
 	return s, nil
 }
