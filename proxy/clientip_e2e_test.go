@@ -100,6 +100,10 @@ func TestClientIPE2EForwardedHeaders(t *testing.T) {
 			}
 			return
 		}
+		if resp.StatusCode != 403 {
+			t.Errorf("%q: status %d, want 403", hdr, resp.StatusCode)
+			return
+		}
 		wantAuthError(t, resp, body, 403, auth.CodeIPNotAllowed)
 	}
 
