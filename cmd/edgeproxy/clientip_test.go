@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,6 +124,40 @@ func TestTrustedProxiesWithoutLimits(t *testing.T) {
 			}
 			if tc.warning != "" && strings.Count(p.stderr.String(), tc.warning) != 1 {
 				t.Errorf("want one %q line in the log:\n%s", tc.warning, p.stderr.String())
+			}
+		})
+	}
+}
+
+// TestClientIPConfigErrorsExitTwo: client_ip mistakes stop the binary with
+// exit code 2 and one line naming the key.
+func TestClientIPConfigErrorsExitTwo(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"keys differ", "limiter:\n  trusted_proxies: [10.0.0.0/8]\nclient_ip:\n  trusted_proxies: [10.0.0.0/16]\n", `"limiter.trusted_proxies"`},
+		{"bad header", "client_ip:\n  header: true-client-ip\n", "config header"},
+		{"bad proxy", "client_ip:\n  trusted_proxies: [nope]\n", "trusted_proxies[0]"},
+		{"proxy protocol, no proxies", "client_ip:\n  header: proxy-protocol\n", "needs trusted_proxies"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			yaml := "proxy:\n  download_bucket: b\norigin:\n  kind: dir\n  dir:\n    root: " + dir + "\n" + tc.yaml
+			if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(binary(t), "-check", "-config", path)
+			cmd.Env = cleanEnv()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
+			}
+			// The deprecation warning (a JSON log line) may precede it.
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "edgeproxy: config: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last stderr line %q does not name %q", last, tc.want)
 			}
 		})
 	}
