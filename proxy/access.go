@@ -113,16 +113,15 @@ func (s *Server) requestToken(ctx *fasthttp.RequestCtx) (string, error) {
 	return "", nil
 }
 
-// clientAddr is the client's address: the connection's, or the one the
-// limiter's trusted proxies forwarded.
+// clientAddr is the client's address as the ClientIP resolver tells it:
+// the connection's peer, or whom a trusted proxy forwarded for.
 func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if s.limiter != nil && s.hasTrustedProxies {
-		if a, ok := s.limiter.ClientAddr(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP")); ok {
-			return a
-		}
+	remote, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	var vals [][]byte
+	if h := s.clientIP.Header(); h != "" {
+		vals = ctx.Request.Header.PeekAll(h)
 	}
-	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	return a.Unmap()
+	return s.clientIP.Client(remote, vals)
 }
 
 // admit asks the limiter whether this download may start. The lease is
@@ -131,8 +130,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, d *download) (*limiter.Lease, e
 	if s.limiter == nil {
 		return nil, nil
 	}
-	id := s.limiter.ClientID(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP"), d.grant.UserID)
-	return s.limiter.Admit(id)
+	return s.limiter.Admit(s.limiter.ClientID(s.clientAddr(ctx), d.grant.UserID))
 }
 
 // stream hands the body to fasthttp: shaped when a rate applies, tracked

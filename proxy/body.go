@@ -176,7 +176,7 @@ func (s *Server) logTransfer(ctx *fasthttp.RequestCtx, route string, n int64, er
 		slog.Int64("bytes", n),
 		slog.Duration("duration", time.Since(ctx.Time())),
 		slog.String("cache", string(ctx.Response.Header.PeekBytes(hdrXCache))),
-		slog.String("remote", ctx.RemoteIP().String()),
+		slog.String("remote", s.clientAddr(ctx).String()),
 		slog.String("error", errText),
 	)
 }

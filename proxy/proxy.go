@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -223,6 +224,11 @@ type Deps struct {
 	Failures FailureThrottle
 	// Limiter, when set, admits and shapes downloads.
 	Limiter *limiter.Limiter
+	// ClientIP tells who the client of a request is, for auth, the
+	// limiter, statistics and the access log alike (and wraps the
+	// listener for the PROXY protocol). Default: nil, the connection's
+	// peer is the client.
+	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
 }
@@ -241,15 +247,15 @@ type Server struct {
 	// downloadEnabled: /download/ has a bucket or a catalog to read.
 	downloadEnabled bool
 
-	tokens            TokenVerifier
-	signer            URLVerifier
-	catalog           FileCatalog
-	failures          FailureThrottle
-	limiter           *limiter.Limiter
-	hasTrustedProxies bool
-	stats             StatsRecorder
-	metrics           *requestCounters
-	keys              keyCache
+	tokens   TokenVerifier
+	signer   URLVerifier
+	catalog  FileCatalog
+	failures FailureThrottle
+	limiter  *limiter.Limiter
+	clientIP *clientip.Resolver
+	stats    StatsRecorder
+	metrics  *requestCounters
+	keys     keyCache
 }
 
 // New validates cfg and builds a Server.
@@ -289,6 +295,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		catalog:         deps.Catalog,
 		failures:        deps.Failures,
 		limiter:         deps.Limiter,
+		clientIP:        deps.ClientIP,
 		stats:           deps.Stats,
 		metrics:         newRequestCounters(),
 	}
@@ -315,9 +322,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.failures == nil {
 		s.failures, _ = deps.Tokens.(FailureThrottle)
-	}
-	if deps.Limiter != nil {
-		s.hasTrustedProxies = deps.Limiter.HasTrustedProxies()
 	}
 	return s, nil
 }
