@@ -88,8 +88,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 // stack; strings in it are copies, safe to keep after the handler returns.
 type download struct {
 	route *Route
-	// fileID is what tokens are issued for: the catalog id on /download/,
-	// the object key on host routes.
+	// fileID names the file in statistics: the catalog id on /download/,
+	// the object key on host routes. Tokens are checked against
+	// Server.tokenFileID, which scopes host-route keys to their bucket.
 	fileID   string
 	bucket   string
 	key      string
