@@ -196,7 +196,9 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 		IfRange:           req.Peek(fasthttp.HeaderIfRange),
 		HasRange:          len(rangeHdr) > 0,
 	}
-	out := Evaluate(&cond, true, info.ETag, info.LastModified)
+	// The response's Date is taken as the request's arrival: earlier than
+	// the response itself, so it can only make a Last-Modified weaker.
+	out := Evaluate(&cond, true, info.ETag, info.LastModified, ctx.Time())
 	switch out.Status {
 	case fasthttp.StatusPreconditionFailed:
 		return errPrecondition
