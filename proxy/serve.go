@@ -90,6 +90,9 @@ type download struct {
 	key      string
 	filename string
 	grant    auth.Grant
+	// parts locates the file bytes of a multipart/byteranges body, so
+	// progress records exactly the ranges sent; nil for other bodies.
+	parts []partData
 }
 
 // resolve maps the request to a route and an object: by Host first, then
@@ -309,8 +312,11 @@ func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info or
 		return s.objects.Open(context.Background(), bucket, key, etag, off, n)
 	}
 	body := NewMultipartBody(boundary, info.ContentType, parts, info.Size, open)
-	// Progress counts distinct bytes of the file; a multipart body's bytes
-	// include part headers, so it is tracked as the span it covers.
+	// Progress counts distinct bytes of the file: the layout tells the
+	// file bytes of each part from the part headers around them.
+	if s.stats != nil {
+		d.parts = multipartLayout(boundary, info.ContentType, parts, info.Size)
+	}
 	s.stream(ctx, d, lease, &closeBoth{ReadCloser: body, extra: &first}, -1, n, info.Size)
 	return nil
 }
