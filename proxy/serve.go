@@ -93,6 +93,21 @@ type download struct {
 	// parts locates the file bytes of a multipart/byteranges body, so
 	// progress records exactly the ranges sent; nil for other bodies.
 	parts []partData
+	// rawKey is the request path pathKey was decoded from (the request's
+	// bytes: valid only during the handler); keyCached says pathKey came
+	// from the key cache. See rememberKey.
+	rawKey    []byte
+	pathKey   string
+	keyCached bool
+}
+
+// rememberKey interns d's key once the request has passed authorisation
+// and its object exists, so that only such requests fill the key cache.
+func (s *Server) rememberKey(d *download) {
+	if !d.keyCached && d.rawKey != nil {
+		s.keys.add(d.rawKey, d.pathKey)
+		d.keyCached = true
+	}
 }
 
 // resolve maps the request to a route and an object: by Host first, then
@@ -102,10 +117,12 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 	// (RFC 9112 3.2.2: Host is then ignored), else the Host header.
 	if r, ok := s.hosts.Lookup(ctx.Host()); ok {
 		d.route = r
-		key, err := s.keys.objectKey(bytes.TrimPrefix(path, []byte("/")))
+		raw := bytes.TrimPrefix(path, []byte("/"))
+		key, cached, err := s.keys.objectKey(raw)
 		if err != nil {
 			return errBadKey
 		}
+		d.rawKey, d.pathKey, d.keyCached = raw, key, cached
 		d.fileID, d.bucket, d.key, d.filename = key, r.Bucket, key, key
 		return nil
 	}
@@ -119,10 +136,12 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 		return errNotFound
 	}
 	d.route = &s.download
-	id, err := s.keys.objectKey(path[len(pathDownload):])
+	raw := path[len(pathDownload):]
+	id, cached, err := s.keys.objectKey(raw)
 	if err != nil {
 		return errBadKey
 	}
+	d.rawKey, d.pathKey, d.keyCached = raw, id, cached
 	d.fileID, d.bucket, d.key, d.filename = id, s.download.Bucket, id, id
 	if s.catalog == nil {
 		return nil
@@ -169,6 +188,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, d *download) {
 		// timer per request is the largest allocation of a cache hit.
 		info, err := s.objects.Stat(context.Background(), d.bucket, d.key)
 		if err == nil {
+			s.rememberKey(d) // authorised, and the object exists
 			err = s.respond(ctx, d, info)
 		}
 		if err == nil {
@@ -381,6 +401,7 @@ func (s *Server) redirect(ctx *fasthttp.RequestCtx, d *download) {
 		s.fail(ctx, d, err)
 		return
 	}
+	s.rememberKey(d)
 	u, err := p.PresignGet(sctx, d.bucket, d.key, d.route.RedirectTTL, path.Base(d.filename))
 	if err != nil {
 		s.fail(ctx, d, err)
