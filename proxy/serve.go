@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/disposition"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -255,7 +256,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	h.SetCanonical(hdrAcceptRanges, hdrBytes)
 	if s.cfg.ContentDisposition == "attachment" {
 		var buf [256]byte
-		h.SetCanonical(hdrContentDisposition, AppendContentDisposition(buf[:0], d.filename))
+		h.SetCanonical(hdrContentDisposition, disposition.Append(buf[:0], d.filename))
 	}
 	if len(spans) > 1 {
 		return s.respondMultipart(ctx, d, info, spans)
