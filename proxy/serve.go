@@ -19,20 +19,22 @@ import (
 
 // Header names and values, as bytes so setting them does not allocate.
 var (
-	hdrAcceptRanges       = []byte("Accept-Ranges")
-	hdrBytes              = []byte("bytes")
-	hdrETag               = []byte("ETag")
-	hdrContentRange       = []byte("Content-Range")
-	hdrContentDisposition = []byte("Content-Disposition")
-	hdrCacheControl       = []byte("Cache-Control")
-	hdrXCache             = []byte("X-Cache")
-	hdrAllow              = []byte("Allow")
-	hdrAllowValue         = []byte("GET, HEAD")
-	hdrRetryAfter         = []byte("Retry-After")
-	hdrWWWAuthenticate    = []byte("WWW-Authenticate")
-	hdrBearer             = []byte("Bearer")
-	hdrOctetStream        = []byte("application/octet-stream")
-	hdrMultipartPrefix    = "multipart/byteranges; boundary="
+	hdrAcceptRanges        = []byte("Accept-Ranges")
+	hdrBytes               = []byte("bytes")
+	hdrETag                = []byte("ETag")
+	hdrContentRange        = []byte("Content-Range")
+	hdrContentDisposition  = []byte("Content-Disposition")
+	hdrCacheControl        = []byte("Cache-Control")
+	hdrXCache              = []byte("X-Cache")
+	hdrAllow               = []byte("Allow")
+	hdrAllowValue          = []byte("GET, HEAD")
+	hdrRetryAfter          = []byte("Retry-After")
+	hdrWWWAuthenticate     = []byte("WWW-Authenticate")
+	hdrBearer              = []byte("Bearer")
+	hdrOctetStream         = []byte("application/octet-stream")
+	hdrXContentTypeOptions = []byte("X-Content-Type-Options")
+	hdrNosniff             = []byte("nosniff")
+	hdrMultipartPrefix     = "multipart/byteranges; boundary="
 
 	pathDownload = []byte("/download/")
 	pathHealthz  = "/healthz"
@@ -100,6 +102,9 @@ type download struct {
 	rawKey    []byte
 	pathKey   string
 	keyCached bool
+	// contentType is the catalog's media type for the file, validated;
+	// empty to send the object's own.
+	contentType string
 }
 
 // rememberKey interns d's key once the request has passed authorisation
@@ -155,6 +160,7 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 		return fmt.Errorf("%w: %w", errCatalogDown, err)
 	}
 	d.bucket, d.key = meta.Bucket, meta.Key
+	d.contentType = catalogContentType(meta.ContentType)
 	if meta.Filename != "" {
 		d.filename = meta.Filename
 	}
@@ -209,6 +215,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, d *download) {
 // respond decides preconditions and ranges for the version info and sets
 // up the response. An error means nothing was committed to the response.
 func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info) error {
+	if d.contentType != "" {
+		info.ContentType = d.contentType // the catalog knows the file best
+	}
 	req := &ctx.Request.Header
 	h := &ctx.Response.Header
 	rangeHdr := req.Peek(fasthttp.HeaderRange)
@@ -254,6 +263,9 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 
 	setValidators(h, info)
 	h.SetCanonical(hdrAcceptRanges, hdrBytes)
+	// The object's bytes are the client's, not ours: a browser must not
+	// sniff them into a type that runs (HTML, script) on the edge's origin.
+	h.SetCanonical(hdrXContentTypeOptions, hdrNosniff)
 	if s.cfg.ContentDisposition == "attachment" {
 		var buf [256]byte
 		h.SetCanonical(hdrContentDisposition, disposition.Append(buf[:0], d.filename))
