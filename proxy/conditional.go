@@ -43,8 +43,9 @@ type Outcome struct {
 //     resolution.
 //   - If-Unmodified-Since and If-Modified-Since are ignored when lastModified
 //     is unknown, as RFC 9110 13.1.3 and 13.1.4 allow.
-//   - A date in the future is not ignored: Evaluate is pure and has no clock,
-//     and net/http behaves the same way.
+//   - An If-Modified-Since or If-Unmodified-Since date in the future is not
+//     ignored (RFC 9110 13.1.3 says it is invalid), as net/http does not;
+//     date serves only the If-Range rule below.
 //   - An If-Range date matches only if it equals lastModified and
 //     lastModified is at least one second before date (RFC 9110 13.1.5 with
 //     8.8.2.2): a Last-Modified in the same second as the response could be
