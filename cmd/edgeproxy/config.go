@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/config"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/origin"
@@ -29,6 +30,7 @@ type Config struct {
 	Redis    RedisConfig       `yaml:"redis"`
 	Auth     AuthConfig        `yaml:"auth"`
 	Limiter  LimiterConfig     `yaml:"limiter"`
+	ClientIP clientip.Config   `yaml:"client_ip"`
 	Stats    StatsConfig       `yaml:"stats"`
 	Prefetch PrefetchConfig    `yaml:"prefetch"`
 	Admin    proxy.AdminConfig `yaml:"admin"`
@@ -173,6 +175,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		deps.Catalog = acc.catalog
 	}
 	deps.Limiter = acc.limiter
+	deps.ClientIP = acc.clientIP
 	if a.redis != nil && (cfg.Stats.Enabled == nil || *cfg.Stats.Enabled) {
 		r, err := stats.New(cfg.Stats.Config, a.redis, log)
 		if err != nil {
