@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
@@ -41,6 +42,16 @@ type CatalogConfig struct {
 	CacheSize int `yaml:"cache_size"`
 	// Timeout bounds one Redis lookup. Default 100ms.
 	Timeout time.Duration `yaml:"timeout"`
+	// NegativeTTL is how long an id found missing is answered as missing
+	// without asking Redis again, so requests for unknown ids cost one
+	// HGETALL per id and period, not one each. Put on this process clears
+	// the entry at once; a file registered through another process is seen
+	// here after at most NegativeTTL. Default 5s; negative disables.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// NegativeSize bounds the number of ids remembered as missing (least
+	// recently used go first, so a flood of random ids evicts entries but
+	// never grows memory: ids are at most 1 KiB). Default 10000.
+	NegativeSize int `yaml:"negative_size"`
 }
 
 // Catalog maps file ids to FileMeta, stored as hashes at "file:meta:<id>"
@@ -52,7 +63,12 @@ type Catalog struct {
 	client redis.UniversalClient
 	log    *slog.Logger
 	cache  *expirable.LRU[string, FileMeta]
-	group  singleflight.Group
+	// missing maps ids found absent to when that answer expires; nil when
+	// NegativeTTL is negative. It has its own expiry (not expirable.LRU's)
+	// so that tests can drive it with now.
+	missing *lru.Cache[string, time.Time]
+	now     func() time.Time // replaced in tests
+	group   singleflight.Group
 
 	fillMu sync.Mutex // orders cache fills after Put's invalidation
 	gen    uint64     // guarded by fillMu; bumped by every Put
@@ -75,25 +91,37 @@ func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Lo
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 100 * time.Millisecond
 	}
+	if cfg.NegativeTTL == 0 {
+		cfg.NegativeTTL = 5 * time.Second
+	}
+	if cfg.NegativeSize == 0 {
+		cfg.NegativeSize = 10_000
+	}
 	switch {
 	case cfg.CacheSize < 0:
 		return nil, fmt.Errorf("auth: catalog config cache_size=%d: must be positive", cfg.CacheSize)
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("auth: catalog config timeout=%v: must be positive", cfg.Timeout)
+	case cfg.NegativeSize < 0:
+		return nil, fmt.Errorf("auth: catalog config negative_size=%d: must be positive", cfg.NegativeSize)
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	c := &Catalog{cfg: cfg, client: client, log: logger.With("component", "catalog")}
+	c := &Catalog{cfg: cfg, client: client, log: logger.With("component", "catalog"), now: time.Now}
 	if cfg.CacheTTL > 0 {
 		c.cache = expirable.NewLRU[string, FileMeta](cfg.CacheSize, nil, cfg.CacheTTL)
+	}
+	if cfg.NegativeTTL > 0 {
+		c.missing, _ = lru.New[string, time.Time](cfg.NegativeSize) // size > 0 checked above
 	}
 	return c, nil
 }
 
 // Lookup returns the file's metadata, ErrFileNotFound when there is no such
 // file, or an error wrapping the Redis failure (the caller should answer
-// 503) or ErrMalformedRecord.
+// 503) or ErrMalformedRecord. An id found missing is answered from memory
+// for CatalogConfig.NegativeTTL.
 func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 	if id == "" {
 		return FileMeta{}, ErrFileNotFound
@@ -102,6 +130,9 @@ func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 		if m, ok := c.cache.Get(id); ok {
 			return m, nil
 		}
+	}
+	if c.knownMissing(id) {
+		return FileMeta{}, ErrFileNotFound
 	}
 	// The shared read runs on a context detached from any one caller, so
 	// one caller giving up does not fail the others.
@@ -116,6 +147,13 @@ func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 			return FileMeta{}, fmt.Errorf("auth: catalog lookup %q: %w", id, err)
 		}
 		if len(h) == 0 {
+			if c.missing != nil {
+				c.fillMu.Lock()
+				if c.gen == gen { // else a Put raced with this read
+					c.missing.Add(id, c.now().Add(c.cfg.NegativeTTL))
+				}
+				c.fillMu.Unlock()
+			}
 			return FileMeta{}, ErrFileNotFound
 		}
 		m, err := ParseFileMeta(id, h)
@@ -143,6 +181,23 @@ func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 	case r := <-ch:
 		return r.Val.(FileMeta), r.Err
 	}
+}
+
+// knownMissing reports whether id was found missing less than
+// NegativeTTL ago.
+func (c *Catalog) knownMissing(id string) bool {
+	if c.missing == nil {
+		return false
+	}
+	until, ok := c.missing.Get(id)
+	if !ok {
+		return false
+	}
+	if c.now().Before(until) {
+		return true
+	}
+	c.missing.Remove(id)
+	return false
 }
 
 // Put stores m (replacing every field) and drops this process's cached copy.
@@ -181,6 +236,9 @@ func (c *Catalog) Put(ctx context.Context, m FileMeta) error {
 	c.gen++
 	if c.cache != nil {
 		c.cache.Remove(m.ID)
+	}
+	if c.missing != nil {
+		c.missing.Remove(m.ID)
 	}
 	c.fillMu.Unlock()
 	c.group.Forget(m.ID)

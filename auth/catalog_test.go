@@ -62,3 +62,82 @@ func TestCatalogSlowRedis(t *testing.T) {
 		t.Fatalf("Lookup against a hung server: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestCatalogNegativeCache: an id found missing is answered from memory for
+// NegativeTTL (one HGETALL, not one per lookup), asked again after it, and
+// forgotten at once by Put; the table is bounded by NegativeSize.
+func TestCatalogNegativeCache(t *testing.T) {
+	ctx := context.Background()
+	c := newTestClient(t, testenv.Redis(t).Addr)
+	hgetall := testenv.Count(c)
+	prefix := testConfig(t).KeyPrefix + "file:meta:"
+	cat, err := NewCatalog(CatalogConfig{KeyPrefix: prefix, NegativeTTL: 3 * time.Second, NegativeSize: 2}, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	cat.now = func() time.Time { return now }
+	lookups := func(want int) {
+		t.Helper()
+		if got := hgetall.N("hgetall"); got != want {
+			t.Fatalf("%d HGETALLs, want %d", got, want)
+		}
+	}
+	missing := func(id string) {
+		t.Helper()
+		if _, err := cat.Lookup(ctx, id); !errors.Is(err, ErrFileNotFound) {
+			t.Fatalf("Lookup(%q): %v, want ErrFileNotFound", id, err)
+		}
+	}
+
+	missing("a")
+	lookups(1)
+	for range 5 {
+		missing("a")
+	}
+	lookups(1)
+	now = now.Add(3*time.Second - time.Nanosecond)
+	missing("a")
+	lookups(1)
+	now = now.Add(time.Nanosecond) // NegativeTTL has passed
+	missing("a")
+	lookups(2)
+
+	// Put forgets the negative answer on this process at once.
+	if err := cat.Put(ctx, FileMeta{ID: "a", Bucket: "b", Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := cat.Lookup(ctx, "a"); err != nil || m.Key != "k" {
+		t.Fatalf("after Put: %+v, %v", m, err)
+	}
+	lookups(3)
+
+	// Bounded: a third missing id evicts the least recently used.
+	missing("x")
+	missing("y")
+	missing("z")
+	lookups(6)
+	missing("y")
+	missing("z")
+	lookups(6)
+	missing("x")
+	lookups(7)
+}
+
+// TestCatalogNegativeCacheOff: a negative NegativeTTL asks Redis every time.
+func TestCatalogNegativeCacheOff(t *testing.T) {
+	c := newTestClient(t, testenv.Redis(t).Addr)
+	hgetall := testenv.Count(c)
+	cat, err := NewCatalog(CatalogConfig{KeyPrefix: testConfig(t).KeyPrefix + "file:meta:", NegativeTTL: -1}, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := cat.Lookup(context.Background(), "a"); !errors.Is(err, ErrFileNotFound) {
+			t.Fatal(err)
+		}
+	}
+	if n := hgetall.N("hgetall"); n != 3 {
+		t.Fatalf("%d HGETALLs, want 3", n)
+	}
+}

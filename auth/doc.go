@@ -10,6 +10,28 @@
 // Record). Verify answers from a short-lived in-process cache (default 5s)
 // when it can and otherwise asks Redis within a small budget (default 50ms).
 //
+// # What a token opens
+//
+// A token opens the one file its file_id names, in the namespace it was
+// minted for; Verify compares file_id with the id the proxy derives from
+// the request, byte for byte:
+//
+//   - GET /download/{id}: the id itself, a catalog id or (without a
+//     catalog) a key of the download bucket. The string form that backends
+//     write, file_id=10086, lives here.
+//   - a host route (proxy.routes) serving bucket B: "/B/key", the object's
+//     path-style name (ObjectFileID). The admin API and edgectl token create
+//     mint it when given a bucket.
+//
+// The two never overlap: the proxy refuses request paths that begin with
+// '/' or contain empty segments, so no /download/ id begins with '/', and
+// bucket names contain no '/'. A token minted for /download/report.pdf (or
+// for /download/premium/report.pdf) therefore never opens report.pdf on the
+// host of bucket premium, and a token for one bucket never opens the same
+// key in another: both are token_wrong_file. A catalog entry may point into
+// any bucket; its token still names the catalog id, since the catalog, not
+// the client, chose the object.
+//
 // # Failing closed
 //
 // When Redis is unreachable or slower than the budget, Verify refuses with
@@ -61,8 +83,20 @@
 //
 // # Throttling
 //
-// Failed checks (token_invalid, token_wrong_file) are counted per client
-// address (IPv6: per /64); past Config.FailuresPerMinute in a minute, every
-// check from that client is refused with too_many_attempts until the minute
-// ends. The table of clients is a bounded LRU.
+// Failed checks (token_invalid, token_wrong_file, and through
+// Verifier.Failed a /download/ id the catalog does not know) are counted per
+// client address (IPv6: per /64); past Config.FailuresPerMinute in a
+// minute, every check from that client is refused with too_many_attempts
+// until the minute ends. The table of clients is a bounded LRU.
+//
+// # The catalog comes after the token
+//
+// The proxy verifies a token against the requested /download/ id before it
+// reads the catalog, so without a valid token an existing and an unknown id
+// get the same answer, and the catalog is read only for ids a token names
+// (an authorised request for an id the catalog lacks is 404). On routes
+// without tokens, a client past its failure limit is refused before any
+// read, and the Catalog remembers ids found missing for
+// CatalogConfig.NegativeTTL (default 5s) in a bounded table, so guessing
+// ids costs Redis at most the failure limit per client and minute.
 package auth

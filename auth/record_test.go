@@ -162,3 +162,20 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestObjectFileIDDisjoint: the host-route form never equals an id of the
+// /download/ namespace, which never begins with '/', whatever slashes the
+// id contains.
+func TestObjectFileIDDisjoint(t *testing.T) {
+	if got := ObjectFileID("premium", "report.pdf"); got != "/premium/report.pdf" {
+		t.Fatalf("ObjectFileID = %q", got)
+	}
+	for _, id := range []string{"report.pdf", "premium/report.pdf", "10086"} {
+		if IsObjectFileID(id) {
+			t.Errorf("IsObjectFileID(%q) = true", id)
+		}
+	}
+	if !IsObjectFileID(ObjectFileID("b", "k")) {
+		t.Error("IsObjectFileID(ObjectFileID) = false")
+	}
+}

@@ -8,6 +8,31 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
+// Throttled returns a too_many_attempts *Error, with RetryAfter, while
+// client is past Config.FailuresPerMinute failed checks in the current
+// minute; otherwise nil. Verify applies it itself; callers that consult
+// other sources on a client's behalf (the file catalog) ask first, so that
+// a throttled client costs no Redis lookups at all.
+func (v *Verifier) Throttled(client netip.Addr) error {
+	return v.throttled(client, v.now())
+}
+
+// Failed counts one failed check by client that Verify did not see: a
+// request for a file id the catalog does not know. Guessing ids then
+// shares the per-client limit with guessing tokens.
+func (v *Verifier) Failed(client netip.Addr) {
+	v.throttle.fail(client, v.now())
+}
+
+func (v *Verifier) throttled(client netip.Addr, now time.Time) error {
+	if wait, blocked := v.throttle.blocked(client, now); blocked {
+		e := refuse(ErrTooManyAttempts, nil)
+		e.RetryAfter = wait
+		return e
+	}
+	return nil
+}
+
 // throttle counts failed checks per client in fixed one-minute windows. It
 // exists to make guessing tokens (or file ids for a stolen token) slow; it
 // is local to one process, which is enough because guessing a 128-bit token

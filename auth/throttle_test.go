@@ -1,9 +1,13 @@
 package auth
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestThrottle(t *testing.T) {
@@ -52,5 +56,38 @@ func TestThrottle(t *testing.T) {
 	}
 	if _, blocked := off.blocked(a, now); blocked {
 		t.Fatal("disabled throttle blocked")
+	}
+}
+
+// TestVerifierFailed: failures counted outside Verify (catalog misses)
+// share the client's limit with Verify's own, and Throttled refuses past it
+// with a Retry-After within the minute.
+func TestVerifierFailed(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FailuresPerMinute = 3
+	v := newTestVerifier(t, cfg, newTestClient(t, testenv.Redis(t).Addr))
+	now := time.Unix(1_700_000_000, 0)
+	v.now = func() time.Time { return now }
+	ip, other := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	for range 3 {
+		if err := v.Throttled(ip); err != nil {
+			t.Fatalf("Throttled before the limit: %v", err)
+		}
+		v.Failed(ip)
+	}
+	err := v.Throttled(ip)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != CodeTooManyAttempts || ae.RetryAfter <= 0 || ae.RetryAfter > time.Minute {
+		t.Fatalf("Throttled past the limit: %v", err)
+	}
+	if _, err := v.Verify(context.Background(), "sometoken", "1", ip); !errors.Is(err, ErrTooManyAttempts) {
+		t.Fatalf("Verify past the limit: %v", err)
+	}
+	if err := v.Throttled(other); err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+	now = now.Add(time.Minute)
+	if err := v.Throttled(ip); err != nil {
+		t.Fatalf("next minute: %v", err)
 	}
 }

@@ -147,10 +147,8 @@ func (v *Verifier) Verify(ctx context.Context, token, fileID string, clientIP ne
 		return Grant{}, refuse(ErrTokenMissing, nil)
 	}
 	now := v.now()
-	if wait, blocked := v.throttle.blocked(clientIP, now); blocked {
-		e := refuse(ErrTooManyAttempts, nil)
-		e.RetryAfter = wait
-		return Grant{}, e
+	if err := v.throttled(clientIP, now); err != nil {
+		return Grant{}, err
 	}
 	g, err := v.verify(ctx, token, fileID, clientIP, now)
 	if errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrTokenWrongFile) {

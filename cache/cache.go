@@ -77,9 +77,11 @@ type Cache struct {
 }
 
 // New builds a cache in front of o. With a disk directory configured it
-// scans the directory to rebuild the disk index, so a restarted process
-// starts warm; it fails only if the directory cannot be created or read.
-// A nil log discards messages.
+// claims the directory (see DiskDirError: an existing directory must be
+// empty or carry the cache's marker file) and scans it to rebuild the disk
+// index, so a restarted process starts warm. It fails if the directory is
+// not the cache's own or cannot be created or read. A nil log discards
+// messages.
 func New(cfg Config, o Origin, log *slog.Logger) (*Cache, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -121,6 +123,22 @@ func New(cfg Config, o Origin, log *slog.Logger) (*Cache, error) {
 		}
 	}
 	return c, nil
+}
+
+// Check validates cfg as New does, and checks that cfg.DiskDir could be
+// claimed, without creating, writing or removing anything: it is what
+// "edgeproxy -check" runs. A missing directory passes (New creates it).
+func Check(cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	if cfg.DiskDir != "" {
+		if _, err := checkDiskDir(cfg.DiskDir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Wait blocks until chunks handed to the memory tier so far have been

@@ -31,8 +31,11 @@ type Config struct {
 	MemoryItems int64 `yaml:"memory_items"`
 
 	// DiskDir is the directory of the disk tier. Empty (the default)
-	// disables the tier. The cache owns the directory: it deletes files in it
-	// that are not valid chunks. Use a local file system.
+	// disables the tier. The cache owns the directory and deletes files in it
+	// that are not valid chunks, so it uses only a directory that does not
+	// exist yet, is empty, or carries the EDGEPROXY-CACHE marker file the
+	// cache writes when it claims one; any other directory is refused at
+	// start (DiskDirError). Use a local file system.
 	DiskDir string `yaml:"disk_dir"`
 
 	// DiskBytes is the byte budget of the disk tier, counting file sizes

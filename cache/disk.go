@@ -82,8 +82,9 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 	if err != nil {
 		return nil, fmt.Errorf("cache: disk index: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cache: disk dir: %w", err)
+	// Only a directory proven to be the cache's own may be cleaned below.
+	if err := claimDiskDir(dir); err != nil {
+		return nil, err
 	}
 	// Leftovers of writes interrupted by a crash.
 	if err := os.RemoveAll(d.tmpDir); err != nil {

@@ -74,6 +74,9 @@ func TestDiskRestartWarm(t *testing.T) {
 	if n := len(chunkFiles(t, dir)); n != 6 {
 		t.Fatalf("%d chunk files, want 6", n)
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, markerName)); err != nil || !bytes.Equal(b, markerContent) {
+		t.Fatalf("marker %q, %v", b, err)
+	}
 
 	c2 := newTestCache(t, diskConfig(dir), failingOpens{o, t}, nil)
 	if st := c2.Stats(); st.DiskChunks != 6 {
@@ -365,10 +368,14 @@ func TestDiskQueueFull(t *testing.T) {
 	}
 }
 
-// TestDiskScanRemovesForeignFiles: files that are not chunk files of ours
-// are deleted at start; leftovers in tmp too.
+// TestDiskScanRemovesForeignFiles: in a directory the cache has claimed
+// (it carries the marker), files that are not chunk files of ours are
+// deleted at start; leftovers in tmp too.
 func TestDiskScanRemovesForeignFiles(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, markerName), markerContent, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"00/junk", "ab/0000000000000000-0000000000000000-1", "tmp/chunk-123"} {
 		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 )
@@ -107,11 +106,6 @@ type Config struct {
 	// concurrent downloads.
 	MaxClients int `yaml:"max_clients"`
 
-	// TrustedProxies are the CIDRs (or bare addresses) of load balancers
-	// whose X-Forwarded-For and X-Real-IP headers ClientID believes. Empty =
-	// the connection's address is always the client.
-	TrustedProxies []string `yaml:"trusted_proxies"`
-
 	// Redis tunes the optional cluster-wide request rate; the client itself
 	// is passed with WithRedis.
 	Redis RedisConfig `yaml:"redis"`
@@ -135,8 +129,7 @@ type RedisConfig struct {
 // settings is a validated Config with defaults filled in.
 type settings struct {
 	Config
-	trusted []netip.Prefix
-	slice   int64 // largest slice released per wait
+	slice int64 // largest slice released per wait
 }
 
 func (cfg Config) validate() (settings, error) {
@@ -178,13 +171,6 @@ func (cfg Config) validate() (settings, error) {
 			return s, fmt.Errorf("limiter: config classes[%q]: must not be negative (got %d)", name, r)
 		}
 	}
-	for i, p := range cfg.TrustedProxies {
-		pfx, err := parseTrusted(p)
-		if err != nil {
-			return s, fmt.Errorf("limiter: config trusted_proxies[%d] %q: %w", i, p, err)
-		}
-		s.trusted = append(s.trusted, pfx)
-	}
 
 	if s.RequestRate > 0 && s.RequestBurst == 0 {
 		s.RequestBurst = max(1, int(s.RequestRate))
@@ -220,25 +206,4 @@ func (s *settings) burstFor(r int64) int {
 		return int(s.Burst)
 	}
 	return int(max(r/4, MinBurst))
-}
-
-// parseTrusted accepts "10.0.0.0/8", "2001:db8::/32" or a bare address.
-func parseTrusted(v string) (netip.Prefix, error) {
-	v = strings.TrimSpace(v)
-	if strings.Contains(v, "/") {
-		p, err := netip.ParsePrefix(v)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		if p.Addr().Is4In6() {
-			return netip.Prefix{}, fmt.Errorf("IPv4-mapped prefix; write the IPv4 form")
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(v)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -2,7 +2,8 @@
 //
 // nginx's limit_rate is per connection, so a download manager with eight
 // connections gets eight times the rate. Here the unit is the client
-// (ClientID: the user when known, else the address, IPv6 by /64): every
+// (ClientID: the user when known, else the address the proxy resolved
+// through internal/clientip, IPv6 by /64): every
 // download of one client on this node draws from one token bucket of bytes.
 //
 // # Flow

@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ type Limiter struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 	rdb   redis.UniversalClient // nil: request rate is per node only
+	log   *slog.Logger
 
 	ctx    context.Context // cancelled by Close; parent of every shaped reader's wait
 	cancel context.CancelFunc
@@ -83,6 +85,13 @@ func WithRedis(c redis.UniversalClient) Option {
 	return func(l *Limiter) { l.rdb = c }
 }
 
+// WithLogger sends the limiter's log lines (Redis fallbacks) to log, so
+// they follow the process's log.format and log.level. The default is
+// slog.Default().
+func WithLogger(log *slog.Logger) Option {
+	return func(l *Limiter) { l.log = log }
+}
+
 // New validates cfg, fills in defaults and starts the idle-client janitor.
 // now is the clock every bucket reads (nil = time.Now); Close must be called
 // to stop the janitor.
@@ -104,6 +113,9 @@ func New(cfg Config, now func() time.Time, opts ...Option) (*Limiter, error) {
 	l.idle.next, l.idle.prev = &l.idle, &l.idle
 	for _, o := range opts {
 		o(l)
+	}
+	if l.log == nil {
+		l.log = slog.Default()
 	}
 	if s.GlobalRate > 0 {
 		l.global = rate.NewLimiter(rate.Limit(s.GlobalRate), int(max(s.GlobalRate/4, MinBurst)))

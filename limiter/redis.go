@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -68,7 +67,7 @@ func (l *Limiter) redisAllow(id string, now time.Time) (bool, time.Duration) {
 	if res.err != nil {
 		l.redisUntil.Store(now.Add(l.s.Redis.Backoff).UnixNano())
 		l.redisFallback.Add(1)
-		slog.Warn("limiter: redis request-rate check failed; using the local limit",
+		l.log.Warn("limiter: redis request-rate check failed; using the local limit",
 			"backoff", l.s.Redis.Backoff, "err", res.err)
 		return true, 0
 	}

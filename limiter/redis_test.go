@@ -1,9 +1,13 @@
 package limiter
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,5 +149,35 @@ func TestRedisHungServerKeepsBudget(t *testing.T) {
 	}
 	if st := l.Stats(); st.RedisFallbacks != 3 {
 		t.Errorf("RedisFallbacks = %d, want 3 (one timeout, then backoff)", st.RedisFallbacks)
+	}
+}
+
+// TestRedisFailureLogsToConfiguredLogger: the fallback warning goes to the
+// logger the process configured (log.format, log.level), not to the global
+// slog default.
+func TestRedisFailureLogsToConfiguredLogger(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: every command fails at once
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := Config{RequestRate: 1, Redis: RedisConfig{Timeout: 5 * time.Second}}
+	l, err := New(cfg, newFakeClock().Now, WithRedis(rdb), WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	admitRelease(t, l, "a")
+	if st := l.Stats(); st.RedisFallbacks != 1 {
+		t.Fatalf("RedisFallbacks = %d, want 1", st.RedisFallbacks)
+	}
+	var line struct{ Level, Msg string }
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line.Level != "WARN" || !strings.Contains(line.Msg, "redis request-rate check failed") {
+		t.Fatalf("configured logger got %q (%v), want one JSON warning", buf.String(), err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/edgeproxy/edgeproxy/internal/disposition"
 )
 
 // S3Config configures an S3-compatible origin (MinIO, AWS S3, ...). The zero
@@ -356,14 +358,15 @@ func pingError(err error) error {
 // computes a signature locally and makes no request, so it does not check
 // that the object exists. With filename set, the URL carries
 // response-content-disposition so the store answers with an RFC 6266
-// attachment header (see attachment).
+// attachment header, built by the same sanitiser as the proxy's own
+// responses (internal/disposition).
 func (s *S3) PresignGet(ctx context.Context, bucket, key string, ttl time.Duration, filename string) (string, error) {
 	if s.anonymous {
 		return "", fmt.Errorf("origin: presign %s/%s: no credentials configured", bucket, key)
 	}
 	params := url.Values{}
 	if filename != "" {
-		params.Set("response-content-disposition", attachment(filename))
+		params.Set("response-content-disposition", string(disposition.Append(nil, filename)))
 	}
 	u, err := s.core.PresignedGetObject(ctx, bucket, key, ttl, params)
 	if err != nil {

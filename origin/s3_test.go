@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/disposition"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/minio/minio-go/v7"
 )
@@ -695,7 +696,8 @@ func TestS3PresignGet(t *testing.T) {
 	ctx := context.Background()
 	hc := &http.Client{Timeout: 10 * time.Second}
 
-	for _, filename := range []string{"", "报告 naïve.bin", "plain.bin"} {
+	long := strings.Repeat("a", 300) + ".bin"
+	for _, filename := range []string{"", "报告 naïve.bin", "plain.bin", "invoice\u202Efdp.exe", "dir/é\r\nX: 1.bin", long} {
 		u, err := s.PresignGet(ctx, b, key, time.Minute, filename)
 		if err != nil {
 			t.Fatal(err)
@@ -712,9 +714,15 @@ func TestS3PresignGet(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("GET presigned (filename %q): %s, %d bytes, %v", filename, resp.Status, len(got), err)
 		}
+		// One sanitiser for redirect and proxy mode: no bidi control
+		// (U+202E would show "invoice\u202Efdp.exe" as "invoiceexe.pdf"),
+		// no control, no directory, the name capped at 255 bytes.
 		cd := resp.Header.Get("Content-Disposition")
-		if filename != "" && cd != attachment(filename) {
-			t.Errorf("Content-Disposition = %q, want %q", cd, attachment(filename))
+		if want := string(disposition.Append(nil, filename)); filename != "" && cd != want {
+			t.Errorf("Content-Disposition = %q, want %q", cd, want)
+		}
+		if strings.Contains(cd, "%E2%80%AE") || strings.Contains(cd, "%0D") || strings.Contains(cd, "dir") || len(cd) > 300 {
+			t.Errorf("Content-Disposition %q (%d bytes) is not sanitised", cd, len(cd))
 		}
 		if filename == "" && cd != "" {
 			t.Errorf("Content-Disposition = %q without a filename", cd)

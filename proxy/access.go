@@ -30,10 +30,23 @@ type FileCatalog interface {
 	Lookup(ctx context.Context, id string) (auth.FileMeta, error)
 }
 
+// FailureThrottle is the per-client limit on failed checks
+// (auth.Verifier implements it). The proxy reports to it the failures the
+// token verifier does not see itself: requests for ids the catalog does
+// not know.
+type FailureThrottle interface {
+	// Throttled returns a too_many_attempts *auth.Error while client is
+	// past its limit, else nil.
+	Throttled(client netip.Addr) error
+	// Failed counts one failed check by client.
+	Failed(client netip.Addr)
+}
+
 var (
-	_ TokenVerifier = (*auth.Verifier)(nil)
-	_ URLVerifier   = (*auth.Signer)(nil)
-	_ FileCatalog   = (*auth.Catalog)(nil)
+	_ TokenVerifier   = (*auth.Verifier)(nil)
+	_ URLVerifier     = (*auth.Signer)(nil)
+	_ FileCatalog     = (*auth.Catalog)(nil)
+	_ FailureThrottle = (*auth.Verifier)(nil)
 )
 
 // authorize applies the route's auth mode.
@@ -43,9 +56,12 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 		if s.tokens == nil {
 			return errAuthNotConfigured
 		}
-		tok := s.requestToken(ctx)
+		tok, err := s.requestToken(ctx)
+		if err != nil {
+			return err
+		}
 		// The verifier bounds Redis time itself (auth.budget).
-		g, err := s.tokens.Verify(context.Background(), tok, d.fileID, s.clientAddr(ctx))
+		g, err := s.tokens.Verify(context.Background(), tok, s.tokenFileID(d), s.clientAddr(ctx))
 		if err != nil {
 			return err
 		}
@@ -65,31 +81,47 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 	return nil
 }
 
-// requestToken finds the download token: Authorization: Bearer, then the
-// query parameter, then the cookie (names configurable).
-func (s *Server) requestToken(ctx *fasthttp.RequestCtx) string {
-	if v := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(v) > 7 && string(v[:7]) == "Bearer " {
-		return string(v[7:])
+// tokenFileID is the file id a token must name to open d: the id itself
+// on /download/, auth.ObjectFileID on host routes, so that a token is
+// scoped to the namespace and bucket it was minted for.
+func (s *Server) tokenFileID(d *download) string {
+	if d.route == &s.download {
+		return d.fileID
 	}
-	if v := ctx.QueryArgs().Peek(s.cfg.TokenQuery); len(v) > 0 {
-		return string(v)
-	}
-	if v := ctx.Request.Header.Cookie(s.cfg.TokenCookie); len(v) > 0 {
-		return string(v)
-	}
-	return ""
+	return auth.ObjectFileID(d.route.Bucket, d.key)
 }
 
-// clientAddr is the client's address: the connection's, or the one the
-// limiter's trusted proxies forwarded.
-func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if s.limiter != nil && s.hasTrustedProxies {
-		if a, ok := s.limiter.ClientAddr(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP")); ok {
-			return a
-		}
+// requestToken finds the download token: Authorization: Bearer (see
+// bearerToken), then the query parameter, then the cookie (names
+// configurable). A malformed or repeated Authorization field is refused,
+// not skipped in favour of the query or the cookie: a request whose
+// credentials two parsers may read differently is not served.
+func (s *Server) requestToken(ctx *fasthttp.RequestCtx) (string, error) {
+	tok, err := bearerToken(ctx.Request.Header.PeekAll(fasthttp.HeaderAuthorization))
+	if err != nil {
+		return "", err
 	}
-	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	return a.Unmap()
+	if len(tok) > 0 {
+		return string(tok), nil
+	}
+	if v := ctx.QueryArgs().Peek(s.cfg.TokenQuery); len(v) > 0 {
+		return string(v), nil
+	}
+	if v := ctx.Request.Header.Cookie(s.cfg.TokenCookie); len(v) > 0 {
+		return string(v), nil
+	}
+	return "", nil
+}
+
+// clientAddr is the client's address as the ClientIP resolver tells it:
+// the connection's peer, or whom a trusted proxy forwarded for.
+func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	remote, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	var vals [][]byte
+	if h := s.clientIP.Header(); h != "" {
+		vals = ctx.Request.Header.PeekAll(h)
+	}
+	return s.clientIP.Client(remote, vals)
 }
 
 // admit asks the limiter whether this download may start. The lease is
@@ -98,8 +130,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, d *download) (*limiter.Lease, e
 	if s.limiter == nil {
 		return nil, nil
 	}
-	id := s.limiter.ClientID(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), ctx.Request.Header.Peek("X-Real-IP"), d.grant.UserID)
-	return s.limiter.Admit(id)
+	return s.limiter.Admit(s.limiter.ClientID(s.clientAddr(ctx), d.grant.UserID))
 }
 
 // stream hands the body to fasthttp: shaped when a rate applies, tracked

@@ -25,9 +25,13 @@ type CatalogAdmin interface {
 	Put(ctx context.Context, m auth.FileMeta) error
 }
 
-// tokenRequest is the body of POST /v1/tokens.
+// tokenRequest is the body of POST /v1/tokens. Without Bucket, FileID is a
+// /download/ id (a catalog id or a key of the download bucket); with
+// Bucket, it is an object key in that bucket and the token opens it on the
+// host routes serving the bucket (auth.ObjectFileID).
 type tokenRequest struct {
 	FileID    string   `json:"file_id"`
+	Bucket    string   `json:"bucket"`
 	UserID    string   `json:"user_id"`
 	AllowedIP []string `json:"allowed_ip"`
 	MaxUses   int      `json:"max_uses"`
@@ -50,12 +54,14 @@ type fileRequest struct {
 
 // RegisterAuth adds the token and catalog routes:
 //
-//	POST   /v1/tokens         {file_id,user_id,allowed_ip[],max_uses,rate,ttl} -> 201 {token,expires_at,url}
+//	POST   /v1/tokens         {file_id,bucket,user_id,allowed_ip[],max_uses,rate,ttl} -> 201 {token,expires_at,file_id,url}
 //	DELETE /v1/tokens/{token} -> 204; 404 token_not_found
 //	PUT    /v1/files/{id}     {bucket,key,filename,sha256,size,content_type} -> 204
 //	GET    /v1/files/{id}     -> 200 {...}; 404 not_found
 //
-// downloadBase is the public base URL of downloads (for the url field);
+// downloadBase is the public base URL of downloads (for the url field,
+// given only for /download/ ids: a token for a host route, created with
+// bucket, is used on the hosts serving that bucket);
 // either argument may be nil to leave its routes out.
 func (a *Admin) RegisterAuth(tokens TokenAdmin, catalog CatalogAdmin, downloadBase string) {
 	if tokens != nil {
@@ -65,6 +71,13 @@ func (a *Admin) RegisterAuth(tokens TokenAdmin, catalog CatalogAdmin, downloadBa
 				return
 			}
 			spec := auth.TokenSpec{FileID: req.FileID, UserID: req.UserID, AllowedIP: req.AllowedIP, MaxUses: req.MaxUses, Rate: req.Rate}
+			if req.Bucket != "" {
+				if strings.Contains(req.Bucket, "/") || !validCatalogKey(req.Bucket) || !validCatalogKey(req.FileID) {
+					WriteJSONError(w, http.StatusBadRequest, "bad_request", "bucket must be a bucket name and file_id an object key in it")
+					return
+				}
+				spec.FileID = auth.ObjectFileID(req.Bucket, req.FileID)
+			}
 			if req.TTL != "" {
 				d, err := time.ParseDuration(req.TTL)
 				if err != nil || d <= 0 {
@@ -78,12 +91,18 @@ func (a *Admin) RegisterAuth(tokens TokenAdmin, catalog CatalogAdmin, downloadBa
 				adminAuthError(w, err)
 				return
 			}
-			a.log.Info("admin token created", "token", auth.Redact(tok), "file_id", req.FileID, "user_id", req.UserID, "max_uses", req.MaxUses)
-			WriteJSON(w, http.StatusCreated, map[string]string{
+			a.log.Info("admin token created", "token", auth.Redact(tok), "file_id", spec.FileID, "user_id", req.UserID, "max_uses", req.MaxUses)
+			answer := map[string]string{
 				"token":      tok,
 				"expires_at": exp.UTC().Format(time.RFC3339),
-				"url":        downloadBase + "/download/" + url.PathEscape(req.FileID) + "?token=" + url.QueryEscape(tok),
-			})
+				"file_id":    spec.FileID,
+			}
+			// Only a /download/ id has a URL this API knows; a host-route
+			// token is used on whichever host serves its bucket.
+			if !auth.IsObjectFileID(spec.FileID) {
+				answer["url"] = downloadBase + "/download/" + url.PathEscape(spec.FileID) + "?token=" + url.QueryEscape(tok)
+			}
+			WriteJSON(w, http.StatusCreated, answer)
 		})
 		a.HandleFunc("DELETE /v1/tokens/{token}", func(w http.ResponseWriter, r *http.Request) {
 			tok := r.PathValue("token")

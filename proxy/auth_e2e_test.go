@@ -28,7 +28,6 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
-	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
@@ -356,19 +355,14 @@ func TestAuthE2EMaxUses(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, testenv.Redis(t).Addr)
 	ctx := context.Background()
-	// serve starts a proxy whose verifier has the given idle window. Its
-	// limiter trusts the loopback as a load balancer, so X-Forwarded-For
-	// gives requests another client network.
+	// serve starts a proxy whose verifier has the given idle window. It
+	// trusts the loopback as a load balancer, so X-Forwarded-For gives
+	// requests another client network.
 	serve := func(idle time.Duration) (*auth.Verifier, string) {
 		cfg := testAuthConfig()
 		cfg.SessionIdle = idle
 		v := e.verifier(cfg)
-		lim, err := limiter.New(limiter.Config{TrustedProxies: []string{"127.0.0.1/32"}}, time.Now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { lim.Close() })
-		p := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: v, Limiter: lim})
+		p := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: v, ClientIP: loopbackBalancer(t, "")})
 		return v, p.URL + "/download/" + fileOne
 	}
 

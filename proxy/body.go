@@ -45,6 +45,9 @@ type trackedBody struct {
 	lease *limiter.Lease
 	// transfer receives progress; nil when statistics are off.
 	transfer TransferTracker
+	// parts locates the file bytes of a multipart body (nil otherwise):
+	// only they are reported to transfer, never the part headers.
+	parts []partData
 }
 
 var trackedBodyPool = sync.Pool{New: func() any { return new(trackedBody) }}
@@ -70,15 +73,34 @@ func (t *trackedBody) Read(p []byte) (int, error) {
 		p = p[:maxWriteSlice]
 	}
 	n, err := t.r.Read(p)
-	t.n += int64(n)
-	if t.transfer != nil && n > 0 {
-		t.transfer.Delivered(int64(n))
-	}
+	t.advance(n)
 	if err != nil && err != io.EOF {
 		t.err = err
 	}
 	t.renewDeadline()
 	return n, err
+}
+
+// advance counts n more body bytes handed to the connection and reports
+// the file bytes among them. "Delivered" means accepted by the
+// connection's writer: bytes still in its buffer (a few KiB) or in the
+// kernel's socket buffer when the connection breaks cannot be told apart.
+func (t *trackedBody) advance(n int) {
+	if n <= 0 {
+		return
+	}
+	from := t.n
+	t.n += int64(n)
+	if t.transfer == nil {
+		return
+	}
+	k := int64(n)
+	if t.parts != nil {
+		k = fileBytesIn(t.parts, from, t.n)
+	}
+	if k > 0 {
+		t.transfer.Delivered(k)
+	}
 }
 
 // WriteTo lets the wrapped stream write straight to the connection.
@@ -139,10 +161,7 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		d.t.renewed = true
 		n, err := d.w.Write(chunk)
 		written += n
-		d.t.n += int64(n)
-		if d.t.transfer != nil && n > 0 {
-			d.t.transfer.Delivered(int64(n))
-		}
+		d.t.advance(n)
 		if err != nil {
 			return written, err
 		}
@@ -176,7 +195,7 @@ func (s *Server) logTransfer(ctx *fasthttp.RequestCtx, route string, n int64, er
 		slog.Int64("bytes", n),
 		slog.Duration("duration", time.Since(ctx.Time())),
 		slog.String("cache", string(ctx.Response.Header.PeekBytes(hdrXCache))),
-		slog.String("remote", ctx.RemoteIP().String()),
+		slog.String("remote", s.clientAddr(ctx).String()),
 		slog.String("error", errText),
 	)
 }

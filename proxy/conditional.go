@@ -32,20 +32,28 @@ type Outcome struct {
 //
 // isGetOrHead is true for GET and HEAD. etag is the representation's strong
 // entity-tag as on the wire (quoted, `"abc"`); lastModified is its
-// modification time, zero when unknown. Evaluate assumes the representation
-// exists (so `*` always matches); the caller answers 404 before asking.
+// modification time, zero when unknown. date is the response's Date: when
+// the proxy generates the response (or the origin's Date when known); it
+// decides whether lastModified is a strong validator. Evaluate assumes the
+// representation exists (so `*` always matches); the caller answers 404
+// before asking.
 //
 // Choices where the RFC leaves room:
 //   - Dates are compared at second precision, since HTTP-date has no finer
 //     resolution.
 //   - If-Unmodified-Since and If-Modified-Since are ignored when lastModified
 //     is unknown, as RFC 9110 13.1.3 and 13.1.4 allow.
-//   - A date in the future is not ignored: Evaluate is pure and has no clock,
-//     and net/http behaves the same way.
-//   - An If-Range date is treated as a strong validator when it equals
-//     lastModified exactly (RFC 9110 13.1.5 would also ask that
-//     Last-Modified be a second older than the response's Date; objects in
-//     the store are immutable per ETag, so this is not checked).
+//   - An If-Modified-Since or If-Unmodified-Since date in the future is not
+//     ignored (RFC 9110 13.1.3 says it is invalid), as net/http does not;
+//     date serves only the If-Range rule below.
+//   - An If-Range date matches only if it equals lastModified and
+//     lastModified is at least one second before date (RFC 9110 13.1.5 with
+//     8.8.2.2): a Last-Modified in the same second as the response could be
+//     shared by two versions replaced within that second, and resuming on
+//     it would splice old bytes to new ones. The comparison uses
+//     lastModified at full precision (sub-second where the origin has it),
+//     which can only make the date weaker, never stronger. A date in the
+//     future is therefore weak too.
 //   - Range handling is defined for GET only (RFC 9110 14.2); Evaluate
 //     reports UseRange for HEAD too, so the caller can send the same header
 //     fields that the GET would get, and false for every other method.
@@ -55,7 +63,7 @@ type Outcome struct {
 //     Members before it still count. `*` matches only as the whole field.
 //
 // Evaluate does not allocate.
-func Evaluate(c *Conditions, isGetOrHead bool, etag string, lastModified time.Time) Outcome {
+func Evaluate(c *Conditions, isGetOrHead bool, etag string, lastModified, date time.Time) Outcome {
 	if c == nil {
 		return Outcome{}
 	}
@@ -99,13 +107,14 @@ func Evaluate(c *Conditions, isGetOrHead bool, etag string, lastModified time.Ti
 	if len(v) == 0 {
 		return Outcome{UseRange: true}
 	}
-	return Outcome{UseRange: ifRangeMatches(v, etag, lastModified)}
+	return Outcome{UseRange: ifRangeMatches(v, etag, lastModified, date)}
 }
 
 // ifRangeMatches evaluates an If-Range value: an entity-tag compared strongly
-// (a weak tag never matches), or an HTTP-date equal to lastModified.
-// RFC 9110 13.1.5 tells the two apart by a DQUOTE in the first three bytes.
-func ifRangeMatches(v []byte, etag string, lastModified time.Time) bool {
+// (a weak tag never matches), or an HTTP-date equal to a lastModified that
+// is strong at date. RFC 9110 13.1.5 tells the two apart by a DQUOTE in the
+// first three bytes.
+func ifRangeMatches(v []byte, etag string, lastModified, date time.Time) bool {
 	if v[0] == '"' || (len(v) >= 3 && v[0] == 'W' && v[1] == '/' && v[2] == '"') {
 		weak, opaque, rest, ok := scanETag(v)
 		if !ok || weak || len(rest) != 0 {
@@ -114,7 +123,9 @@ func ifRangeMatches(v []byte, etag string, lastModified time.Time) bool {
 		curWeak, curOpaque, ok := splitETag(etag)
 		return ok && !curWeak && string(opaque) == curOpaque
 	}
-	if lastModified.IsZero() {
+	// RFC 9110 13.1.5: a date that is not a strong validator (8.8.2.2:
+	// Last-Modified at least one second before Date) fails the condition.
+	if lastModified.IsZero() || date.Sub(lastModified) < time.Second {
 		return false
 	}
 	d, ok := parseHTTPDate(v)

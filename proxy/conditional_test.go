@@ -10,6 +10,8 @@ import (
 var (
 	condLM   = time.Date(2026, time.March, 4, 10, 20, 30, 0, time.UTC)
 	condETag = `"abc"`
+	// condDateNow is a response Date well after condLM, so condLM is strong.
+	condDateNow = condLM.Add(time.Hour)
 )
 
 func condDate(t time.Time) []byte { return []byte(t.UTC().Format(http.TimeFormat)) }
@@ -26,6 +28,7 @@ func TestEvaluate(t *testing.T) {
 		getHead bool
 		etag    string    // default condETag
 		lm      time.Time // default condLM
+		date    time.Time // the response's Date; default condDateNow
 		noLM    bool      // Last-Modified unknown
 		want    Outcome
 	}{
@@ -118,6 +121,17 @@ func TestEvaluate(t *testing.T) {
 		{name: "if-range after passing conditions", c: Conditions{IfMatch: b(`"abc"`), IfNoneMatch: b(`"x"`), IfRange: b(`"abc"`), HasRange: true}, getHead: true, want: Outcome{UseRange: true}},
 		{name: "if-range malformed current etag", c: Conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, etag: `abc`, want: Outcome{}},
 		{name: "if-range weak current etag", c: Conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, etag: `W/"abc"`, want: Outcome{}},
+
+		// Step 5, RFC 9110 13.1.5 with 8.8.2.2: a Last-Modified less than a
+		// second before the response's Date is weak, so If-Range fails.
+		{name: "if-range date lm exactly 1s before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(time.Second), want: Outcome{UseRange: true}},
+		{name: "if-range date lm in same second as date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM, want: Outcome{}},
+		{name: "if-range date lm 999ms before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(999 * time.Millisecond), want: Outcome{}},
+		{name: "if-range date sub-second lm under 1s before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), date: condLM.Add(1200 * time.Millisecond), want: Outcome{}},
+		{name: "if-range date sub-second lm 1s before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), date: condLM.Add(1500 * time.Millisecond), want: Outcome{UseRange: true}},
+		{name: "if-range date lm in the future", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(-time.Hour), want: Outcome{}},
+		{name: "if-range etag ignores date", c: Conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, date: condLM, want: Outcome{UseRange: true}},
+		{name: "ims unaffected by date", c: Conditions{IfModifiedSince: at}, getHead: true, date: condLM, want: Outcome{Status: 304}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,16 +145,20 @@ func TestEvaluate(t *testing.T) {
 			case lm.IsZero():
 				lm = condLM
 			}
+			date := tt.date
+			if date.IsZero() {
+				date = condDateNow
+			}
 			c := tt.c
-			if got := Evaluate(&c, tt.getHead, etag, lm); got != tt.want {
-				t.Errorf("Evaluate(%+v, %v, %q, %v) = %+v, want %+v", tt.c, tt.getHead, etag, lm, got, tt.want)
+			if got := Evaluate(&c, tt.getHead, etag, lm, date); got != tt.want {
+				t.Errorf("Evaluate(%+v, %v, %q, %v, %v) = %+v, want %+v", tt.c, tt.getHead, etag, lm, date, got, tt.want)
 			}
 		})
 	}
 }
 
 func TestEvaluateNil(t *testing.T) {
-	if got := Evaluate(nil, true, condETag, condLM); got != (Outcome{}) {
+	if got := Evaluate(nil, true, condETag, condLM, condDateNow); got != (Outcome{}) {
 		t.Errorf("Evaluate(nil) = %+v, want zero", got)
 	}
 }
@@ -148,11 +166,11 @@ func TestEvaluateNil(t *testing.T) {
 func TestEvaluateEmptyETag(t *testing.T) {
 	// Without an entity-tag only `*` can match.
 	c := &Conditions{IfMatch: []byte(`""`)}
-	if got := Evaluate(c, true, "", condLM); got.Status != 412 {
+	if got := Evaluate(c, true, "", condLM, condDateNow); got.Status != 412 {
 		t.Errorf(`If-Match "" with no etag: %+v, want 412`, got)
 	}
 	c = &Conditions{IfMatch: []byte(`*`)}
-	if got := Evaluate(c, true, "", condLM); got.Status != 0 {
+	if got := Evaluate(c, true, "", condLM, condDateNow); got.Status != 0 {
 		t.Errorf(`If-Match * with no etag: %+v, want 0`, got)
 	}
 }
@@ -308,7 +326,7 @@ func FuzzMatchETagList(f *testing.F) {
 			}
 		}
 		// If-Range must not panic on the same input either.
-		_ = ifRangeMatches(append([]byte(list), 'x'), etag, condLM)
+		_ = ifRangeMatches(append([]byte(list), 'x'), etag, condLM, condDateNow)
 	})
 }
 
@@ -352,9 +370,9 @@ func containsString(s, sub string) bool {
 func ExampleEvaluate() {
 	lm := time.Date(2026, time.March, 4, 10, 20, 30, 0, time.UTC)
 	c := &Conditions{IfNoneMatch: []byte(`W/"v1", "v2"`), IfModifiedSince: []byte("Thu, 01 Jan 2099 00:00:00 GMT")}
-	fmt.Println(Evaluate(c, true, `"v2"`, lm))
+	fmt.Println(Evaluate(c, true, `"v2"`, lm, lm.Add(time.Hour)))
 	c = &Conditions{IfRange: []byte(`"v1"`), HasRange: true}
-	fmt.Println(Evaluate(c, true, `"v2"`, lm))
+	fmt.Println(Evaluate(c, true, `"v2"`, lm, lm.Add(time.Hour)))
 	// Output:
 	// {304 false}
 	// {0 false}
@@ -367,7 +385,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	resume := &Conditions{IfRange: []byte("Wed, 04 Mar 2026 10:20:30 GMT"), HasRange: true}
 	b.ReportAllocs()
 	for b.Loop() {
-		Evaluate(revalidate, true, condETag, condLM)
-		Evaluate(resume, true, condETag, condLM)
+		Evaluate(revalidate, true, condETag, condLM, condDateNow)
+		Evaluate(resume, true, condETag, condLM, condDateNow)
 	}
 }

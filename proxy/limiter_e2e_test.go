@@ -270,8 +270,8 @@ func TestLimiterE2EParallelConnections(t *testing.T) {
 func TestLimiterE2EFairShare(t *testing.T) {
 	const global, clients = 10 * mib, 10
 	const share = global / clients
-	lp := startLimited(t, limiter.Config{GlobalRate: global, TrustedProxies: []string{"127.0.0.1/32"}},
-		proxy.Config{}, proxy.Deps{})
+	lp := startLimited(t, limiter.Config{GlobalRate: global},
+		proxy.Config{}, proxy.Deps{ClientIP: loopbackBalancer(t, "")})
 	lp.o.putSparse(t, dlBucket, "big", 64*mib) // nobody finishes: the test ends the downloads
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -497,8 +497,8 @@ func TestLimiterE2EUserIdentity(t *testing.T) {
 	}
 }
 
-// TestLimiterE2EForwardedClient: behind a load balancer the limiter trusts
-// (limiter.Config.TrustedProxies), the client is the address
+// TestLimiterE2EForwardedClient: behind a trusted load balancer
+// (Deps.ClientIP), the client is the address
 // X-Forwarded-For names for auth as well: for allowed_ip, for signed URLs bound
 // to an address and for the failure throttle, IPv4 and IPv6 alike.
 //
@@ -513,7 +513,7 @@ func TestLimiterE2EForwardedClient(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, testenv.Redis(t).Addr)
 	newLim := func() *limiter.Limiter {
-		lim, err := limiter.New(limiter.Config{TrustedProxies: []string{"127.0.0.1/32"}}, time.Now)
+		lim, err := limiter.New(limiter.Config{}, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -523,7 +523,7 @@ func TestLimiterE2EForwardedClient(t *testing.T) {
 	cfg := testAuthConfig()
 	cfg.FailuresPerMinute = 3
 	v := e.verifier(cfg)
-	p := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: v, Limiter: newLim()})
+	p := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: v, Limiter: newLim(), ClientIP: loopbackBalancer(t, "")})
 	u := p.URL + "/download/" + fileOne
 	tok := e.create(v, auth.TokenSpec{FileID: fileOne, AllowedIP: []string{"198.51.100.0/24", "2001:db8::/32", "2001:db9::7"}})
 
@@ -577,7 +577,7 @@ func TestLimiterE2EForwardedClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps := e.start(proxy.Config{DownloadAuth: proxy.AuthSigned}, proxy.Deps{Signer: signer, Limiter: newLim()})
+		ps := e.start(proxy.Config{DownloadAuth: proxy.AuthSigned}, proxy.Deps{Signer: signer, Limiter: newLim(), ClientIP: loopbackBalancer(t, "")})
 		for _, ip := range []string{"198.51.100.7", "2001:db8::1"} {
 			q, err := signer.Sign("GET", ps.Addr, "/download/"+fileOne, time.Now().Add(time.Minute), ip)
 			if err != nil {

@@ -39,6 +39,40 @@ func MultipartLength(boundary, contentType string, spans []Span, size int64) int
 	return n + int64(closeDelimiterLen(len(spans) > 0, boundary))
 }
 
+// partData says where one part's file bytes lie in a multipart body.
+type partData struct {
+	bodyOff int64 // offset in the body of the part's first file byte
+	span    Span  // the file bytes the part carries
+}
+
+// multipartLayout returns, for the body NewMultipartBody produces with the
+// same arguments, where each part's file bytes lie, so that the bytes
+// written to the client can be told apart from part headers.
+func multipartLayout(boundary, contentType string, spans []Span, size int64) []partData {
+	contentType = partContentType(contentType)
+	out := make([]partData, len(spans))
+	var pos int64
+	for i, s := range spans {
+		pos += int64(partHeaderLen(i == 0, boundary, contentType, s, size))
+		out[i] = partData{bodyOff: pos, span: s}
+		pos += s.Length
+	}
+	return out
+}
+
+// fileBytesIn returns how many file bytes the body bytes [from, to) carry:
+// the part headers and delimiters in between count for nothing.
+func fileBytesIn(parts []partData, from, to int64) int64 {
+	var n int64
+	for _, p := range parts {
+		lo, hi := max(from, p.bodyOff), min(to, p.bodyOff+p.span.Length)
+		if hi > lo {
+			n += hi - lo
+		}
+	}
+	return n
+}
+
 // NewMultipartBody returns a reader of the whole multipart/byteranges body
 // for spans of a size-byte representation; the caller sets the response
 // Content-Type to "multipart/byteranges; boundary=" + boundary. Each part

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -213,10 +214,21 @@ type Deps struct {
 	// Signer checks signed URLs; required by routes with auth "signed".
 	Signer URLVerifier
 	// Catalog, when set, resolves /download/{fileId} to an object and a
-	// file name; ids it does not know are 404.
+	// file name, once the request is authorised; ids it does not know are
+	// 404.
 	Catalog FileCatalog
+	// Failures counts requests for ids the catalog does not know toward
+	// the client's failure limit and refuses clients past it before the
+	// catalog is read. Default: Tokens, when it implements FailureThrottle
+	// (auth.Verifier does), so that token and id guesses share one limit.
+	Failures FailureThrottle
 	// Limiter, when set, admits and shapes downloads.
 	Limiter *limiter.Limiter
+	// ClientIP tells who the client of a request is, for auth, the
+	// limiter, statistics and the access log alike (and wraps the
+	// listener for the PROXY protocol). Default: nil, the connection's
+	// peer is the client.
+	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
 }
@@ -235,14 +247,16 @@ type Server struct {
 	// downloadEnabled: /download/ has a bucket or a catalog to read.
 	downloadEnabled bool
 
-	tokens            TokenVerifier
-	signer            URLVerifier
-	catalog           FileCatalog
-	limiter           *limiter.Limiter
-	hasTrustedProxies bool
-	stats             StatsRecorder
-	metrics           *requestCounters
-	keys              keyCache
+	tokens    TokenVerifier
+	signer    URLVerifier
+	catalog   FileCatalog
+	failures  FailureThrottle
+	limiter   *limiter.Limiter
+	clientIP  *clientip.Resolver
+	stats     StatsRecorder
+	metrics   *requestCounters
+	keys      keyCache
+	readiness readiness // /readyz's cached origin check
 }
 
 // New validates cfg and builds a Server.
@@ -280,7 +294,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		tokens:          deps.Tokens,
 		signer:          deps.Signer,
 		catalog:         deps.Catalog,
+		failures:        deps.Failures,
 		limiter:         deps.Limiter,
+		clientIP:        deps.ClientIP,
 		stats:           deps.Stats,
 		metrics:         newRequestCounters(),
 	}
@@ -290,7 +306,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	for _, r := range routes {
 		switch {
 		case r.Auth == AuthToken && s.tokens == nil:
-			return nil, fmt.Errorf("proxy: route %q: auth token needs the token store (auth.redis)", r.Name)
+			return nil, fmt.Errorf("proxy: route %q: auth token needs the token store (redis.addrs)", r.Name)
 		case r.Auth == AuthSigned && s.signer == nil:
 			return nil, fmt.Errorf("proxy: route %q: auth signed needs signing keys (auth.signer.keys)", r.Name)
 		}
@@ -305,8 +321,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			r.classRate = rate
 		}
 	}
-	if deps.Limiter != nil {
-		s.hasTrustedProxies = deps.Limiter.HasTrustedProxies()
+	if s.failures == nil {
+		s.failures, _ = deps.Tokens.(FailureThrottle)
 	}
 	return s, nil
 }

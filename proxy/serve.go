@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"path"
 	"strconv"
 	"time"
@@ -13,25 +14,28 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/disposition"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
 // Header names and values, as bytes so setting them does not allocate.
 var (
-	hdrAcceptRanges       = []byte("Accept-Ranges")
-	hdrBytes              = []byte("bytes")
-	hdrETag               = []byte("ETag")
-	hdrContentRange       = []byte("Content-Range")
-	hdrContentDisposition = []byte("Content-Disposition")
-	hdrCacheControl       = []byte("Cache-Control")
-	hdrXCache             = []byte("X-Cache")
-	hdrAllow              = []byte("Allow")
-	hdrAllowValue         = []byte("GET, HEAD")
-	hdrRetryAfter         = []byte("Retry-After")
-	hdrWWWAuthenticate    = []byte("WWW-Authenticate")
-	hdrBearer             = []byte("Bearer")
-	hdrOctetStream        = []byte("application/octet-stream")
-	hdrMultipartPrefix    = "multipart/byteranges; boundary="
+	hdrAcceptRanges        = []byte("Accept-Ranges")
+	hdrBytes               = []byte("bytes")
+	hdrETag                = []byte("ETag")
+	hdrContentRange        = []byte("Content-Range")
+	hdrContentDisposition  = []byte("Content-Disposition")
+	hdrCacheControl        = []byte("Cache-Control")
+	hdrXCache              = []byte("X-Cache")
+	hdrAllow               = []byte("Allow")
+	hdrAllowValue          = []byte("GET, HEAD")
+	hdrRetryAfter          = []byte("Retry-After")
+	hdrWWWAuthenticate     = []byte("WWW-Authenticate")
+	hdrBearer              = []byte("Bearer")
+	hdrOctetStream         = []byte("application/octet-stream")
+	hdrXContentTypeOptions = []byte("X-Content-Type-Options")
+	hdrNosniff             = []byte("nosniff")
+	hdrMultipartPrefix     = "multipart/byteranges; boundary="
 
 	pathDownload = []byte("/download/")
 	pathHealthz  = "/healthz"
@@ -76,6 +80,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, &d, err)
 		return
 	}
+	if err := s.lookupCatalog(ctx, &d); err != nil {
+		s.fail(ctx, &d, err)
+		return
+	}
 	if d.route.Mode == ModeRedirect {
 		s.redirect(ctx, &d)
 		return
@@ -87,13 +95,35 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 // stack; strings in it are copies, safe to keep after the handler returns.
 type download struct {
 	route *Route
-	// fileID is what tokens are issued for: the catalog id on /download/,
-	// the object key on host routes.
+	// fileID names the file in statistics: the catalog id on /download/,
+	// the object key on host routes. Tokens are checked against
+	// Server.tokenFileID, which scopes host-route keys to their bucket.
 	fileID   string
 	bucket   string
 	key      string
 	filename string
 	grant    auth.Grant
+	// parts locates the file bytes of a multipart/byteranges body, so
+	// progress records exactly the ranges sent; nil for other bodies.
+	parts []partData
+	// rawKey is the request path pathKey was decoded from (the request's
+	// bytes: valid only during the handler); keyCached says pathKey came
+	// from the key cache. See rememberKey.
+	rawKey    []byte
+	pathKey   string
+	keyCached bool
+	// contentType is the catalog's media type for the file, validated;
+	// empty to send the object's own.
+	contentType string
+}
+
+// rememberKey interns d's key once the request has passed authorisation
+// and its object exists, so that only such requests fill the key cache.
+func (s *Server) rememberKey(d *download) {
+	if !d.keyCached && d.rawKey != nil {
+		s.keys.add(d.rawKey, d.pathKey)
+		d.keyCached = true
+	}
 }
 
 // resolve maps the request to a route and an object: by Host first, then
@@ -103,10 +133,12 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 	// (RFC 9112 3.2.2: Host is then ignored), else the Host header.
 	if r, ok := s.hosts.Lookup(ctx.Host()); ok {
 		d.route = r
-		key, err := s.keys.objectKey(bytes.TrimPrefix(path, []byte("/")))
+		raw := bytes.TrimPrefix(path, []byte("/"))
+		key, cached, err := s.keys.objectKey(raw)
 		if err != nil {
 			return errBadKey
 		}
+		d.rawKey, d.pathKey, d.keyCached = raw, key, cached
 		d.fileID, d.bucket, d.key, d.filename = key, r.Bucket, key, key
 		return nil
 	}
@@ -120,22 +152,46 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 		return errNotFound
 	}
 	d.route = &s.download
-	id, err := s.keys.objectKey(path[len(pathDownload):])
+	raw := path[len(pathDownload):]
+	id, cached, err := s.keys.objectKey(raw)
 	if err != nil {
 		return errBadKey
 	}
+	d.rawKey, d.pathKey, d.keyCached = raw, id, cached
 	d.fileID, d.bucket, d.key, d.filename = id, s.download.Bucket, id, id
-	if s.catalog == nil {
+	return nil
+}
+
+// lookupCatalog resolves a /download/ id through the catalog, when there is
+// one. It runs after authorize, so that without a valid token the answer
+// never depends on whether the id exists, and the catalog is read only for
+// ids a token was issued for. A client past its failure limit is refused
+// before any lookup, and an unknown id counts as a failure (the catalog
+// also remembers it briefly), so enumerating ids on an open route costs at
+// most the limit in Redis reads per client and minute.
+func (s *Server) lookupCatalog(ctx *fasthttp.RequestCtx, d *download) error {
+	if s.catalog == nil || d.route != &s.download {
 		return nil
 	}
-	meta, err := s.catalog.Lookup(context.Background(), id) // bounded by auth.catalog.timeout
+	var client netip.Addr
+	if s.failures != nil {
+		client = s.clientAddr(ctx)
+		if err := s.failures.Throttled(client); err != nil {
+			return err
+		}
+	}
+	meta, err := s.catalog.Lookup(context.Background(), d.fileID) // bounded by auth.catalog.timeout
 	if err != nil {
 		if errors.Is(err, auth.ErrFileNotFound) {
+			if s.failures != nil {
+				s.failures.Failed(client)
+			}
 			return err
 		}
 		return fmt.Errorf("%w: %w", errCatalogDown, err)
 	}
 	d.bucket, d.key = meta.Bucket, meta.Key
+	d.contentType = catalogContentType(meta.ContentType)
 	if meta.Filename != "" {
 		d.filename = meta.Filename
 	}
@@ -170,6 +226,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, d *download) {
 		// timer per request is the largest allocation of a cache hit.
 		info, err := s.objects.Stat(context.Background(), d.bucket, d.key)
 		if err == nil {
+			s.rememberKey(d) // authorised, and the object exists
 			err = s.respond(ctx, d, info)
 		}
 		if err == nil {
@@ -189,6 +246,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, d *download) {
 // respond decides preconditions and ranges for the version info and sets
 // up the response. An error means nothing was committed to the response.
 func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info) error {
+	if d.contentType != "" {
+		info.ContentType = d.contentType // the catalog knows the file best
+	}
 	req := &ctx.Request.Header
 	h := &ctx.Response.Header
 	rangeHdr := req.Peek(fasthttp.HeaderRange)
@@ -200,7 +260,9 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 		IfRange:           req.Peek(fasthttp.HeaderIfRange),
 		HasRange:          len(rangeHdr) > 0,
 	}
-	out := Evaluate(&cond, true, info.ETag, info.LastModified)
+	// The response's Date is taken as the request's arrival: earlier than
+	// the response itself, so it can only make a Last-Modified weaker.
+	out := Evaluate(&cond, true, info.ETag, info.LastModified, ctx.Time())
 	switch out.Status {
 	case fasthttp.StatusPreconditionFailed:
 		return errPrecondition
@@ -232,9 +294,12 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 
 	setValidators(h, info)
 	h.SetCanonical(hdrAcceptRanges, hdrBytes)
+	// The object's bytes are the client's, not ours: a browser must not
+	// sniff them into a type that runs (HTML, script) on the edge's origin.
+	h.SetCanonical(hdrXContentTypeOptions, hdrNosniff)
 	if s.cfg.ContentDisposition == "attachment" {
 		var buf [256]byte
-		h.SetCanonical(hdrContentDisposition, AppendContentDisposition(buf[:0], d.filename))
+		h.SetCanonical(hdrContentDisposition, disposition.Append(buf[:0], d.filename))
 	}
 	if len(spans) > 1 {
 		return s.respondMultipart(ctx, d, info, spans)
@@ -311,8 +376,11 @@ func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info or
 		return s.objects.Open(context.Background(), bucket, key, etag, off, n)
 	}
 	body := NewMultipartBody(boundary, info.ContentType, parts, info.Size, open)
-	// Progress counts distinct bytes of the file; a multipart body's bytes
-	// include part headers, so it is tracked as the span it covers.
+	// Progress counts distinct bytes of the file: the layout tells the
+	// file bytes of each part from the part headers around them.
+	if s.stats != nil {
+		d.parts = multipartLayout(boundary, info.ContentType, parts, info.Size)
+	}
 	s.stream(ctx, d, lease, &closeBoth{ReadCloser: body, extra: &first}, -1, n, info.Size)
 	return nil
 }
@@ -377,6 +445,7 @@ func (s *Server) redirect(ctx *fasthttp.RequestCtx, d *download) {
 		s.fail(ctx, d, err)
 		return
 	}
+	s.rememberKey(d)
 	u, err := p.PresignGet(sctx, d.bucket, d.key, d.route.RedirectTTL, path.Base(d.filename))
 	if err != nil {
 		s.fail(ctx, d, err)
@@ -385,16 +454,4 @@ func (s *Server) redirect(ctx *fasthttp.RequestCtx, d *download) {
 	ctx.Response.Header.SetCanonical(hdrCacheControl, hdrNoStore)
 	ctx.Redirect(u, fasthttp.StatusFound)
 	s.logRequest(ctx, d.route.Name, nil)
-}
-
-// ready answers /readyz: 200 when the origin answers, 503 otherwise.
-func (s *Server) ready(ctx *fasthttp.RequestCtx) {
-	pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := s.origin.Ping(pctx); err != nil {
-		writeError(ctx, errNotReady)
-		return
-	}
-	ctx.Response.Header.SetContentTypeBytes(hdrContentTypeJSON)
-	ctx.Response.SetBodyRaw(bodyOK)
 }

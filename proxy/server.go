@@ -98,6 +98,7 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 // accepting and lets in-flight responses finish for up to DrainTimeout
 // before closing the connections that are left.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ln = s.clientIP.Listener(ln, s.cfg.ReadTimeout) // PROXY protocol, when configured
 	srv := s.NewHTTPServer()
 	conns := &connSet{conns: make(map[net.Conn]struct{})}
 	srv.ConnState = conns.track

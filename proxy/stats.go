@@ -26,13 +26,19 @@ type TransferInfo struct {
 	ClientIP    string
 	CacheStatus string
 	Off         int64 // first byte of the file carried; -1 for multipart bodies
-	N           int64
+	N           int64 // bytes of the file carried (for multipart, the parts' total)
 	Total       int64
 	Start       time.Time
+	// Parts are a multipart body's file ranges {off, len} in part order;
+	// Delivered then counts the file bytes of the parts, never their headers.
+	Parts [][2]int64
 }
 
 // TransferTracker is fed as the body's bytes reach the client.
 type TransferTracker interface {
+	// Delivered adds n file bytes accepted by the connection: the next n of
+	// [Off, Off+N), or of Parts in order. Bytes the client never accepted
+	// (a response cut short) are never reported.
 	Delivered(n int64)
 	Finish(err error)
 }
@@ -47,6 +53,17 @@ func (s *Server) startStats(t *trackedBody, ctx *fasthttp.RequestCtx, d *downloa
 	if a := s.clientAddr(ctx); a.IsValid() {
 		ip = a.String()
 	}
+	var parts [][2]int64
+	if d.parts != nil {
+		parts = make([][2]int64, len(d.parts))
+		n = 0
+		for i, p := range d.parts {
+			parts[i] = [2]int64{p.span.Start, p.span.Length}
+			n += p.span.Length
+		}
+		off = -1
+		t.parts = d.parts
+	}
 	tr := s.stats.StartTransfer(TransferInfo{
 		Token:       d.grant.Token,
 		FileID:      d.fileID,
@@ -58,6 +75,7 @@ func (s *Server) startStats(t *trackedBody, ctx *fasthttp.RequestCtx, d *downloa
 		N:           n,
 		Total:       size,
 		Start:       ctx.Time(),
+		Parts:       parts,
 	})
 	if tr != nil {
 		t.transfer = tr

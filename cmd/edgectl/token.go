@@ -12,6 +12,7 @@ import (
 
 type tokenRequest struct {
 	FileID    string   `json:"file_id"`
+	Bucket    string   `json:"bucket,omitempty"`
 	UserID    string   `json:"user_id,omitempty"`
 	AllowedIP []string `json:"allowed_ip,omitempty"`
 	MaxUses   int      `json:"max_uses,omitempty"`
@@ -20,13 +21,16 @@ type tokenRequest struct {
 }
 
 func tokenCreate(ctx context.Context, x *cli, args []string) error {
-	cmd := newCommand("token create", "-file ID [-user ID] [-ip LIST] [-max-uses N] [-rate BYTES_PER_S] [-ttl D]",
-		"Issues a download token for one file and prints {\"token\",\"expires_at\",\"url\"}.\n"+
-			"The token is a credential: hand it to the one client it is for.")
+	cmd := newCommand("token create", "-file ID [-bucket NAME] [-user ID] [-ip LIST] [-max-uses N] [-rate BYTES_PER_S] [-ttl D]",
+		"Issues a download token for one file and prints {\"token\",\"expires_at\",\"file_id\",\"url\"}.\n"+
+			"Without -bucket the token opens /download/ID only (a catalog id or a key of the download bucket).\n"+
+			"With -bucket it opens the object key ID of that bucket on the host routes serving it, and no other\n"+
+			"bucket's; there is no url then. The token is a credential: hand it to the one client it is for.")
 	var r tokenRequest
 	var ips string
 	var ttl time.Duration
-	cmd.fs.StringVar(&r.FileID, "file", "", "file id in the catalog (required)")
+	cmd.fs.StringVar(&r.FileID, "file", "", "file id under /download/, or with -bucket the object key (required)")
+	cmd.fs.StringVar(&r.Bucket, "bucket", "", "bucket of a host route the token is for (default: /download/)")
 	cmd.fs.StringVar(&r.UserID, "user", "", "user id, recorded with the token")
 	cmd.fs.StringVar(&ips, "ip", "", "IPs and CIDRs the token may be used from, comma-separated (default any)")
 	cmd.fs.IntVar(&r.MaxUses, "max-uses", 0, "download sessions allowed (0: unlimited)")
@@ -52,6 +56,7 @@ func tokenCreate(ctx context.Context, x *cli, args []string) error {
 	var out struct {
 		Token     string `json:"token"`
 		ExpiresAt string `json:"expires_at"`
+		FileID    string `json:"file_id,omitempty"`
 		URL       string `json:"url,omitempty"`
 	}
 	if err := x.api.do(ctx, http.MethodPost, "/v1/tokens", r, &out); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/config"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/origin"
@@ -28,6 +30,7 @@ type Config struct {
 	Redis    RedisConfig       `yaml:"redis"`
 	Auth     AuthConfig        `yaml:"auth"`
 	Limiter  LimiterConfig     `yaml:"limiter"`
+	ClientIP clientip.Config   `yaml:"client_ip"`
 	Stats    StatsConfig       `yaml:"stats"`
 	Prefetch PrefetchConfig    `yaml:"prefetch"`
 	Admin    proxy.AdminConfig `yaml:"admin"`
@@ -80,6 +83,7 @@ func loadConfig(path string, environ []string) (Config, error) {
 
 // app is the wired process.
 type app struct {
+	cfg   Config
 	log   *slog.Logger
 	proxy *proxy.Server
 	admin *proxy.Admin
@@ -101,13 +105,16 @@ func (a *app) close() {
 }
 
 // build validates cfg by constructing every part; a configuration error is
-// a usageError naming the key.
-func build(cfg Config, logw io.Writer) (_ *app, err error) {
+// a usageError naming the key. With checkOnly (edgeproxy -check) the cache
+// is validated but not built, so nothing on disk changes, and the proxy
+// reads the origin directly. build never changes process-wide settings;
+// app.serve does.
+func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 	log, err := newLogger(cfg.Log, logw)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{log: log}
+	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -137,14 +144,17 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 	var objects proxy.Objects = store
 	var purger proxy.Purger
 	var adminStats func() any
-	if cfg.Cache.Enabled {
+	if cfg.Cache.Enabled && checkOnly {
+		if err := cache.Check(cfg.Cache.Config); err != nil {
+			return nil, cacheConfigError(err)
+		}
+	} else if cfg.Cache.Enabled {
 		c, err := cache.New(cfg.Cache.Config, store, log)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("config: cache: %w", err)}
+			return nil, cacheConfigError(err)
 		}
 		a.closes = append(a.closes, c.Close)
 		a.cache = c
-		setMemoryLimit(cfg.Cache.Config, log)
 		objects, purger = c, c
 		adminStats = func() any { return map[string]any{"cache": c.Stats()} }
 	}
@@ -165,6 +175,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		deps.Catalog = acc.catalog
 	}
 	deps.Limiter = acc.limiter
+	deps.ClientIP = acc.clientIP
 	if a.redis != nil && (cfg.Stats.Enabled == nil || *cfg.Stats.Enabled) {
 		r, err := stats.New(cfg.Stats.Config, a.redis, log)
 		if err != nil {
@@ -181,7 +192,7 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		return nil, usageError{fmt.Errorf("config: key %q: statistics need redis.addrs", "stats.enabled")}
 	}
 	if cfg.Prefetch.Enabled {
-		if a.stats == nil || a.cache == nil {
+		if a.stats == nil || !cfg.Cache.Enabled {
 			return nil, usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
 		}
 		cfg.Prefetch.setDefaults()
@@ -218,6 +229,17 @@ func build(cfg Config, logw io.Writer) (_ *app, err error) {
 		a.adminAddr = cfg.Admin.Listen
 	}
 	return a, nil
+}
+
+// cacheConfigError is the usage error for a cache that cannot be built. A
+// refused disk directory gets the one-line form of the other config
+// errors, naming the key.
+func cacheConfigError(err error) error {
+	var de *cache.DiskDirError
+	if errors.As(err, &de) {
+		return usageError{fmt.Errorf("config: key %q: %q %s", "cache.disk_dir", de.Dir, de.Reason)}
+	}
+	return usageError{fmt.Errorf("config: cache: %w", err)}
 }
 
 // memoryOverhead is what the heap may hold beside the memory tier: chunks

@@ -61,7 +61,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		var cfg Config
 		cfg, err = loadConfig(path, environ)
 		if err == nil && *check {
-			_, err = build(cfg, stderr)
+			err = checkConfig(cfg, stderr)
 			if err == nil {
 				fmt.Fprintln(stdout, "edgeproxy: configuration OK")
 				return 0
@@ -82,14 +82,37 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// checkConfig is "edgeproxy -check": it validates cfg by building every
+// part as serve would, except that nothing on disk is created, written or
+// removed (the cache's disk directory is only inspected) and no
+// process-wide setting changes.
+func checkConfig(cfg Config, stderr io.Writer) error {
+	app, err := build(cfg, stderr, true)
+	if err != nil {
+		return err
+	}
+	app.close()
+	return nil
+}
+
 // serve wires the parts, listens and runs until ctx ends. ready, when not
 // nil, receives the bound address once the listener is up.
 func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr string)) error {
-	app, err := build(cfg, stderr)
+	app, err := build(cfg, stderr, false)
 	if err != nil {
 		return err
 	}
 	defer app.close()
+	return app.serve(ctx, ready)
+}
+
+// serve applies the process-wide settings, listens and runs until ctx
+// ends. The caller closes the app after it returns.
+func (app *app) serve(ctx context.Context, ready func(addr string)) error {
+	cfg := app.cfg
+	if cfg.Cache.Enabled {
+		setMemoryLimit(cfg.Cache.Config, app.log)
+	}
 	ln, err := net.Listen("tcp", app.proxy.Config().Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -109,8 +132,17 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr st
 	}
 	if app.prefetch != nil {
 		pctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go app.prefetch.loop(pctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			app.prefetch.loop(pctx)
+		}()
+		// The caller closes the cache once serve returns: the prefetcher
+		// reads through it, so it must have stopped by then.
+		defer func() {
+			cancel()
+			<-done
+		}()
 	}
 	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {

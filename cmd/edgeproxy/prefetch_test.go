@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,5 +82,58 @@ func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
 		if status != want {
 			t.Errorf("%s after prefetch: %s, want %s", name, status, want)
 		}
+	}
+}
+
+// TestPrefetchStopsBeforeCacheCloses: when the process stops, the prefetch
+// goroutine has returned before the app closes anything, the cache
+// included, so a prefetch pass never reads from a closed cache.
+func TestPrefetchStopsBeforeCacheCloses(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "proxy:\n  listen: 127.0.0.1:0\n  download_bucket: b\n" +
+		"origin:\n  kind: dir\n  dir:\n    root: " + root + "\n" +
+		"redis:\n  addrs: [" + testenv.Redis(t).Addr + "]\n" +
+		"prefetch:\n  enabled: true\n" +
+		"admin:\n  listen: \"off\"\n"
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, cleanEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := build(cfg, io.Discard, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Events in order: the prefetch pass returning, the first close.
+	var seq, passReturned, firstClose atomic.Int64
+	a.prefetch.hot = func(ctx context.Context, n int) ([]stats.HotFile, error) {
+		<-ctx.Done()
+		// Widens the window in which a shutdown that does not wait for
+		// prefetching would close the app first; the test passes whatever
+		// the timing when it does wait.
+		time.Sleep(50 * time.Millisecond)
+		passReturned.Store(seq.Add(1))
+		return nil, ctx.Err()
+	}
+	// closes run last to first: this one runs before the cache's Close.
+	a.closes = append(a.closes, func() error { firstClose.Store(seq.Add(1)); return nil })
+
+	// serve sets the process's memory limit; restore it for later tests.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = a.serve(ctx, cancelWhenServing(t, cancel))
+	a.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, c := passReturned.Load(), firstClose.Load(); p == 0 || c == 0 || p > c {
+		t.Fatalf("prefetch pass returned as event %d, app closing began as event %d: want the pass first", p, c)
 	}
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/limiter"
 )
 
@@ -90,6 +93,48 @@ type LimiterConfig struct {
 	// ClusterWide enforces request_rate across all edge nodes through Redis
 	// as well as per node. Default false.
 	ClusterWide bool `yaml:"cluster_wide"`
+	// TrustedProxies is deprecated: it is client_ip.trusted_proxies, read
+	// from here (with a warning at start) so that old files keep working.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// clientIPConfig is the client_ip section with the deprecated
+// limiter.trusted_proxies mapped onto it: used when client_ip has none,
+// an error when both are set and differ.
+func clientIPConfig(cfg Config, log *slog.Logger) (clientip.Config, error) {
+	c := cfg.ClientIP
+	old := cfg.Limiter.TrustedProxies
+	if len(old) == 0 {
+		return c, nil
+	}
+	log.Warn("config: limiter.trusted_proxies is deprecated; move it to client_ip.trusted_proxies")
+	if len(c.TrustedProxies) == 0 {
+		c.TrustedProxies = old
+		return c, nil
+	}
+	if !samePrefixes(old, c.TrustedProxies) {
+		return c, fmt.Errorf("config: key %q: differs from client_ip.trusted_proxies; keep only client_ip.trusted_proxies", "limiter.trusted_proxies")
+	}
+	return c, nil
+}
+
+// samePrefixes reports whether two trusted_proxies lists trust the same
+// addresses, entry for entry in any order. Entries that do not parse are
+// compared as text (client_ip's validation reports them).
+func samePrefixes(a, b []string) bool {
+	norm := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, v := range l {
+			if p, err := clientip.ParseTrusted(v); err == nil {
+				out[i] = p.String()
+			} else {
+				out[i] = v
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return slices.Equal(norm(a), norm(b))
 }
 
 // active reports whether any limit is configured; without one the proxy
@@ -130,8 +175,15 @@ func (a *app) buildAccess(cfg Config) (deps accessDeps, err error) {
 		}
 		deps.signer = s
 	}
+	cip, err := clientIPConfig(cfg, a.log)
+	if err != nil {
+		return deps, usageError{err}
+	}
+	if deps.clientIP, err = clientip.New(cip); err != nil {
+		return deps, usageError{fmt.Errorf("config: %w", err)}
+	}
 	if cfg.Limiter.active() {
-		var opts []limiter.Option
+		opts := []limiter.Option{limiter.WithLogger(a.log)}
 		if cfg.Limiter.ClusterWide {
 			if rdb == nil {
 				return deps, usageError{fmt.Errorf("config: key %q: needs redis.addrs", "limiter.cluster_wide")}
@@ -154,4 +206,7 @@ type accessDeps struct {
 	signer  *auth.Signer
 	catalog *auth.Catalog
 	limiter *limiter.Limiter
+	// clientIP tells who the client is; always set (it trusts no one
+	// unless client_ip says so).
+	clientIP *clientip.Resolver
 }

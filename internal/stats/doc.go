@@ -29,9 +29,16 @@
 // download:task:<TaskID> with fields status, bytes_delivered, bytes_total,
 // file_id, user_id, node, updated_at (Unix ms), expiring ProgressTTL after
 // the last update. bytes_delivered counts distinct bytes: every response
-// adds the span it delivered to a per-task set of merged spans, so eight
-// parallel range requests, overlapping retries and resumes all add up to
-// the file size exactly once. Status changes (see Status) are published on
+// adds the spans of the file it delivered to a per-task set of merged
+// spans, so eight parallel range requests, overlapping retries and resumes
+// all add up to the file size exactly once. Only bytes the connection
+// accepted count: a multipart/byteranges response adds each part's range
+// (TransferInfo.Parts; part headers are not file bytes), and a response cut
+// short adds the prefix that was written. COMPLETED therefore means every
+// byte of the file reached the client at least once (up to what the
+// kernel's socket buffer held when a connection broke, which no server can
+// see). A finished transfer's last bytes are written by the next sweep
+// when they are not yet due, so the hash does not stay behind. Status changes (see Status) are published on
 // ProgressChannel as JSON {task_id, file_id, user_id, status,
 // bytes_delivered, bytes_total}. The write is a Lua script that compares
 // with the stored status, so COMPLETED is published once per task even
@@ -57,7 +64,8 @@
 // entries per run; the runs are pipelined), with the fields time (RFC
 // 3339, UTC, ms), node, task_id (empty for a transfer without a token),
 // user_id, file_id, route, off and len (the range of the file the
-// response carried), bytes (delivered), status ("completed" or "aborted":
+// response carried; off is -1 for a multipart response and len the total
+// of its parts), bytes (file bytes delivered), status ("completed" or "aborted":
 // this response, not the task), duration_ms (from TransferInfo.Start),
 // cache and client_ip. The log is best effort: entries are dropped and
 // counted when the queue is full or a write fails. The background writers

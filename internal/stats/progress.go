@@ -53,10 +53,16 @@ type TransferInfo struct {
 	Route       string    // the proxy route, for the log
 	ClientIP    string    // for the log
 	CacheStatus string    // HIT, MISS, ..., for the log
-	Off         int64     // first byte of the file this response carries
-	N           int64     // bytes this response carries
+	Off         int64     // first byte of the file this response carries; -1 with Parts
+	N           int64     // bytes of the file this response carries
 	Total       int64     // size of the whole file
 	Start       time.Time // when the request arrived; zero = now
+	// Parts, for a multipart/byteranges response, are the file's ranges
+	// {off, len} in the order its parts carry them; Off is then -1 and N
+	// their total. Delivered then counts file bytes only (never the part
+	// headers), and the first d of them lie in the first ranges in order.
+	// The slice must not change after StartTransfer.
+	Parts [][2]int64
 }
 
 // Transfer tracks one response body. The proxy calls Delivered as bytes
@@ -111,7 +117,7 @@ type update struct {
 }
 
 // StartTransfer begins tracking a response carrying [Off, Off+N) of a file
-// of Total bytes for a token. It only touches memory. A transfer without a
+// of Total bytes (or the ranges of Parts) for a token. It only touches memory. A transfer without a
 // token has no task (a task is a token's download): it gets only its log
 // entry, and with the log disabled StartTransfer returns nil.
 func (r *Recorder) StartTransfer(info TransferInfo) *Transfer {
@@ -128,7 +134,17 @@ func (r *Recorder) StartTransfer(info TransferInfo) *Transfer {
 		tr.start = now
 	}
 	tr.info.Total = max(info.Total, 0)
-	tr.info.N = max(min(info.N, tr.info.Total-info.Off), 0)
+	switch {
+	case len(info.Parts) > 0:
+		tr.info.Off, tr.info.N = -1, 0
+		for _, p := range info.Parts {
+			tr.info.N += max(p[1], 0)
+		}
+	case info.Off < 0: // no known range: nothing can be recorded
+		tr.info.N = 0
+	default:
+		tr.info.N = max(min(info.N, tr.info.Total-info.Off), 0)
+	}
 	// Below 1 MiB steps a sync (a lock and a clock read) would cost more
 	// than the progress it reports: such bytes arrive within milliseconds.
 	tr.step = max(tr.info.Total/20, 1<<20)
@@ -192,7 +208,7 @@ func (tr *Transfer) sync(now time.Time, force bool) {
 		t.mu.Unlock()
 		return
 	}
-	t.got.insert(tr.info.Off, tr.info.Off+d)
+	tr.foldLocked(d)
 	t.advanceLocked()
 	u, ok := t.updateLocked(now, tr.r.cfg.ProgressInterval, force)
 	tr.mark.Store(tr.delivered.Load() + tr.step)
@@ -220,8 +236,7 @@ func (tr *Transfer) Finish(err error) {
 
 	t.mu.Lock()
 	tr.finished.Store(true) // under t.mu, so no sync of tr follows
-	d := min(tr.delivered.Load(), tr.info.N)
-	t.got.insert(tr.info.Off, tr.info.Off+d)
+	tr.foldLocked(min(tr.delivered.Load(), tr.info.N))
 	left := t.active.Add(-1)
 	if err != nil {
 		t.abortSeen = true
@@ -236,11 +251,39 @@ func (tr *Transfer) Finish(err error) {
 		}
 	}
 	u, ok := t.updateLocked(now, r.cfg.ProgressInterval, false)
+	// Bytes not yet due a write would be lost: no transfer of the task may
+	// follow to carry them, and the sweep only syncs open transfers. The
+	// next sweep writes them instead.
+	pending := !ok && t.got.total() != t.sentBytes
 	t.mu.Unlock()
 	r.send(u, ok)
+	if pending {
+		r.queueDirty(t)
+	}
 	r.touch(t, now)
 
 	r.enqueueLog(tr.logEntry(now, t.id, err))
+}
+
+// foldLocked adds the first d file bytes of the response to the task's
+// spans: [Off, Off+d), or the first d bytes of Parts in order. Only bytes
+// that reached the client are added, so COMPLETED means every byte of the
+// file was delivered at least once. t.mu must be held.
+func (tr *Transfer) foldLocked(d int64) {
+	if len(tr.info.Parts) == 0 {
+		tr.t.got.insert(tr.info.Off, tr.info.Off+d)
+		return
+	}
+	for _, p := range tr.info.Parts {
+		if d <= 0 {
+			return
+		}
+		k := min(max(p[1], 0), d)
+		// A range reaching outside the file is a caller's bug: its bytes
+		// still count toward d, but only those inside the file are kept.
+		tr.t.got.insert(max(p[0], 0), min(p[0]+k, tr.info.Total))
+		d -= k
+	}
 }
 
 // logEntry is the download log entry of the transfer finished at now.
@@ -310,6 +353,11 @@ func (r *Recorder) markDirty(t *task) {
 	t.mu.Lock()
 	t.sent = ""
 	t.mu.Unlock()
+	r.queueDirty(t)
+}
+
+// queueDirty adds t to the tasks the next sweep writes, within MaxTasks.
+func (r *Recorder) queueDirty(t *task) {
 	r.dirtyMu.Lock()
 	if len(r.dirty) < r.cfg.MaxTasks {
 		r.dirty[t] = struct{}{}

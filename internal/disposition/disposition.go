@@ -1,4 +1,9 @@
-package proxy
+// Package disposition builds the Content-Disposition field value that makes
+// a client save a download under a given name (RFC 6266). It is the one
+// implementation used by the proxy's own responses and by the presigned URLs
+// of redirect mode (origin), so both sanitise names alike: base name only,
+// no control or bidirectional-control characters, a length cap.
+package disposition
 
 import (
 	"unicode"
@@ -15,7 +20,7 @@ const maxDispositionName = 255
 // long name is shortened, so "very…long.tar.gz" still ends in ".gz".
 const maxDispositionExt = 16
 
-// AppendContentDisposition appends a Content-Disposition field value that
+// Append appends a Content-Disposition field value that
 // makes the client save the response as filename (RFC 6266):
 //
 //	attachment; filename="report.pdf"
@@ -34,7 +39,7 @@ const maxDispositionExt = 16
 // short extension.
 //
 // It allocates only if dst lacks capacity.
-func AppendContentDisposition(dst []byte, filename string) []byte {
+func Append(dst []byte, filename string) []byte {
 	stem, ext := dispositionBase(filename)
 	if stem == "" && ext == "" {
 		return append(dst, "attachment"...)

@@ -1,14 +1,15 @@
-package proxy
+package disposition
 
 import (
 	"fmt"
+	"mime"
 	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
-func TestAppendContentDisposition(t *testing.T) {
+func TestAppend(t *testing.T) {
 	long := strings.Repeat("a", 300)
 	longCJK := strings.Repeat("报", 100) // 300 bytes
 	tests := []struct {
@@ -45,15 +46,15 @@ func TestAppendContentDisposition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(AppendContentDisposition(nil, tt.in))
+			got := string(Append(nil, tt.in))
 			if got != tt.want {
-				t.Errorf("AppendContentDisposition(%q)\n got %s\nwant %s", tt.in, got, tt.want)
+				t.Errorf("Append(%q)\n got %s\nwant %s", tt.in, got, tt.want)
 			}
 		})
 	}
 
 	// A long non-ASCII name is cut at a character boundary, keeping .pdf.
-	got := string(AppendContentDisposition(nil, longCJK+".pdf"))
+	got := string(Append(nil, longCJK+".pdf"))
 	_, ext, ok := strings.Cut(got, "filename*=UTF-8''")
 	if !ok {
 		t.Fatalf("long CJK name: no filename*: %s", got)
@@ -65,15 +66,15 @@ func TestAppendContentDisposition(t *testing.T) {
 	}
 }
 
-func TestAppendContentDispositionAppends(t *testing.T) {
+func TestAppendAppends(t *testing.T) {
 	dst := []byte("Content-Disposition: ")
-	got := string(AppendContentDisposition(dst, "a.txt"))
+	got := string(Append(dst, "a.txt"))
 	if want := `Content-Disposition: attachment; filename="a.txt"`; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
-// parseDispositionForTest reads back what AppendContentDisposition writes,
+// parseDispositionForTest reads back what Append writes,
 // the way a client would: the quoted filename, and filename* decoded.
 func parseDispositionForTest(t *testing.T, v string) (fallback, ext string, hasExt bool) {
 	t.Helper()
@@ -108,18 +109,29 @@ func parseDispositionForTest(t *testing.T, v string) (fallback, ext string, hasE
 	return fallback, ext, true
 }
 
-func FuzzAppendContentDisposition(f *testing.F) {
+func FuzzAppend(f *testing.F) {
 	for _, s := range []string{"report.pdf", "报告 2026.pdf", "naïve.txt", `a"b\c%d`, "a\r\nb", "dir/..", "\xff\xfe", "x\u202Ey", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		out := string(AppendContentDisposition(nil, in))
+		out := string(Append(nil, in))
 		for i := 0; i < len(out); i++ {
 			if c := out[i]; c < 0x20 || c >= 0x7f {
 				t.Fatalf("output byte %#x in %q (input %q)", c, out, in)
 			}
 		}
 		fallback, ext, hasExt := parseDispositionForTest(t, out)
+		// A standard parser reads the same name, preferring filename*.
+		if out != "attachment" {
+			disp, params, err := mime.ParseMediaType(out)
+			want := fallback
+			if hasExt {
+				want = ext
+			}
+			if err != nil || disp != "attachment" || params["filename"] != want {
+				t.Fatalf("mime.ParseMediaType(%q) = %q %q %v, want filename %q", out, disp, params, err, want)
+			}
+		}
 		if strings.ContainsAny(fallback, `"\%/`) {
 			t.Fatalf("fallback %q needs escaping (input %q)", fallback, in)
 		}
@@ -147,15 +159,15 @@ func FuzzAppendContentDisposition(f *testing.F) {
 	})
 }
 
-func ExampleAppendContentDisposition() {
-	fmt.Println(string(AppendContentDisposition(nil, "reports/报告 2026.pdf")))
+func ExampleAppend() {
+	fmt.Println(string(Append(nil, "reports/报告 2026.pdf")))
 	// Output: attachment; filename="__ 2026.pdf"; filename*=UTF-8''%E6%8A%A5%E5%91%8A%202026.pdf
 }
 
-func BenchmarkAppendContentDisposition(b *testing.B) {
+func BenchmarkAppend(b *testing.B) {
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendContentDisposition(buf[:0], "reports/报告 2026.pdf")
+		buf = Append(buf[:0], "reports/报告 2026.pdf")
 	}
 }
