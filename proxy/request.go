@@ -126,14 +126,14 @@ func hasUserinfo(target []byte) bool {
 	return bytes.IndexByte(auth, '@') >= 0
 }
 
-// Byte classes of RFC 9110 5.1 (tchar), 5.5 (field-vchar, obs-text, SP,
-// HTAB) and RFC 3986 3.2.2 (reg-name, IP-literal and port characters).
-var tokenByte, fieldValueByte, hostByte [256]bool
+// Byte classes of RFC 9110 5.5 (field-vchar, obs-text, SP, HTAB) and RFC
+// 3986 3.2.2 (reg-name, IP-literal and port characters); tchar is
+// isTokenChar (bearer.go).
+var fieldValueByte, hostByte [256]bool
 
 func init() {
 	for c := 0; c < 256; c++ {
 		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-		tokenByte[c] = alnum || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0
 		fieldValueByte[c] = c == '\t' || c >= ' ' && c != 0x7f
 		hostByte[c] = alnum || bytes.IndexByte([]byte("-._~%!$&'()*+,;=:[]"), byte(c)) >= 0
 	}
@@ -141,7 +141,7 @@ func init() {
 
 func isToken(b []byte) bool {
 	for _, c := range b {
-		if !tokenByte[c] {
+		if !isTokenChar(c) {
 			return false
 		}
 	}
@@ -177,14 +177,4 @@ func isZero(b []byte) bool {
 		}
 	}
 	return len(b) > 0
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
