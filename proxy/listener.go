@@ -45,8 +45,9 @@ var errLeadingEmptyLines = errors.New("proxy: empty lines before the request lin
 //     fasthttp's read buffer.
 //
 // It must be the outermost wrapper, so that the RequestCtx's connection is
-// a *frontConn. Lingering needs the wrapped connection to have CloseWrite
-// (*net.TCPConn has); without it connections close at once as before.
+// a *frontConn. Lingering needs a TCP connection under the wrapped one (a
+// *net.TCPConn, or a wrapper with a TCPConn method as go-proxyproto's Conn
+// has); without one, connections close at once as before.
 type frontListener struct {
 	net.Listener
 	timeout  time.Duration // lingerTimeout; a field so tests can set it
@@ -118,8 +119,8 @@ func (l *frontListener) linger(c *frontConn) {
 		<-l.slots
 		l.wg.Done()
 	}()
-	cw, ok := c.Conn.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil || c.Conn.SetReadDeadline(time.Now().Add(l.timeout)) != nil {
+	tc, ok := tcpConn(c.Conn)
+	if !ok || tc.CloseWrite() != nil || c.Conn.SetReadDeadline(time.Now().Add(l.timeout)) != nil {
 		return
 	}
 	io.CopyN(io.Discard, c.Conn, l.maxBytes) // ends at EOF, deadline, budget or shutdown
@@ -217,20 +218,32 @@ func (c *frontConn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // SetKeepAlive and SetKeepAlivePeriod keep fasthttp's TCPKeepalive working
-// through the wrapper.
+// through the wrapper (and through a PROXY protocol connection).
 func (c *frontConn) SetKeepAlive(on bool) error {
-	if ka, ok := c.Conn.(interface{ SetKeepAlive(bool) error }); ok {
-		return ka.SetKeepAlive(on)
+	if tc, ok := tcpConn(c.Conn); ok {
+		return tc.SetKeepAlive(on)
 	}
 	return nil
 }
 
 // SetKeepAlivePeriod: see SetKeepAlive.
 func (c *frontConn) SetKeepAlivePeriod(d time.Duration) error {
-	if ka, ok := c.Conn.(interface{ SetKeepAlivePeriod(time.Duration) error }); ok {
-		return ka.SetKeepAlivePeriod(d)
+	if tc, ok := tcpConn(c.Conn); ok {
+		return tc.SetKeepAlivePeriod(d)
 	}
 	return nil
+}
+
+// tcpConn returns the TCP connection under c: c itself, or the one a
+// wrapper exposes as go-proxyproto's Conn does (TCPConn method).
+func tcpConn(c net.Conn) (*net.TCPConn, bool) {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		return c, true
+	case interface{ TCPConn() (*net.TCPConn, bool) }:
+		return c.TCPConn()
+	}
+	return nil, false
 }
 
 // lingerOnClose marks the connection of an answer that closes it (an error

@@ -211,3 +211,36 @@ func TestFrontConnKeepsTCPFeatures(t *testing.T) {
 		t.Fatalf("client got %q, %v", got, err)
 	}
 }
+
+// wrappedConn hides *net.TCPConn the way go-proxyproto's Conn does, and
+// exposes it the same way.
+type wrappedConn struct{ tc *net.TCPConn }
+
+func (w wrappedConn) Read(p []byte) (int, error)         { return w.tc.Read(p) }
+func (w wrappedConn) Write(p []byte) (int, error)        { return w.tc.Write(p) }
+func (w wrappedConn) Close() error                       { return w.tc.Close() }
+func (w wrappedConn) LocalAddr() net.Addr                { return w.tc.LocalAddr() }
+func (w wrappedConn) RemoteAddr() net.Addr               { return w.tc.RemoteAddr() }
+func (w wrappedConn) SetDeadline(t time.Time) error      { return w.tc.SetDeadline(t) }
+func (w wrappedConn) SetReadDeadline(t time.Time) error  { return w.tc.SetReadDeadline(t) }
+func (w wrappedConn) SetWriteDeadline(t time.Time) error { return w.tc.SetWriteDeadline(t) }
+func (w wrappedConn) TCPConn() (*net.TCPConn, bool)      { return w.tc, true }
+
+// TestLingerThroughWrapper: behind a PROXY protocol listener (whose
+// connections are not *net.TCPConn) the close still lingers.
+func TestLingerThroughWrapper(t *testing.T) {
+	l := newTestFrontListener(t, time.Hour, 1<<20, 4)
+	client, server := lingerPair(t, l)
+	server.Conn = wrappedConn{server.Conn.(*net.TCPConn)}
+	if _, err := client.Write(bytes.Repeat([]byte("x"), 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(server, "answer")
+	lingerOnClose(server)
+	server.Close()
+	client.SetDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(client)
+	if err != nil || string(got) != "answer" {
+		t.Fatalf("client read %q, %v; want the answer and EOF", got, err)
+	}
+}
