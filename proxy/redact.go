@@ -25,6 +25,8 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 			safe[i] = a.String()
 		case int, int64, uint64, uint, int32, uint32, float64, time.Duration:
 			safe[i] = a
+		case []byte: // fmt.Sprint would print the bytes as numbers
+			safe[i] = redact(string(a))
 		default:
 			safe[i] = redact(fmt.Sprint(a))
 		}
