@@ -60,6 +60,8 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 	lingerOnClose(ctx.Conn())
 }
 
+var hdrExpect = []byte("Expect")
+
 // headerReceived runs when fasthttp has parsed the header, before it reads
 // a body or sends 100 (Continue). Downloads take no body, and Handler
 // refuses any body framing, judged on the header block as received
@@ -70,8 +72,6 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 // server omit it when there is no content, and a request that announces
 // content gets a final 400 instead. fasthttp's ContinueHandler and
 // ExpectHandler cannot do this: they send 100 or skip the handler.
-var hdrExpect = []byte("Expect")
-
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if cl := h.ContentLength(); cl != 0 && cl != -2 { // -2: no framing at all
 		h.SetContentLength(0)
