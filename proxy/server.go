@@ -119,6 +119,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("drain timeout: closed remaining connections", "connections", n, "drain_timeout", s.cfg.DrainTimeout)
 		err = nil
 	}
+	// fasthttp's Shutdown closes only the listeners its Serve has already
+	// registered: cancelled before that goroutine ran, Serve would start
+	// accepting afterwards and never return. Closing the listener here ends
+	// it in either case.
+	fl.Close()
 	<-errc
 	return err
 }
