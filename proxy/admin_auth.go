@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/objectkey"
 )
 
 // TokenAdmin is what the admin API needs to issue and revoke tokens
@@ -72,7 +73,7 @@ func (a *Admin) RegisterAuth(tokens TokenAdmin, catalog CatalogAdmin, downloadBa
 			}
 			spec := auth.TokenSpec{FileID: req.FileID, UserID: req.UserID, AllowedIP: req.AllowedIP, MaxUses: req.MaxUses, Rate: req.Rate}
 			if req.Bucket != "" {
-				if strings.Contains(req.Bucket, "/") || !validCatalogKey(req.Bucket) || !validCatalogKey(req.FileID) {
+				if strings.Contains(req.Bucket, "/") || !objectkey.Valid(req.Bucket) || !objectkey.Valid(req.FileID) {
 					WriteJSONError(w, http.StatusBadRequest, "bad_request", "bucket must be a bucket name and file_id an object key in it")
 					return
 				}
@@ -129,7 +130,7 @@ func (a *Admin) RegisterAuth(tokens TokenAdmin, catalog CatalogAdmin, downloadBa
 				WriteJSONError(w, http.StatusBadRequest, "bad_request", "bucket and key are required")
 				return
 			}
-			if !validCatalogKey(req.Key) {
+			if !objectkey.Valid(req.Key) {
 				WriteJSONError(w, http.StatusBadRequest, "bad_request", "key is not a valid object key")
 				return
 			}
@@ -171,15 +172,4 @@ func adminAuthError(w http.ResponseWriter, err error) {
 		return
 	}
 	WriteJSONError(w, http.StatusServiceUnavailable, "store_unavailable", "the token store could not be reached")
-}
-
-// validCatalogKey applies the download path's key rules (no "." or ".."
-// segments, no control bytes, length) to a raw key from the admin API.
-func validCatalogKey(key string) bool {
-	segs := strings.Split(key, "/")
-	for i, seg := range segs {
-		segs[i] = url.PathEscape(seg)
-	}
-	got, err := ObjectKey([]byte(strings.Join(segs, "/")))
-	return err == nil && got == key
 }

@@ -3,7 +3,6 @@
 package proxy
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -23,21 +22,6 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 		c := &cases[i]
 		if n := testing.AllocsPerRun(100, func() { Evaluate(c, true, `"abc"`, lm, lm.Add(time.Hour)) }); n != 0 {
 			t.Errorf("Evaluate(%+v) allocates %v times", c, n)
-		}
-	}
-}
-
-func TestObjectKeyAllocatesOnlyTheKey(t *testing.T) {
-	for _, raw := range []string{"dir/file.bin", "%E6%8A%A5%E5%91%8A/a%20b.pdf", strings.Repeat("ab/", 300) + "c"} {
-		b := []byte(raw)
-		if n := testing.AllocsPerRun(100, func() { _, _ = ObjectKey(b) }); n != 1 {
-			t.Errorf("ObjectKey(%q) allocates %v times, want 1 (the key)", raw, n)
-		}
-	}
-	for _, raw := range []string{"a/../b", "a%zz", "a%00", ""} {
-		b := []byte(raw)
-		if n := testing.AllocsPerRun(100, func() { _, _ = ObjectKey(b) }); n != 0 {
-			t.Errorf("rejecting ObjectKey(%q) allocates %v times", raw, n)
 		}
 	}
 }
