@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/config"
@@ -24,17 +25,17 @@ import (
 // documented where it is declared. config.yaml at the repository root is
 // the annotated default.
 type Config struct {
-	Proxy    proxy.Config      `yaml:"proxy"`
-	Origin   OriginConfig      `yaml:"origin"`
-	Cache    CacheConfig       `yaml:"cache"`
-	Redis    RedisConfig       `yaml:"redis"`
-	Auth     AuthConfig        `yaml:"auth"`
-	Limiter  LimiterConfig     `yaml:"limiter"`
-	ClientIP clientip.Config   `yaml:"client_ip"`
-	Stats    StatsConfig       `yaml:"stats"`
-	Prefetch PrefetchConfig    `yaml:"prefetch"`
-	Admin    proxy.AdminConfig `yaml:"admin"`
-	Log      LogConfig         `yaml:"log"`
+	Proxy    proxy.Config    `yaml:"proxy"`
+	Origin   OriginConfig    `yaml:"origin"`
+	Cache    CacheConfig     `yaml:"cache"`
+	Redis    RedisConfig     `yaml:"redis"`
+	Auth     AuthConfig      `yaml:"auth"`
+	Limiter  LimiterConfig   `yaml:"limiter"`
+	ClientIP clientip.Config `yaml:"client_ip"`
+	Stats    StatsConfig     `yaml:"stats"`
+	Prefetch PrefetchConfig  `yaml:"prefetch"`
+	Admin    admin.Config    `yaml:"admin"`
+	Log      LogConfig       `yaml:"log"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -86,7 +87,7 @@ type app struct {
 	cfg   Config
 	log   *slog.Logger
 	proxy *proxy.Server
-	admin *proxy.Admin
+	admin *admin.API
 	// adminAddr is the admin listen address after defaults.
 	adminAddr string
 	cache     *cache.Cache
@@ -142,7 +143,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 
 	store, timed := wrapTimed(store)
 	var objects proxy.Objects = store
-	var purger proxy.Purger
+	var purger admin.Purger
 	var adminStats func() any
 	if cfg.Cache.Enabled && checkOnly {
 		if err := cache.Check(cfg.Cache.Config); err != nil {
@@ -208,24 +209,22 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		return nil, usageError{fmt.Errorf("config: %w", err)}
 	}
 	if cfg.Admin.Enabled() {
-		a.admin = proxy.NewAdmin(cfg.Admin, purger, adminStats, log)
 		base := cfg.Auth.PublicURL
 		if base == "" {
 			base = "http://" + p.Config().Listen
 		}
-		var tokens proxy.TokenAdmin
-		var catalog proxy.CatalogAdmin
+		d := admin.Deps{Purger: purger, CacheStats: adminStats, DownloadBase: base,
+			Metrics: a.newRegistry(timed, a.redisErrs), Logger: log}
 		if acc.tokens != nil {
-			tokens = acc.tokens
+			d.Tokens = acc.tokens
 		}
 		if acc.catalog != nil {
-			catalog = acc.catalog
+			d.Catalog = acc.catalog
 		}
-		a.admin.RegisterAuth(tokens, catalog, base)
-		mountOps(a.admin, a.newRegistry(timed, a.redisErrs))
 		if a.stats != nil {
-			registerStatsAdmin(a.admin, a.stats, a.redis)
+			d.Stats = a.stats
 		}
+		a.admin = admin.New(cfg.Admin, d)
 		a.adminAddr = cfg.Admin.Listen
 	}
 	return a, nil

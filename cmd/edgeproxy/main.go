@@ -123,9 +123,15 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) error {
 			ln.Close()
 			return fmt.Errorf("admin listen: %w", err)
 		}
-		asrv := app.admin.NewHTTPServer(app.adminAddr)
-		go asrv.Serve(aln)
-		defer asrv.Close()
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- app.admin.Serve(actx, aln) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				app.log.Error("admin listener failed", "error", err)
+			}
+		}()
 		app.log.Info("admin listening", "addr", aln.Addr().String())
 	} else {
 		app.log.Info("admin listener off (set admin.key to enable it)")

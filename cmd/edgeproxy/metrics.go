@@ -5,20 +5,16 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
-	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 // timedOrigin measures origin latency (to the answer of Stat, and to the
@@ -191,15 +187,3 @@ type collectorFunc struct {
 
 func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
-
-// mountOps adds /metrics and /debug/pprof/ to the admin API (behind its key).
-func mountOps(a *proxy.Admin, reg *prometheus.Registry) {
-	a.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a.HandleFunc("GET /debug/pprof/", pprof.Index)
-	a.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	a.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	a.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	a.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-}
-
-var _ http.Handler = (*proxy.Admin)(nil)
