@@ -651,3 +651,95 @@ func TestLimiterE2EForwardedClient(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkLimiterE2E measures what the tests above only bound: the rate
+// shaped downloads actually get through the real listener on the real
+// clock, as a fraction of the configured rate (1.00 is exact). Each
+// iteration is a download of several seconds; run it with -benchtime=1x
+// on an idle machine.
+func BenchmarkLimiterE2E(b *testing.B) {
+	const rate, burst = 1 * mib, 256 * kib
+	b.Run("one-client", func(b *testing.B) {
+		lp := startLimited(b, limiter.Config{Rate: rate}, proxy.Config{}, proxy.Deps{})
+		data := randBytes(301, 2*mib+burst)
+		lp.o.put(b, dlBucket, "obj", data)
+		var sum float64
+		for b.Loop() {
+			var tl timeline
+			f := timedGet(context.Background(), lp.c, lp.url("obj"), nil, nil, &tl)
+			if f.err != nil || f.status != 200 {
+				b.Fatalf("download: status %d, err %v", f.status, f.err)
+			}
+			got, _, err := tl.rateAfter(burst + 64*kib)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += got / rate
+		}
+		b.ReportMetric(sum/float64(b.N), "rate/configured")
+	})
+	b.Run("8-connections", func(b *testing.B) {
+		const conns = 8
+		lp := startLimited(b, limiter.Config{Rate: rate}, proxy.Config{}, proxy.Deps{})
+		data := randBytes(302, 2*mib+burst)
+		lp.o.put(b, dlBucket, "obj", data)
+		part := len(data) / conns
+		var sum float64
+		for b.Loop() {
+			var tl timeline
+			var wg sync.WaitGroup
+			for i := range conns {
+				wg.Go(func() {
+					rng := fmt.Sprintf("bytes=%d-%d", i*part, (i+1)*part-1)
+					timedGet(context.Background(), lp.c, lp.url("obj"), []string{"Range", rng}, nil, &tl)
+				})
+			}
+			wg.Wait()
+			got, _, err := tl.rateAfter(burst + conns*64*kib)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += got / rate
+		}
+		b.ReportMetric(sum/float64(b.N), "rate/configured")
+	})
+	b.Run("fair-share-10", func(b *testing.B) {
+		const global, clients = 10 * mib, 10
+		lp := startLimited(b, limiter.Config{GlobalRate: global, TrustedProxies: []string{"127.0.0.1/32"}},
+			proxy.Config{}, proxy.Deps{})
+		lp.o.putSparse(b, dlBucket, "big", 64*mib)
+		var worst, total float64
+		worst = 1e9
+		for b.Loop() {
+			ctx, cancel := context.WithCancel(context.Background())
+			tls := make([]timeline, clients)
+			var all timeline
+			var wg sync.WaitGroup
+			start := time.Now()
+			for i := range clients {
+				wg.Go(func() {
+					xff := []string{"X-Forwarded-For", "198.51.100." + strconv.Itoa(i+1)}
+					timedGet(ctx, lp.c, lp.url("big"), xff, nil, &tls[i], &all)
+				})
+			}
+			from, to := start.Add(time.Second), start.Add(3*time.Second)
+			time.Sleep(time.Until(to.Add(50 * time.Millisecond))) // the measuring window, on purpose
+			cancel()
+			wg.Wait()
+			for i := range tls {
+				got, err := tls[i].rateIn(from, to)
+				if err != nil {
+					b.Fatal(err)
+				}
+				worst = min(worst, got/(global/clients))
+			}
+			got, err := all.rateIn(from, to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += got / global
+		}
+		b.ReportMetric(total/float64(b.N), "total/configured")
+		b.ReportMetric(worst, "worst-client/share")
+	})
+}
