@@ -22,7 +22,7 @@ func newRedisClient(t *testing.T, addr string) *redis.Client {
 func TestRedisClusterRequestRate(t *testing.T) {
 	rdb := newRedisClient(t, testenv.Redis(t).Addr)
 	// Two nodes sharing one cluster-wide limit: one request per 10s, burst 3.
-	cfg := Config{RequestRate: 0.1, RequestBurst: 3, Redis: RedisConfig{KeyPrefix: fmt.Sprintf("t:%s:%d:", t.Name(), time.Now().UnixNano()), Timeout: time.Second}}
+	cfg := Config{RequestRate: 0.1, RequestBurst: 3, Redis: RedisConfig{KeyPrefix: fmt.Sprintf("t:%s:%d:", t.Name(), time.Now().UnixNano()), Timeout: 5 * time.Second}}
 	var nodes []*Limiter
 	for range 2 {
 		l, err := New(cfg, nil, WithRedis(rdb))
