@@ -88,7 +88,7 @@ func TestRedisOutage(t *testing.T) {
 		tok2, _, err = v.Create(ctx, TokenSpec{FileID: "f"})
 		return err == nil
 	})
-	waitFor(t, 5*time.Second, "Verify to succeed again", func() bool {
+	waitFor(t, 10*time.Second, "Verify to succeed again", func() bool {
 		_, err := v.Verify(ctx, tok2, "f", ipA)
 		return err == nil
 	})
