@@ -705,8 +705,8 @@ func BenchmarkLimiterE2E(b *testing.B) {
 	})
 	b.Run("fair-share-10", func(b *testing.B) {
 		const global, clients = 10 * mib, 10
-		lp := startLimited(b, limiter.Config{GlobalRate: global, TrustedProxies: []string{"127.0.0.1/32"}},
-			proxy.Config{}, proxy.Deps{})
+		lp := startLimited(b, limiter.Config{GlobalRate: global},
+			proxy.Config{}, proxy.Deps{ClientIP: loopbackBalancer(b, "")})
 		lp.o.putSparse(b, dlBucket, "big", 64*mib)
 		var worst, total float64
 		worst = 1e9
