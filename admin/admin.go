@@ -136,9 +136,17 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	stop := context.AfterFunc(ctx, func() { srv.Close() })
-	defer stop()
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		srv.Close()
+	})
 	err := srv.Serve(ln)
+	if stop() {
+		srv.Close() // serving failed: close the connections it left
+	} else {
+		<-closed // the close ctx started runs to its end before Serve returns
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -105,17 +105,17 @@ func (r *redisErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 }
 
 // newRegistry gathers every part's metrics into one registry.
-func (a *app) newRegistry(timed *timedOrigin, rerr *redisErrors) *prometheus.Registry {
+func (a *app) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(a.proxy.Collector(), timed.latency)
+	reg.MustRegister(a.proxy.Collector(), a.timed.latency)
 	if a.cache != nil {
 		reg.MustRegister(cacheCollector(a.cache)...)
 	}
-	if a.access.limiter != nil {
-		reg.MustRegister(limiterCollector(a.access.limiter)...)
+	if a.limiter != nil {
+		reg.MustRegister(limiterCollector(a.limiter)...)
 	}
-	if rerr != nil {
+	if rerr := a.redisErrs; rerr != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "edgeproxy_redis_errors_total", Help: "Redis commands and dials that failed.",
 		}, func() float64 { return float64(rerr.n.Load()) }))
