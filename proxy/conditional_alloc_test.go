@@ -11,7 +11,7 @@ import (
 
 func TestEvaluateDoesNotAllocate(t *testing.T) {
 	lm := time.Date(2026, time.March, 4, 10, 20, 30, 0, time.UTC)
-	cases := []Conditions{
+	cases := []conditions{
 		{IfMatch: []byte(`"a", W/"b" , "abc"`), IfNoneMatch: []byte(`"x", "y"`), IfRange: []byte(`"abc"`), HasRange: true},
 		{IfUnmodifiedSince: []byte("Sunday, 06-Nov-94 08:49:37 GMT"), IfModifiedSince: []byte("Wed Mar  4 10:20:30 2026")},
 		{IfNoneMatch: []byte(`W/"abc"`)},
@@ -20,8 +20,8 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 	}
 	for i := range cases {
 		c := &cases[i]
-		if n := testing.AllocsPerRun(100, func() { Evaluate(c, true, `"abc"`, lm, lm.Add(time.Hour)) }); n != 0 {
-			t.Errorf("Evaluate(%+v) allocates %v times", c, n)
+		if n := testing.AllocsPerRun(100, func() { evaluate(c, true, `"abc"`, lm, lm.Add(time.Hour)) }); n != 0 {
+			t.Errorf("evaluate(%+v) allocates %v times", c, n)
 		}
 	}
 }

@@ -177,8 +177,8 @@ func (c *Config) validate() error {
 }
 
 // hostTable builds the routing table from the configured routes.
-func (c *Config) hostTable() (*HostTable, error) {
-	m := make(map[string]Route)
+func (c *Config) hostTable() (*hostTable, error) {
+	m := make(map[string]route)
 	for i, rc := range c.Routes {
 		if len(rc.Hosts) == 0 {
 			return nil, fmt.Errorf("proxy: routes[%d].hosts: required", i)
@@ -194,10 +194,10 @@ func (c *Config) hostTable() (*HostTable, error) {
 			if _, dup := m[h]; dup {
 				return nil, fmt.Errorf("proxy: routes[%d].hosts: %q listed twice", i, h)
 			}
-			m[h] = Route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
+			m[h] = route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
 		}
 	}
-	return NewHostTable(m) // its errors name the pattern
+	return newHostTable(m) // its errors name the pattern
 }
 
 // Deps are the parts the proxy is wired to.
@@ -239,9 +239,9 @@ type Server struct {
 	objects Objects
 	origin  origin.Store
 	log     *slog.Logger
-	hosts   *HostTable
+	hosts   *hostTable
 	// download is the route of /download/{fileId}.
-	download Route
+	download route
 	// accessLog caches *cfg.AccessLog for the hot path.
 	accessLog bool
 	// downloadEnabled: /download/ has a bucket or a catalog to read.
@@ -287,7 +287,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		origin:  deps.Origin,
 		log:     deps.Logger,
 		hosts:   hosts,
-		download: Route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
+		download: route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
 			RateClass: cfg.DownloadRateClass},
 		accessLog:       *cfg.AccessLog,
 		downloadEnabled: cfg.DownloadBucket != "" || deps.Catalog != nil,

@@ -94,7 +94,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 // download is what one request resolved to. It lives on the handler's
 // stack; strings in it are copies, safe to keep after the handler returns.
 type download struct {
-	route *Route
+	route *route
 	// fileID names the file in statistics: the catalog id on /download/,
 	// the object key on host routes. Tokens are checked against
 	// Server.tokenFileID, which scopes host-route keys to their bucket.
@@ -252,7 +252,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	req := &ctx.Request.Header
 	h := &ctx.Response.Header
 	rangeHdr := req.Peek(fasthttp.HeaderRange)
-	cond := Conditions{
+	cond := conditions{
 		IfMatch:           req.Peek(fasthttp.HeaderIfMatch),
 		IfNoneMatch:       req.Peek(fasthttp.HeaderIfNoneMatch),
 		IfModifiedSince:   req.Peek(fasthttp.HeaderIfModifiedSince),
@@ -262,7 +262,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	}
 	// The response's Date is taken as the request's arrival: earlier than
 	// the response itself, so it can only make a Last-Modified weaker.
-	out := Evaluate(&cond, true, info.ETag, info.LastModified, ctx.Time())
+	out := evaluate(&cond, true, info.ETag, info.LastModified, ctx.Time())
 	switch out.Status {
 	case fasthttp.StatusPreconditionFailed:
 		return errPrecondition
@@ -274,16 +274,16 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 		return nil
 	}
 
-	var spanBuf [MaxRangeSpecs]Span
-	var spans []Span
+	var spanBuf [maxRangeSpecs]span
+	var spans []span
 	if out.UseRange {
 		var err error
-		spans, err = ParseRange(spanBuf[:0], rangeHdr, info.Size)
+		spans, err = parseRange(spanBuf[:0], rangeHdr, info.Size)
 		switch {
-		case errors.Is(err, ErrRangeUnsatisfiable):
+		case errors.Is(err, errRangeUnsatisfiable):
 			writeError(ctx, errUnsatisfiable)
 			h.SetCanonical(hdrAcceptRanges, hdrBytes)
-			h.SetCanonical(hdrContentRange, AppendUnsatisfiedRange(nil, info.Size))
+			h.SetCanonical(hdrContentRange, appendUnsatisfiedRange(nil, info.Size))
 			s.logRequest(ctx, d.route.Name, nil)
 			return nil
 		case err != nil:
@@ -314,7 +314,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	if len(spans) == 1 {
 		off, n = spans[0].Start, spans[0].Length
 		var buf [64]byte
-		h.SetCanonical(hdrContentRange, AppendContentRange(buf[:0], spans[0], info.Size))
+		h.SetCanonical(hdrContentRange, appendContentRange(buf[:0], spans[0], info.Size))
 		h.SetStatusCode(fasthttp.StatusPartialContent)
 	}
 	if ctx.IsHead() || n == 0 {
@@ -341,15 +341,15 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 // respondMultipart answers several ranges with one multipart/byteranges
 // body (RFC 9110 14.6) whose parts are opened one at a time as the client
 // reads, so memory stays at one part's stream.
-func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info origin.Info, spans []Span) error {
+func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info origin.Info, spans []span) error {
 	// Copy: the caller's array lives on its stack, and naming the copy
 	// differently keeps escape analysis from moving that array to the heap.
-	parts := append([]Span(nil), spans...)
-	boundary := NewBoundary()
+	parts := append([]span(nil), spans...)
+	boundary := newBoundary()
 	h := &ctx.Response.Header
 	h.SetContentType(hdrMultipartPrefix + boundary)
 	h.SetStatusCode(fasthttp.StatusPartialContent)
-	n := MultipartLength(boundary, info.ContentType, parts, info.Size)
+	n := multipartLength(boundary, info.ContentType, parts, info.Size)
 	if ctx.IsHead() {
 		h.SetContentLength(int(n))
 		s.logRequest(ctx, d.route.Name, nil)
@@ -375,7 +375,7 @@ func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info or
 		}
 		return s.objects.Open(context.Background(), bucket, key, etag, off, n)
 	}
-	body := NewMultipartBody(boundary, info.ContentType, parts, info.Size, open)
+	body := newMultipartBody(boundary, info.ContentType, parts, info.Size, open)
 	// Progress counts distinct bytes of the file: the layout tells the
 	// file bytes of each part from the part headers around them.
 	if s.stats != nil {
