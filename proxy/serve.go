@@ -49,46 +49,59 @@ var (
 // legitimately take hours.
 const opTimeout = 30 * time.Second
 
-// Handler is the fasthttp handler of the download listener.
+// Handler is the fasthttp handler of the download listener. It is the one
+// place a response is logged: on the way out for every response answered
+// here, or, for a streamed body, when fasthttp closes that body after its
+// last byte (trackedBody.Close), so that the line holds the bytes sent.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	var d download
+	if s.handle(ctx, &d) {
+		s.logRequest(ctx, d.routeName(), d.err)
+	}
+}
+
+// handle answers the request. It reports whether the access log line is
+// still to be written: false for the health probes (never logged) and for
+// a streamed body (logged when it closes).
+func (s *Server) handle(ctx *fasthttp.RequestCtx, d *download) (log bool) {
 	if e := checkRequest(&ctx.Request.Header); e != nil {
 		s.reject(ctx, e)
-		return
+		d.err = e
+		return true
 	}
 	path := ctx.Request.URI().PathOriginal()
 	switch string(path) {
 	case pathHealthz:
 		ctx.Response.Header.SetContentTypeBytes(hdrContentTypeJSON)
 		ctx.Response.SetBodyRaw(bodyOK)
-		return
+		return false
 	case pathReadyz:
 		s.ready(ctx)
-		return
+		return false
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		writeError(ctx, errMethod)
 		ctx.Response.Header.SetCanonical(hdrAllow, hdrAllowValue)
-		s.logRequest(ctx, "", nil)
-		return
+		return true
 	}
-	var d download
-	if err := s.resolve(ctx, path, &d); err != nil {
-		s.fail(ctx, &d, err)
-		return
+	if err := s.resolve(ctx, path, d); err != nil {
+		s.fail(ctx, d, err)
+		return true
 	}
-	if err := s.authorize(ctx, &d); err != nil {
-		s.fail(ctx, &d, err)
-		return
+	if err := s.authorize(ctx, d); err != nil {
+		s.fail(ctx, d, err)
+		return true
 	}
-	if err := s.lookupCatalog(ctx, &d); err != nil {
-		s.fail(ctx, &d, err)
-		return
+	if err := s.lookupCatalog(ctx, d); err != nil {
+		s.fail(ctx, d, err)
+		return true
 	}
 	if d.route.Mode == ModeRedirect {
-		s.redirect(ctx, &d)
-		return
+		s.redirect(ctx, d)
+		return true
 	}
-	s.serve(ctx, &d)
+	s.serve(ctx, d)
+	return !d.streamed
 }
 
 // download is what one request resolved to. It lives on the handler's
@@ -115,6 +128,20 @@ type download struct {
 	// contentType is the catalog's media type for the file, validated;
 	// empty to send the object's own.
 	contentType string
+	// err is what the answer failed with, for the access log; nil for a
+	// success.
+	err error
+	// streamed is set when the response body is a stream that writes the
+	// access log line itself when it closes.
+	streamed bool
+}
+
+// routeName is the route for the access log; empty before one was found.
+func (d *download) routeName() string {
+	if d.route == nil {
+		return ""
+	}
+	return d.route.Name
 }
 
 // rememberKey interns d's key once the request has passed authorisation
@@ -198,7 +225,7 @@ func (s *Server) lookupCatalog(ctx *fasthttp.RequestCtx, d *download) error {
 	return nil
 }
 
-// fail answers err and logs it.
+// fail answers err and keeps it for the access log.
 func (s *Server) fail(ctx *fasthttp.RequestCtx, d *download, err error) {
 	e := errorFor(err)
 	writeError(ctx, e)
@@ -209,11 +236,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, d *download, err error) {
 	if e.status == fasthttp.StatusUnauthorized {
 		ctx.Response.Header.SetCanonical(hdrWWWAuthenticate, hdrBearer)
 	}
-	name := ""
-	if d != nil && d.route != nil {
-		name = d.route.Name
-	}
-	s.logRequest(ctx, name, err)
+	d.err = err
 }
 
 // serve answers a GET or HEAD for one object.
@@ -270,7 +293,6 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 		// RFC 9110 15.4.5: a 304 carries the validators a 200 would have.
 		setValidators(h, info)
 		h.SetStatusCode(fasthttp.StatusNotModified)
-		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
 
@@ -284,8 +306,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 			writeError(ctx, errUnsatisfiable)
 			h.SetCanonical(hdrAcceptRanges, hdrBytes)
 			h.SetCanonical(hdrContentRange, appendUnsatisfiedRange(nil, info.Size))
-			s.logRequest(ctx, d.route.Name, nil)
-			return nil
+				return nil
 		case err != nil:
 			// Invalid syntax or an abusive set: ignore Range (RFC 9110 14.2).
 			spans = nil
@@ -319,7 +340,6 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	}
 	if ctx.IsHead() || n == 0 {
 		h.SetContentLength(int(n))
-		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
 	lease, err := s.admit(ctx, d)
@@ -352,7 +372,6 @@ func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info or
 	n := multipartLength(boundary, info.ContentType, parts, info.Size)
 	if ctx.IsHead() {
 		h.SetContentLength(int(n))
-		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
 	lease, err := s.admit(ctx, d)
@@ -453,5 +472,4 @@ func (s *Server) redirect(ctx *fasthttp.RequestCtx, d *download) {
 	}
 	ctx.Response.Header.SetCanonical(hdrCacheControl, hdrNoStore)
 	ctx.Redirect(u, fasthttp.StatusFound)
-	s.logRequest(ctx, d.route.Name, nil)
 }

@@ -83,7 +83,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 }
 
 // reject answers a request checkRequest refused and closes the connection,
-// lingering: the rest of the request may still be arriving.
+// lingering: the rest of the request may still be arriving. Handler logs it.
 func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 	writeError(ctx, e)
 	ctx.SetConnectionClose()
@@ -91,7 +91,6 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 	if e == errBadHost {
 		ctx.URI().SetHostBytes(nil) // keep userinfo out of the access log
 	}
-	s.logRequest(ctx, "", e)
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then stops
