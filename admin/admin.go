@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 // Config configures the admin listener.
@@ -85,11 +87,7 @@ type API struct {
 // New builds the admin API guarded by cfg.Key with the routes of the
 // parts d holds.
 func New(cfg Config, d Deps) *API {
-	log := d.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	a := &API{key: []byte(cfg.Key), mux: http.NewServeMux(), log: log.With("component", "admin")}
+	a := &API{key: []byte(cfg.Key), mux: http.NewServeMux(), log: logging.For(d.Logger, "admin")}
 	if d.Purger != nil {
 		a.mux.HandleFunc("POST /v1/purge", a.purge(d.Purger))
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -207,7 +208,8 @@ type Deps struct {
 	// Origin is the store behind Objects, used for /readyz and presigned
 	// redirects. Required.
 	Origin origin.Store
-	// Logger receives the access log and errors. Default slog.Default().
+	// Logger receives the access log and errors, with component=proxy.
+	// Nil discards them.
 	Logger *slog.Logger
 	// Tokens checks download tokens; required by routes with auth "token".
 	Tokens TokenVerifier
@@ -275,9 +277,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Objects == nil {
 		deps.Objects = deps.Origin
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
+	deps.Logger = logging.For(deps.Logger, "proxy")
 	if cfg.DownloadBucket == "" && deps.Catalog == nil && len(cfg.Routes) == 0 {
 		return nil, errors.New("proxy: download_bucket: required when there are no routes and no file catalog")
 	}

@@ -306,7 +306,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 			writeError(ctx, errUnsatisfiable)
 			h.SetCanonical(hdrAcceptRanges, hdrBytes)
 			h.SetCanonical(hdrContentRange, appendUnsatisfiedRange(nil, info.Size))
-				return nil
+			return nil
 		case err != nil:
 			// Invalid syntax or an abusive set: ignore Range (RFC 9110 14.2).
 			spans = nil

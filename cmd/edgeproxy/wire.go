@@ -16,6 +16,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
@@ -29,7 +30,10 @@ import (
 
 // app is the wired process.
 type app struct {
-	cfg   Config
+	cfg Config
+	// root is the process logger the parts get (each adds its component);
+	// log is the binary's own, component=edgeproxy.
+	root  *slog.Logger
 	log   *slog.Logger
 	proxy *proxy.Server
 	admin *admin.API
@@ -70,7 +74,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log}
+	a := &app{cfg: cfg, root: log, log: logging.For(log, "edgeproxy")}
 	a.proxyDeps.Logger = log
 	a.adminDeps.Logger = log
 	defer func() {
@@ -133,7 +137,7 @@ func (a *app) buildCache(cfg Config, checkOnly bool) error {
 		}
 		return nil
 	}
-	c, err := cache.New(cfg.Cache.Config, a.proxyDeps.Origin, a.log)
+	c, err := cache.New(cfg.Cache.Config, a.proxyDeps.Origin, a.root)
 	if err != nil {
 		return cacheConfigError(err)
 	}
@@ -165,7 +169,7 @@ func (a *app) buildAccess(cfg Config) error {
 		a.redis = rdb
 		a.redisErrs = &redisErrors{}
 		rdb.AddHook(a.redisErrs)
-		v, err := auth.New(cfg.Auth.Config, rdb, a.log)
+		v, err := auth.New(cfg.Auth.Config, rdb, a.root)
 		if err != nil {
 			return usageError{fmt.Errorf("config: %w", err)}
 		}
@@ -173,7 +177,7 @@ func (a *app) buildAccess(cfg Config) error {
 		a.proxyDeps.Tokens = v
 		a.adminDeps.Tokens = v
 		if cfg.Auth.Catalog.Enabled {
-			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.log)
+			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.root)
 			if err != nil {
 				return usageError{fmt.Errorf("config: %w", err)}
 			}
@@ -199,7 +203,7 @@ func (a *app) buildAccess(cfg Config) error {
 		return usageError{fmt.Errorf("config: %w", err)}
 	}
 	if cfg.Limiter.active() {
-		opts := []limiter.Option{limiter.WithLogger(a.log)}
+		opts := []limiter.Option{limiter.WithLogger(a.root)}
 		if cfg.Limiter.ClusterWide {
 			if rdb == nil {
 				return usageError{fmt.Errorf("config: key %q: needs redis.addrs", "limiter.cluster_wide")}
@@ -255,7 +259,7 @@ func (a *app) buildStats(cfg Config) error {
 	case a.redis == nil || explicit && !*cfg.Stats.Enabled:
 		return nil
 	}
-	r, err := stats.New(cfg.Stats.Config, a.redis, a.log)
+	r, err := stats.New(cfg.Stats.Config, a.redis, a.root)
 	if err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
 	}
@@ -281,7 +285,7 @@ func (a *app) buildPrefetch(cfg Config) error {
 	pc := cfg.Prefetch
 	pc.setDefaults()
 	a.prefetch = &prefetcher{cfg: pc, cache: a.cache, hot: a.stats.Hot, catalog: a.proxyDeps.Catalog,
-		bucket: cfg.Proxy.DownloadBucket, log: a.log.With("component", "prefetch")}
+		bucket: cfg.Proxy.DownloadBucket, log: logging.For(a.root, "prefetch")}
 	return nil
 }
 
