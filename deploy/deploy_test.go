@@ -446,3 +446,20 @@ func checkConfig(t *testing.T, what string, file []byte, env map[string]string) 
 		t.Errorf("%s: edgeproxy -check exited %d:\n%s", what, code, out)
 	}
 }
+
+// TestCheckRefusesUnknownSettings proves the gate the other tests rely on:
+// the binary's -check fails on a key or an EDGEPROXY_ variable that names
+// no setting.
+func TestCheckRefusesUnknownSettings(t *testing.T) {
+	ok := readFile(t, "config.yaml")
+	if code, out := runCheck(t, ok, nil); code != 0 {
+		t.Fatalf("config.yaml fails -check (%d): %s", code, out)
+	}
+	bad := bytes.Replace(ok, []byte("\n  listen: "), []byte("\n  listne: "), 1)
+	if code, out := runCheck(t, bad, nil); code != 2 || !strings.Contains(out, "proxy.listne") {
+		t.Errorf("unknown key: -check exited %d: %s", code, out)
+	}
+	if code, out := runCheck(t, ok, map[string]string{"EDGEPROXY_PROXY_LISTNE": ":8080"}); code != 2 || !strings.Contains(out, "EDGEPROXY_PROXY_LISTNE") {
+		t.Errorf("unknown variable: -check exited %d: %s", code, out)
+	}
+}
