@@ -100,8 +100,17 @@ func parseDockerfile(t *testing.T) dockerfile {
 	d := dockerfile{ownedDirs: map[string]bool{}, uid: -1, gid: -1}
 	sc := bufio.NewScanner(bytes.NewReader(readFile(t, "Dockerfile")))
 	var chowns [][2]string // user, destination
+	var cont string        // an instruction continued on the next line
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
+		if cont != "" && !strings.HasPrefix(line, "#") {
+			line = cont + " " + line
+			cont = ""
+		}
+		if l, ok := strings.CutSuffix(line, "\\"); ok && !strings.HasPrefix(line, "#") {
+			cont = strings.TrimSpace(l)
+			continue
+		}
 		if m := buildComment.FindStringSubmatch(line); m != nil {
 			d.image, d.tag, _ = strings.Cut(m[1], ":")
 			if d.tag == "" {

@@ -513,7 +513,8 @@ func TestK8sMemoryMatchesCache(t *testing.T) {
 }
 
 func TestK8sDiskTier(t *testing.T) {
-	e := loadK8s(t).edge(t)
+	m := loadK8s(t)
+	e := m.edge(t)
 	dir := e.cfg.str(t, "cache.disk_dir")
 	if dir == "" {
 		t.Fatal("cache.disk_dir is empty: no disk tier")
@@ -534,7 +535,7 @@ func TestK8sDiskTier(t *testing.T) {
 		switch {
 		case v.HostPath != nil:
 			if v.HostPath.Type != "Directory" {
-				t.Errorf("hostPath %s: type %q; want Directory, prepared for uid %d (the kubelet would create it owned by root)", v.HostPath.Path, v.HostPath.Type, loadK8s(t).df.uid)
+				t.Errorf("hostPath %s: type %q; want Directory, prepared for uid %d (the kubelet would create it owned by root)", v.HostPath.Path, v.HostPath.Type, m.df.uid)
 			}
 			// Two pods on one node would share the directory: one per node.
 			ok := false
