@@ -29,12 +29,9 @@ const root = ".."
 // documentedOverhead is the memory an edge needs beside its memory tier
 // (heap for fills in flight, connection state, the runtime): "the process
 // stays near memory_bytes + 100 MiB" (cmd/edgeproxy, memoryOverhead, whose
-// 88 MiB heap allowance includes the default cache.fill_memory of 64 MiB).
+// 88 MiB heap allowance includes config.yaml's default cache.fill_memory).
 // Each connection's write buffer comes on top.
-const (
-	documentedOverhead = 100 << 20
-	defaultFillMemory  = 64 << 20
-)
+const documentedOverhead = 100 << 20
 
 // readFile reads a file of the repository.
 func readFile(t *testing.T, rel string) []byte {
@@ -338,6 +335,16 @@ func (s settings) str(t *testing.T, key string) string {
 		t.Fatalf("config key %q: not a scalar of config.yaml", key)
 	}
 	return n.Value
+}
+
+// defaultSize is a size key's value in config.yaml.
+func defaultSize(t *testing.T, key string) int64 {
+	t.Helper()
+	def, err := defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return settings{leaves: def}.size(t, key)
 }
 
 func (s settings) list(t *testing.T, key string) []string {

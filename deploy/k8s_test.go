@@ -490,7 +490,7 @@ func TestK8sDrainTiming(t *testing.T) {
 func TestK8sMemoryMatchesCache(t *testing.T) {
 	e := loadK8s(t).edge(t)
 	mem := e.cfg.size(t, "cache.memory_bytes")
-	base := mem + documentedOverhead + max(0, e.cfg.size(t, "cache.fill_memory")-defaultFillMemory)
+	base := mem + documentedOverhead + max(0, e.cfg.size(t, "cache.fill_memory")-defaultSize(t, "cache.fill_memory"))
 	conns, err := strconv.ParseInt(e.cfg.str(t, "proxy.max_conns"), 10, 64)
 	if err != nil {
 		t.Fatal(err)
