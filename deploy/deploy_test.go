@@ -398,12 +398,16 @@ func splitHostPort(t *testing.T, what, addr string) (string, int) {
 	return host, port
 }
 
+// binDir holds the binary edgeBinary built, if it did.
+var binDir string
+
 // edgeBinary builds cmd/edgeproxy once per test run.
 var edgeBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "edgeproxy-deploy-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "edgeproxy")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/edgeproxy")
 	cmd.Dir = root
@@ -416,8 +420,8 @@ var edgeBinary = sync.OnceValues(func() (string, error) {
 // TestMain removes the binary edgeBinary built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := edgeBinary(); err == nil {
-		os.RemoveAll(filepath.Dir(bin))
+	if binDir != "" {
+		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
