@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 CPUS="$(nproc)"
 LOGDIR="${LOGDIR:-$(mktemp -d -t edgeproxy-stress.XXXXXX)}"
+mkdir -p "$LOGDIR"
 
 hogs=()
 stop_hogs() {
