@@ -37,6 +37,12 @@ else
 fi
 echo "stress.sh: $CPUS CPU hog(s) running; $RUNS runs; logs in $LOGDIR" >&2
 
+# test.sh defaults to ./... only when given no arguments at all, and this
+# script always adds -count=1.
+if [ "$#" -eq 0 ]; then
+  set -- ./...
+fi
+
 failed=0
 for i in $(seq "$RUNS"); do
   start=$(date +%s)
