@@ -11,6 +11,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/config"
+	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -48,6 +49,15 @@ type CacheConfig struct {
 	// Default true; false streams every request from the origin.
 	Enabled      bool `yaml:"enabled"`
 	cache.Config `yaml:",inline"`
+}
+
+// StatsConfig is the stats section: access counts, download progress and
+// the download log in Redis.
+type StatsConfig struct {
+	// Enabled records statistics (needs redis.addrs). Default true when
+	// Redis is configured.
+	Enabled      *bool `yaml:"enabled"`
+	stats.Config `yaml:",inline"`
 }
 
 // LogConfig configures the process log (access log lines included).

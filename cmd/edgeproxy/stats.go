@@ -5,15 +5,6 @@ import (
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
-// StatsConfig is the stats section: access counts, download progress and
-// the download log in Redis.
-type StatsConfig struct {
-	// Enabled records statistics (needs redis.addrs). Default true when
-	// Redis is configured.
-	Enabled      *bool `yaml:"enabled"`
-	stats.Config `yaml:",inline"`
-}
-
 // statsAdapter gives the proxy's StatsRecorder view of a stats.Recorder;
 // the proxy declares its own types so that it does not import stats.
 type statsAdapter struct{ r *stats.Recorder }
