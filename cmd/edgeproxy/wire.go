@@ -47,6 +47,8 @@ type app struct {
 	limiter   *limiter.Limiter
 	// timed measures origin latency for the metrics registry.
 	timed *timedOrigin
+	// endpoints reports the S3 origin's endpoints (nil for dir).
+	endpoints func() []origin.EndpointStat
 	// proxyDeps and adminDeps collect each part as it is built, so that a
 	// part left out stays a nil interface rather than a typed nil.
 	proxyDeps proxy.Deps
@@ -109,6 +111,7 @@ func (a *app) buildOrigin(cfg Config) error {
 			return usageError{fmt.Errorf("config: origin.s3: %w", err)}
 		}
 		a.closes = append(a.closes, s.Close)
+		a.endpoints = s.Endpoints
 		store = s
 	case "dir":
 		d, err := origin.NewDir(cfg.Origin.Dir)
