@@ -92,6 +92,7 @@ type pool struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
+	running  atomic.Bool // run was started; close waits for done
 }
 
 // pick returns the endpoint for the next attempt, skipping those in tried
@@ -263,6 +264,7 @@ func (p *pool) check(ctx context.Context, e *endpoint) error {
 // run checks every interval until close. tick is the ticker's channel
 // (a test passes its own).
 func (p *pool) run(tick <-chan time.Time) {
+	p.running.Store(true)
 	defer close(p.done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -282,6 +284,7 @@ func (p *pool) run(tick <-chan time.Time) {
 
 // start launches the health-check loop on a real ticker.
 func (p *pool) start() {
+	p.running.Store(true)
 	t := time.NewTicker(p.interval)
 	go func() {
 		<-p.done
@@ -293,7 +296,9 @@ func (p *pool) start() {
 func (p *pool) close() {
 	p.stopOnce.Do(func() {
 		close(p.stop)
-		<-p.done
+		if p.running.Load() {
+			<-p.done
+		}
 	})
 }
 

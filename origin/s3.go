@@ -89,7 +89,9 @@ type S3Config struct {
 	// Retries is how many times a failed Stat or Open is tried again, only
 	// after a transient failure: connection refused or reset, 5xx, SlowDown.
 	// Never after 404, 412 or another 4xx, nor after a timeout (the caller
-	// has already waited Timeout once). Default 2; negative means none.
+	// has already waited Timeout once). With several endpoints a retry goes
+	// to one this request has not tried, at once; RetryBackoff applies only
+	// once all were tried. Default 2; negative means none.
 	Retries int `yaml:"retries"`
 	// RetryBackoff is the wait before the first retry, doubled for each
 	// next one (capped at 2s), half of it randomised so that edges do not
