@@ -179,6 +179,7 @@ func (p *pool) do(ctx context.Context, r retrier, op func(*endpoint) error) erro
 // body avoids the endpoint that just failed it).
 func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*endpoint) error) error {
 	waits := 0
+	var err error
 	for attempt := 0; ; attempt++ {
 		e := p.pick(tried)
 		if e == nil {
@@ -187,14 +188,18 @@ func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*end
 			waits++
 			select {
 			case <-ctx.Done():
+				// The store's last answer says more than ctx's error.
 				t.Stop()
-				return ctx.Err()
+				if err == nil {
+					err = ctx.Err()
+				}
+				return err
 			case <-t.C:
 			}
 			e = p.pick(tried)
 		}
 		tried |= 1 << p.index(e)
-		err := p.attempt(e, op)
+		err = p.attempt(e, op)
 		if err == nil || attempt >= r.retries || !retryable(err) {
 			return err
 		}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 )
 
 // fakeClock is a settable clock for the pool's ejection logic.
@@ -299,5 +301,31 @@ func TestPoolLeastInFlight(t *testing.T) {
 	}
 	if st := s.Endpoints(); st[0].InFlight != 0 || st[1].InFlight != 0 {
 		t.Fatalf("in flight after Close: %+v", st)
+	}
+}
+
+// Answers slower than SlowThreshold count as failures: EjectAfter of them
+// in a row eject the endpoint; a fast answer in between resets the count.
+func TestPoolSlowEjection(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	s := poolS3(t, clk, func(c *S3Config) { c.SlowThreshold = time.Second; c.EjectAfter = 2 }, "a:1", "b:1")
+	p, e := s.pool, s.pool.eps[0]
+	p.report(e, nil, 2*time.Second)
+	p.report(e, nil, time.Millisecond)
+	p.report(e, nil, 2*time.Second)
+	if st := s.Endpoints()[0]; !st.Up || st.Failures != 2 {
+		t.Fatalf("after slow, fast, slow: %+v", st)
+	}
+	p.report(e, nil, 2*time.Second)
+	if st := s.Endpoints()[0]; st.Up || st.Ejections != 1 {
+		t.Fatalf("after two slow answers in a row: %+v", st)
+	}
+	// Answers about the object (404) are not the endpoint's fault.
+	f := s.pool.eps[1]
+	for range 5 {
+		p.report(f, minio.ErrorResponse{Code: minio.NoSuchKey, StatusCode: http.StatusNotFound}, time.Millisecond)
+	}
+	if st := s.Endpoints()[1]; !st.Up || st.Failures != 0 {
+		t.Fatalf("after 404s: %+v", st)
 	}
 }
