@@ -34,8 +34,8 @@ type app struct {
 	cfg Config
 	// root is the process logger the parts get (each adds its component);
 	// log is the binary's own, component=edgeproxy.
-	root  *slog.Logger
-	log   *slog.Logger
+	root *slog.Logger
+	log  *slog.Logger
 	// level is the loggers' level, which a reload changes (reload.go).
 	level *slog.LevelVar
 	// configPath and environ are where a reload reads the configuration
@@ -44,8 +44,8 @@ type app struct {
 	environ    []string
 	// listen opens the listeners (see serveOptions.listen).
 	listen func(network, addr string) (net.Listener, error)
-	proxy *proxy.Server
-	admin *admin.API
+	proxy  *proxy.Server
+	admin  *admin.API
 	// adminAddr is the admin listen address after defaults.
 	adminAddr string
 	cache     *cache.Cache // nil without the cache (or with -check)
