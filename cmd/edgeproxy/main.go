@@ -20,6 +20,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 func main() {
@@ -38,6 +40,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "path of the YAML configuration (default: $EDGEPROXY_CONFIG, else ./config.yaml)")
 	demo := fs.Bool("demo", false, "run the embedded default: a local demo origin, nothing to install")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	pidFile := fs.String("pidfile", "", "write the PID of the serving process here (it changes on a SIGUSR2 upgrade)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,7 +73,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if err == nil {
-			err = serveWith(ctx, cfg, stderr, nil, serveOptions{configPath: path, environ: environ})
+			err = serveUpgradable(ctx, cfg, stderr, *pidFile, serveOptions{configPath: path, environ: environ})
 		}
 	}
 	if err == nil {
@@ -100,6 +103,24 @@ func checkConfig(cfg Config, stderr io.Writer) error {
 // nil, receives the bound address once the listener is up.
 func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr string)) error {
 	return serveWith(ctx, cfg, stderr, ready, serveOptions{})
+}
+
+// serveUpgradable is serve for the binary: SIGHUP reloads the
+// configuration and SIGUSR2 hands the listeners to a new binary
+// (upgrade.go).
+func serveUpgradable(ctx context.Context, cfg Config, stderr io.Writer, pidFile string, opts serveOptions) error {
+	log, err := newLogger(cfg.Log, stderr, new(slog.LevelVar))
+	if err != nil {
+		return err
+	}
+	log = logging.For(log, "edgeproxy")
+	u, err := newUpgrader(ctx, pidFile, log)
+	if err != nil {
+		return err
+	}
+	defer u.stop()
+	opts.listen = u.listen
+	return serveWith(u.ctx, cfg, stderr, u.ready(log), opts)
 }
 
 // serveOptions are what the binary adds to serve: where a reload reads the
@@ -184,7 +205,7 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 		})
 		app.log.Info("redirect listening", "addr", rln.Addr().String())
 	}
-	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
+	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "pid", os.Getpid(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
