@@ -231,6 +231,9 @@ type Deps struct {
 	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
+	// Uploads, when set, answers requests under its prefix (tus uploads),
+	// the only requests that may carry a body.
+	Uploads Uploads
 }
 
 // Server is the download front end. Create it with New.
@@ -257,6 +260,9 @@ type Server struct {
 	metrics   *requestCounters
 	keys      keyCache
 	readiness readiness // /readyz's cached origin check
+	// uploads serves requests under uploadPrefix; nil: no uploads.
+	uploads      Uploads
+	uploadPrefix []byte
 }
 
 // New validates cfg and builds a Server.
@@ -323,6 +329,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.failures == nil {
 		s.failures, _ = deps.Tokens.(FailureThrottle)
+	}
+	if deps.Uploads != nil {
+		p := deps.Uploads.Prefix()
+		if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' || p == "/download/" || p == pathHealthz+"/" || p == pathReadyz+"/" {
+			return nil, fmt.Errorf("proxy: upload prefix %q: must be /name/ and not /download/", p)
+		}
+		s.uploads, s.uploadPrefix = deps.Uploads, []byte(p)
 	}
 	return s, nil
 }

@@ -51,7 +51,7 @@ const opTimeout = 30 * time.Second
 
 // Handler is the fasthttp handler of the download listener.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
-	if e := checkRequest(&ctx.Request.Header); e != nil {
+	if e := checkRequestBody(&ctx.Request.Header, s.uploadBody(&ctx.Request.Header)); e != nil {
 		s.reject(ctx, e)
 		return
 	}
@@ -63,6 +63,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	case pathReadyz:
 		s.ready(ctx)
+		return
+	}
+	if s.uploadPath(ctx.Request.Header.RequestURI()) {
+		s.serveUpload(ctx)
 		return
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
