@@ -232,6 +232,7 @@ func (u *Uploads) create(ctx *fasthttp.RequestCtx, client netip.Addr) {
 		}
 		st.Partial = true
 		st.Key = u.stagingKey(id) // a partial's bytes are staged, never the file
+		st.SHA256 = ""            // a sha256 in its metadata is the whole file's
 	}
 	length, ok := parseLength(string(ctx.Request.Header.Peek("Upload-Length")))
 	if !ok {
