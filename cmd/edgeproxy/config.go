@@ -18,6 +18,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/upload"
 )
 
 // Config is the whole configuration file: one section per package, each
@@ -35,6 +36,7 @@ type Config struct {
 	Prefetch PrefetchConfig    `yaml:"prefetch"`
 	Admin    proxy.AdminConfig `yaml:"admin"`
 	Log      LogConfig         `yaml:"log"`
+	Upload   upload.Config     `yaml:"upload"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -121,6 +123,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		}
 	}()
 	var store origin.Store
+	var s3 *origin.S3 // the upload endpoint writes through it
 	switch cfg.Origin.Kind {
 	case "s3":
 		s, err := origin.NewS3(cfg.Origin.S3)
@@ -128,7 +131,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 			return nil, usageError{fmt.Errorf("config: origin.s3: %w", err)}
 		}
 		a.closes = append(a.closes, s.Close)
-		store = s
+		store, s3 = s, s
 	case "dir":
 		d, err := origin.NewDir(cfg.Origin.Dir)
 		if err != nil {
@@ -198,6 +201,30 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		cfg.Prefetch.setDefaults()
 		a.prefetch = &prefetcher{cfg: cfg.Prefetch, cache: a.cache, hot: a.stats.Hot, catalog: acc.catalog,
 			bucket: cfg.Proxy.DownloadBucket, log: log.With("component", "prefetch")}
+	}
+	if cfg.Upload.Enabled {
+		// tus uploads on the download listener (package upload).
+		if a.redis == nil || s3 == nil {
+			return nil, usageError{fmt.Errorf("config: key %q: uploads need redis.addrs and origin.kind s3", "upload.enabled")}
+		}
+		ud := upload.Deps{Redis: a.redis, S3: s3.Core(), Limiter: acc.limiter, Logger: log}
+		if acc.catalog != nil {
+			ud.Catalog = acc.catalog
+		}
+		if a.cache != nil {
+			ud.Purger = a.cache
+		}
+		u, err := upload.New(cfg.Upload, ud)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config: %w", err)}
+		}
+		if !checkOnly {
+			ctx, cancel := context.WithCancel(context.Background())
+			go u.Run(ctx)       // the janitor
+			go u.Subscribe(ctx) // purges from the other nodes' uploads
+			a.closes = append(a.closes, func() error { cancel(); return nil })
+		}
+		deps.Uploads = u
 	}
 	p, err := proxy.New(cfg.Proxy, deps)
 	if err != nil {
