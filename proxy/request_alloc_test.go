@@ -3,7 +3,6 @@
 package proxy
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -28,12 +27,4 @@ func TestRequestChecksDoNotAllocate(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("headerReceived + checkRequest allocate %v times per request", n)
 	}
-}
-
-// noUploads is an upload endpoint that is never called.
-type noUploads struct{}
-
-func (noUploads) Prefix() string { return "/uploads/" }
-func (noUploads) ServeUpload(ctx *fasthttp.RequestCtx, _ netip.Addr) {
-	panic("bug: ServeUpload called")
 }
