@@ -303,3 +303,68 @@ func TestFrontDoorStillRefusesBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestTusCreationWithUploadAndEmpty: a POST may carry the first bytes
+// (creation-with-upload); a zero-length upload completes at creation.
+func TestTusCreationWithUploadAndEmpty(t *testing.T) {
+	e := newEnv(t)
+	n := e.node(e.config())
+	tok := e.token(n.Uploads, upload.Grant{Prefix: "cw/"})
+	data := randBytes(8, 6<<20+5)
+	resp, body := tusReq(t, "POST", n.URL+"/uploads/", tok, bytes.NewReader(data[:1<<20]), "Upload-Length", fmt.Sprint(len(data)))
+	wantStatus(t, resp, body, 201, "")
+	if resp.Header.Get("Upload-Offset") != fmt.Sprint(1<<20) {
+		t.Fatalf("creation-with-upload: Upload-Offset %q", resp.Header.Get("Upload-Offset"))
+	}
+	loc := resp.Header.Get("Location")
+	resp, body = patch(t, n.URL+loc, tok, 1<<20, data[1<<20:])
+	wantStatus(t, resp, body, 204, "")
+	if status, sum := download(t, n, loc[len("/uploads/"):]); status != 200 || sum != shaHex(data) {
+		t.Fatalf("download: %d %s", status, sum)
+	}
+
+	empty := create(t, n, tok, 0, "Upload-Metadata", meta("filename", "empty.txt"))
+	if off := offset(t, n.URL+empty, tok); off != 0 {
+		t.Fatalf("empty upload: offset %d", off)
+	}
+	if status, sum := download(t, n, empty[len("/uploads/"):]); status != 200 || sum != shaHex(nil) {
+		t.Fatalf("empty download: %d %s", status, sum)
+	}
+	e.wantClean()
+}
+
+// TestTusLocked: while a PATCH is writing an upload, a second PATCH to it,
+// on any node, is 423 (tus clients retry) and HEAD still answers; once the
+// first ends, the second succeeds.
+func TestTusLocked(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.node(e.config()), e.node(e.config())
+	tok := e.token(a.Uploads, upload.Grant{Prefix: "l/"})
+	loc := create(t, a, tok, 10000)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", loc, tok)
+	// More than the 4 KiB fasthttp reads before it calls the handler.
+	io.WriteString(conn, strings.Repeat("a", 6000))
+	waitFor(t, 30*time.Second, "the first PATCH to hold the lock", func() bool {
+		resp, _ := patch(t, b.URL+loc, tok, 0, []byte("b"))
+		return resp.StatusCode == 423
+	})
+	if off := offset(t, b.URL+loc, tok); off != 0 {
+		t.Fatalf("HEAD during the PATCH: offset %d", off)
+	}
+	io.WriteString(conn, strings.Repeat("a", 4000))
+	line := make([]byte, 12)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(conn, line); err != nil || string(line[9:12]) != "204" {
+		t.Fatalf("first PATCH: %q %v", line, err)
+	}
+	if off := offset(t, b.URL+loc, tok); off != 10000 {
+		t.Fatalf("offset %d after the first PATCH", off)
+	}
+	e.wantClean()
+}
