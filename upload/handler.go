@@ -244,9 +244,14 @@ func (u *Uploads) create(ctx *fasthttp.RequestCtx, client netip.Addr) {
 		return
 	}
 	st.Length = length
-	hasBody := ctx.Request.Header.ContentLength() != 0 && ctx.Request.Header.ContentLength() != -2
+	cl := int64(ctx.Request.Header.ContentLength())
+	hasBody := cl != 0 && cl != -2
 	if hasBody && string(ctx.Request.Header.ContentType()) != offsetOctetStream {
 		u.refuse(ctx, errContentType)
+		return
+	}
+	if cl > length { // before the multipart upload exists, like every refusal
+		u.refuse(ctx, errBeyondLength)
 		return
 	}
 	var lease *limiter.Lease
