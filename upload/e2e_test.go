@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/upload"
 )
 
@@ -365,5 +366,48 @@ func TestTusLocked(t *testing.T) {
 	if off := offset(t, b.URL+loc, tok); off != 10000 {
 		t.Fatalf("offset %d after the first PATCH", off)
 	}
+	e.wantClean()
+}
+
+// TestTusLimiter: a client's uploads count toward the limiter's
+// per-client concurrency: while one PATCH runs, a second from the same
+// client (another upload) is 429 with Retry-After; afterwards it passes.
+func TestTusLimiter(t *testing.T) {
+	e := newEnv(t)
+	lim, err := limiter.New(limiter.Config{MaxConcurrentPerClient: 1}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lim.Close() })
+	n := e.nodeWith(e.config(), func(d *upload.Deps) { d.Limiter = lim })
+	tok := e.token(n.Uploads, upload.Grant{Prefix: "lim/"})
+	first, second := create(t, n, tok, 10000), create(t, n, tok, 10)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", first, tok)
+	io.WriteString(conn, strings.Repeat("a", 6000))
+	// A probe at a wrong offset writes nothing: 409 until the first PATCH
+	// holds the slot, then 429.
+	waitFor(t, 30*time.Second, "the first PATCH to hold the client's slot", func() bool {
+		resp, _ := patch(t, n.URL+first, tok, 1, []byte("x"))
+		return resp.StatusCode == 429
+	})
+	resp, body := patch(t, n.URL+second, tok, 0, []byte("0123456789"))
+	wantStatus(t, resp, body, 429, "too_many_uploads")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	io.WriteString(conn, strings.Repeat("a", 4000))
+	line := make([]byte, 12)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(conn, line); err != nil || string(line[9:12]) != "204" {
+		t.Fatalf("first PATCH: %q %v", line, err)
+	}
+	resp, body = patch(t, n.URL+second, tok, 0, []byte("0123456789"))
+	wantStatus(t, resp, body, 204, "")
 	e.wantClean()
 }

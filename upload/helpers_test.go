@@ -80,7 +80,10 @@ type node struct {
 	once    sync.Once
 }
 
-func (e *env) node(cfg upload.Config) *node {
+func (e *env) node(cfg upload.Config) *node { return e.nodeWith(cfg, nil) }
+
+// nodeWith is node with the upload deps adjusted by with.
+func (e *env) nodeWith(cfg upload.Config, with func(*upload.Deps)) *node {
 	t := e.t
 	t.Helper()
 	store, err := origin.NewS3(origin.S3Config{Endpoint: e.mio.Endpoint, AccessKey: e.mio.AccessKey, SecretKey: e.mio.SecretKey})
@@ -93,7 +96,11 @@ func (e *env) node(cfg upload.Config) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := upload.New(cfg, upload.Deps{Redis: e.rdb, S3: store.Core(), Catalog: cat, Purger: e.purged, Logger: log, Now: e.clock.Now})
+	deps := upload.Deps{Redis: e.rdb, S3: store.Core(), Catalog: cat, Purger: e.purged, Logger: log, Now: e.clock.Now}
+	if with != nil {
+		with(&deps)
+	}
+	u, err := upload.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
