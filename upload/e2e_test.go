@@ -411,3 +411,24 @@ func TestTusLimiter(t *testing.T) {
 	wantStatus(t, resp, body, 204, "")
 	e.wantClean()
 }
+
+// TestTusPurgeOtherNodes: completing an upload on node A purges the object
+// from node B's cache, through Redis.
+func TestTusPurgeOtherNodes(t *testing.T) {
+	e := newEnv(t)
+	a := e.node(e.config())
+	bPurged := &purgeLog{}
+	b := e.nodeWith(e.config(), func(d *upload.Deps) { d.Purger = bPurged })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.Uploads.Subscribe(ctx)
+	waitFor(t, 30*time.Second, "node B to subscribe", func() bool {
+		n, _ := e.rdb.PubSubNumSub(ctx, e.prefix+"purge").Result()
+		return n[e.prefix+"purge"] > 0
+	})
+	tok := e.token(a.Uploads, upload.Grant{Key: "p/x.bin"})
+	url := a.URL + create(t, a, tok, 3)
+	resp, body := patch(t, url, tok, 0, []byte("abc"))
+	wantStatus(t, resp, body, 204, "")
+	waitFor(t, 30*time.Second, "node B's purge", func() bool { return bPurged.has(e.bucket + "/p/x.bin") })
+}

@@ -1,7 +1,3 @@
-// Package upload is the edge's tus 1.0.0 resumable upload endpoint: tus
-// requests on the download listener become S3 multipart uploads in the
-// origin, with the upload's state in Redis so that any edge node can answer
-// HEAD and continue a PATCH another node began. See doc.go.
 package upload
 
 import (
