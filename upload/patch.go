@@ -103,7 +103,12 @@ func (u *Uploads) writeLocked(ctx *fasthttp.RequestCtx, st *state, l *lock, leas
 		u.log.Error("upload: spool", "err", err)
 		return errInternal
 	}
-	defer sp.close()
+	spools := []*spool{sp}
+	defer func() {
+		for _, s := range spools {
+			s.close()
+		}
+	}()
 	if err := u.loadTail(c, st, sp); err != nil {
 		u.log.Error("upload: read staged part", "upload", logID(st.ID), "err", err)
 		return errStore
@@ -112,6 +117,31 @@ func (u *Uploads) writeLocked(ctx *fasthttp.RequestCtx, st *state, l *lock, leas
 	if err := fileHash.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash); err != nil {
 		u.log.Error("upload: hash state", "upload", logID(st.ID), "err", err)
 		return errInternal
+	}
+
+	// While streaming, a full part goes to S3 in the background as the
+	// next one is received into the other spool: at most one part in
+	// flight, so parts stay in order and the disk holds two.
+	var flight *partUpload
+	var spare *spool
+	defer func() {
+		if flight != nil {
+			<-flight.done
+		}
+	}()
+	parts := st.Parts
+	land := func() error {
+		if flight == nil {
+			return nil
+		}
+		<-flight.done
+		f := flight
+		flight, spare = nil, f.sp
+		if f.err != nil {
+			return f.err
+		}
+		parts = append(parts, f.p)
+		return nil
 	}
 
 	body := u.body(ctx, lease)
@@ -124,7 +154,6 @@ func (u *Uploads) writeLocked(ctx *fasthttp.RequestCtx, st *state, l *lock, leas
 	defer copyBufs.Put(bp)
 	var received int64
 	var readErr error
-	parts := st.Parts
 	for readErr == nil {
 		buf := *bp
 		if sum == nil { // cut at part boundaries while streaming
@@ -158,10 +187,31 @@ func (u *Uploads) writeLocked(ctx *fasthttp.RequestCtx, st *state, l *lock, leas
 			readErr = err
 		}
 		if sum == nil && sp.pending() == u.cfg.PartSize {
-			if parts, err = u.putPart(c, st, parts, sp, u.cfg.PartSize, l); err != nil {
+			if err := land(); err != nil {
 				return u.storeFailed(st, err)
 			}
+			if !l.held() {
+				return errLocked
+			}
+			f := &partUpload{done: make(chan struct{}), sp: sp}
+			num := len(parts) + 1
+			go func() {
+				defer close(f.done)
+				f.p, f.err = u.uploadPart(c, st, num, f.sp, u.cfg.PartSize)
+			}()
+			flight = f
+			if sp = spare; sp == nil {
+				if sp, err = u.newSpool(); err != nil {
+					u.log.Error("upload: spool", "err", err)
+					return errInternal
+				}
+				spools = append(spools, sp)
+			}
+			spare = nil
 		}
+	}
+	if err := land(); err != nil {
+		return u.storeFailed(st, err)
 	}
 	if errors.Is(readErr, errTooLong) {
 		// Content-Length was checked; only a chunked body gets here.
@@ -226,25 +276,41 @@ func (u *Uploads) storeFailed(st *state, err error) *apiError {
 
 var errLockLost = errors.New("upload: lock lost")
 
-// putPart uploads n pending spool bytes as the next part.
+// partUpload is a part on its way to S3 from spool sp.
+type partUpload struct {
+	done chan struct{}
+	sp   *spool
+	p    part
+	err  error
+}
+
+// putPart uploads n pending spool bytes as the next part and appends it.
 func (u *Uploads) putPart(c context.Context, st *state, parts []part, sp *spool, n int64, l *lock) ([]part, error) {
 	if !l.held() {
 		return parts, errLockLost
 	}
-	num := len(parts) + 1
+	p, err := u.uploadPart(c, st, len(parts)+1, sp, n)
+	if err != nil {
+		return parts, err
+	}
+	return append(parts, p), nil
+}
+
+// uploadPart uploads the first n pending bytes of sp as part num.
+func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n int64) (part, error) {
 	if num > s3MaxParts {
-		return parts, fmt.Errorf("upload: part %d exceeds S3's %d parts", num, s3MaxParts)
+		return part{}, fmt.Errorf("upload: part %d exceeds S3's %d parts", num, s3MaxParts)
 	}
 	pc, cancel := context.WithTimeout(c, partTimeout(n))
 	defer cancel()
 	p, err := u.s3.PutObjectPart(pc, st.Bucket, st.Key, st.S3Upload, num, sp.section(n), n, minio.PutObjectPartOptions{})
 	if err != nil {
-		return parts, fmt.Errorf("upload: put part %d: %w", num, err)
+		return part{}, fmt.Errorf("upload: put part %d: %w", num, err)
 	}
 	if err := sp.consumed(n); err != nil {
-		return parts, err
+		return part{}, err
 	}
-	return append(parts, part{N: num, ETag: p.ETag, Size: n}), nil
+	return part{N: num, ETag: p.ETag, Size: n}, nil
 }
 
 // partTimeout bounds one part upload: a minute plus a second per MiB
