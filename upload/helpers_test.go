@@ -36,7 +36,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // env is one test's share of the real servers: a bucket, a Redis key
 // space, and the clock every node of the test uses.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	mio    *testenv.MinIOServer
 	core   *minio.Core
 	rdb    *redis.Client
@@ -46,7 +46,7 @@ type env struct {
 	purged *purgeLog
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	m := testenv.MinIO(t)
 	r := testenv.Redis(t)
@@ -182,7 +182,7 @@ func (e *env) wantClean() {
 }
 
 // tusReq sends a tus request and returns the response with its body read.
-func tusReq(t *testing.T, method, url, token string, body io.Reader, hdr ...string) (*http.Response, []byte) {
+func tusReq(t testing.TB, method, url, token string, body io.Reader, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -213,7 +213,7 @@ func tusReq(t *testing.T, method, url, token string, body io.Reader, hdr ...stri
 
 var httpClient = &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 
-func wantStatus(t *testing.T, resp *http.Response, body []byte, status int, code string) {
+func wantStatus(t testing.TB, resp *http.Response, body []byte, status int, code string) {
 	t.Helper()
 	if resp.StatusCode != status || (code != "" && !bytes.Contains(body, []byte(`"code":"`+code+`"`))) {
 		t.Fatalf("%s %s: %d %s, want %d %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, body, status, code)
@@ -221,7 +221,7 @@ func wantStatus(t *testing.T, resp *http.Response, body []byte, status int, code
 }
 
 // create POSTs a new upload of length bytes and returns its URL.
-func create(t *testing.T, n *node, token string, length int64, hdr ...string) string {
+func create(t testing.TB, n *node, token string, length int64, hdr ...string) string {
 	t.Helper()
 	resp, body := tusReq(t, "POST", n.URL+"/uploads/", token, nil, append([]string{"Upload-Length", fmt.Sprint(length)}, hdr...)...)
 	wantStatus(t, resp, body, 201, "")
@@ -232,12 +232,12 @@ func create(t *testing.T, n *node, token string, length int64, hdr ...string) st
 	return loc
 }
 
-func patch(t *testing.T, url, token string, off int64, data []byte, hdr ...string) (*http.Response, []byte) {
+func patch(t testing.TB, url, token string, off int64, data []byte, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	return tusReq(t, "PATCH", url, token, bytes.NewReader(data), append([]string{"Upload-Offset", fmt.Sprint(off)}, hdr...)...)
 }
 
-func offset(t *testing.T, url, token string) int64 {
+func offset(t testing.TB, url, token string) int64 {
 	t.Helper()
 	resp, body := tusReq(t, "HEAD", url, token, nil)
 	wantStatus(t, resp, body, 200, "")
@@ -272,7 +272,7 @@ func shaHex(b []byte) string {
 }
 
 // download GETs /download/<id> and returns the body's SHA-256.
-func download(t *testing.T, n *node, id string) (int, string) {
+func download(t testing.TB, n *node, id string) (int, string) {
 	t.Helper()
 	resp, err := httpClient.Get(n.URL + "/download/" + id)
 	if err != nil {
@@ -324,7 +324,7 @@ func (p *purgeLog) has(s string) bool {
 }
 
 // waitFor polls cond every 10ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
