@@ -283,7 +283,16 @@ func (u *Uploads) create(ctx *fasthttp.RequestCtx, client netip.Addr) {
 		u.refuse(ctx, errState)
 		return
 	}
-	u.rdb.HSet(c, u.liveKey(), st.S3Upload, id)
+	// The janitor spares the multipart uploads this hash names while their
+	// upload lives: without the entry it would abort a live upload once it
+	// is older than Expiry.
+	if err := u.rdb.HSet(c, u.liveKey(), st.S3Upload, id).Err(); err != nil {
+		u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+		u.rdb.Del(c, u.stateKey(id))
+		u.log.Error("upload: create", "err", err)
+		u.refuse(ctx, errState)
+		return
+	}
 	ctx.Response.Header.Set("Location", u.cfg.Prefix+id)
 	ctx.Response.Header.Set("Upload-Expires", st.Expires.UTC().Format(time.RFC1123))
 	if hasBody || length == 0 {
