@@ -432,3 +432,28 @@ func TestTusPurgeOtherNodes(t *testing.T) {
 	wantStatus(t, resp, body, 204, "")
 	waitFor(t, 30*time.Second, "node B's purge", func() bool { return bPurged.has(e.bucket + "/p/x.bin") })
 }
+
+// TestTusJanitorSparesActiveUploads: an upload begun longer ago than the
+// expiry but written to since is live: the janitor leaves its multipart
+// upload and staged part alone, and it completes.
+func TestTusJanitorSparesActiveUploads(t *testing.T) {
+	e := newEnv(t)
+	n := e.node(e.config())
+	tok := e.token(n.Uploads, upload.Grant{Prefix: "j/"})
+	data := randBytes(9, 6<<20)
+	url := n.URL + create(t, n, tok, int64(len(data)))
+	e.clock.Add(50 * time.Minute)
+	resp, body := patch(t, url, tok, 0, data[:1<<20])
+	wantStatus(t, resp, body, 204, "")
+	e.clock.Add(20 * time.Minute) // begun 70 minutes ago, expiry 60, active 20 minutes ago
+	res, err := n.Uploads.Sweep(context.Background())
+	if err != nil || res.Aborted != 0 || res.Staged != 0 || res.States != 0 {
+		t.Fatalf("sweep: %+v, %v", res, err)
+	}
+	resp, body = patch(t, url, tok, 1<<20, data[1<<20:])
+	wantStatus(t, resp, body, 204, "")
+	if status, sum := download(t, n, url[strings.LastIndexByte(url, '/')+1:]); status != 200 || sum != shaHex(data) {
+		t.Fatalf("download: %d %s", status, sum)
+	}
+	e.wantClean()
+}
