@@ -77,6 +77,13 @@ func (u *Uploads) finish(c context.Context, st *state) *apiError {
 	if st.Partial {
 		return nil
 	}
+	return u.registerLocked(c, st)
+}
+
+// registerLocked makes a complete file downloadable: catalog entry, purge
+// of cached older versions; then marks the state Registered. A failure
+// leaves it unregistered for the client's retry (a PATCH) to redo.
+func (u *Uploads) registerLocked(c context.Context, st *state) *apiError {
 	if u.catalog != nil {
 		err := u.catalog.Put(c, auth.FileMeta{ID: st.FileID, Bucket: st.Bucket, Key: st.Key, Filename: st.Filename,
 			SHA256: st.SHA256, Size: st.Length, ContentType: st.ContentType})
@@ -88,6 +95,11 @@ func (u *Uploads) finish(c context.Context, st *state) *apiError {
 		}
 	}
 	u.purge(c, st.Bucket, st.Key)
+	st.Registered = true
+	if err := u.saveLocked(c, st); err != nil {
+		u.log.Error("upload: save", "upload", logID(st.ID), "err", err)
+		return errState
+	}
 	return nil
 }
 

@@ -6,13 +6,16 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/upload"
 )
@@ -454,6 +457,44 @@ func TestTusJanitorSparesActiveUploads(t *testing.T) {
 	wantStatus(t, resp, body, 204, "")
 	if status, sum := download(t, n, url[strings.LastIndexByte(url, '/')+1:]); status != 200 || sum != shaHex(data) {
 		t.Fatalf("download: %d %s", status, sum)
+	}
+	e.wantClean()
+}
+
+// failingRegistry fails its first fails calls, then passes to inner.
+type failingRegistry struct {
+	inner upload.Registry
+	fails atomic.Int32
+}
+
+func (f *failingRegistry) Put(ctx context.Context, m auth.FileMeta) error {
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("catalog down")
+	}
+	return f.inner.Put(ctx, m)
+}
+
+// TestTusRegistrationRetried: when the catalog fails after the object is
+// complete, the PATCH is 503 and HEAD, what a tus client sends next,
+// registers the file before it reports the upload complete.
+func TestTusRegistrationRetried(t *testing.T) {
+	e := newEnv(t)
+	reg := &failingRegistry{}
+	reg.fails.Store(1)
+	var n *node
+	n = e.nodeWith(e.config(), func(d *upload.Deps) { reg.inner = d.Catalog; d.Catalog = reg })
+	tok := e.token(n.Uploads, upload.Grant{Key: "reg.bin", FileID: "reg"})
+	url := n.URL + create(t, n, tok, 3)
+	resp, body := patch(t, url, tok, 0, []byte("abc"))
+	wantStatus(t, resp, body, 503, "upload_state_unavailable")
+	if status, _ := download(t, n, "reg"); status != 404 {
+		t.Fatalf("download before registration: %d", status)
+	}
+	if off := offset(t, url, tok); off != 3 {
+		t.Fatalf("HEAD: offset %d", off)
+	}
+	if status, sum := download(t, n, "reg"); status != 200 || sum != shaHex([]byte("abc")) {
+		t.Fatalf("download after HEAD: %d %s", status, sum)
 	}
 	e.wantClean()
 }

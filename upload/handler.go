@@ -143,6 +143,12 @@ func (u *Uploads) head(ctx *fasthttp.RequestCtx, id string) {
 	if e == nil {
 		e = u.authorize(ctx, st)
 	}
+	if e == nil && st.Done && !st.Registered && !st.Partial {
+		// Complete but not yet downloadable (the catalog failed after the
+		// object was): finish first, so that no client is told the upload
+		// is done before it is.
+		e = u.registerAgain(c, id)
+	}
 	if e != nil {
 		u.refuse(ctx, e)
 		ctx.Response.SkipBody = true
@@ -161,6 +167,24 @@ func (u *Uploads) head(ctx *fasthttp.RequestCtx, id string) {
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.Response.SkipBody = true
+}
+
+// registerAgain retries the registration of a complete upload under its
+// lock.
+func (u *Uploads) registerAgain(c context.Context, id string) *apiError {
+	l, err := u.acquire(c, id)
+	if errors.Is(err, errHeld) {
+		return errLocked
+	}
+	if err != nil {
+		return errState
+	}
+	defer l.release()
+	st, e := u.loadLive(c, id)
+	if e != nil || st.Registered {
+		return e
+	}
+	return u.registerLocked(c, st)
 }
 
 func (u *Uploads) setConcat(ctx *fasthttp.RequestCtx, st *state) {
@@ -360,6 +384,12 @@ func (u *Uploads) patch(ctx *fasthttp.RequestCtx, id string, client netip.Addr) 
 		if ctx.Request.Header.ContentLength() > 0 {
 			u.refuse(ctx, errBeyondLength)
 			return
+		}
+		if !st.Registered && !st.Partial {
+			if e := u.registerLocked(c, st); e != nil {
+				u.refuse(ctx, e)
+				return
+			}
 		}
 	} else if e := u.writeLocked(ctx, st, l, lease); e != nil {
 		u.refuse(ctx, e)

@@ -54,8 +54,10 @@ type state struct {
 	// Expires is when an unfinished upload is given up (Upload-Expires).
 	Expires time.Time `json:"expires"`
 	// Done is set once the object is complete (and for partials, once
-	// their staging object is).
-	Done bool `json:"done,omitempty"`
+	// their staging object is); Registered once the catalog has it and the
+	// purge went out, so a retried request finishes what failed after Done.
+	Done       bool `json:"done,omitempty"`
+	Registered bool `json:"registered,omitempty"`
 }
 
 // part is one uploaded S3 part.
