@@ -498,3 +498,30 @@ func TestTusRegistrationRetried(t *testing.T) {
 	}
 	e.wantClean()
 }
+
+// TestTusIdleClientKeepsBytes: a client that stops sending mid-body, with
+// its connection open, is cut after idle_timeout and the bytes it sent are
+// kept, so it can resume.
+func TestTusIdleClientKeepsBytes(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.IdleTimeout = 500 * time.Millisecond
+	n := e.node(cfg)
+	tok := e.token(n.Uploads, upload.Grant{Prefix: "idle/"})
+	loc := create(t, n, tok, 10000)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", loc, tok)
+	io.WriteString(conn, strings.Repeat("a", 6000))
+	waitFor(t, 30*time.Second, "the idle PATCH to end with its bytes kept", func() bool {
+		resp, _ := tusReq(t, "HEAD", n.URL+loc, tok, nil)
+		return resp.Header.Get("Upload-Offset") == "6000"
+	})
+	resp, body := patch(t, n.URL+loc, tok, 6000, bytes.Repeat([]byte("b"), 4000))
+	wantStatus(t, resp, body, 204, "")
+	e.wantClean()
+}
