@@ -501,9 +501,11 @@ func TestTusRegistrationRetried(t *testing.T) {
 
 // TestTusIdleClientKeepsBytes: a client that stops sending mid-body, with
 // its connection open, is cut after idle_timeout and the bytes it sent are
-// kept, so it can resume.
+// kept, so it can resume. The listener's read timeout is longer than the
+// wait: the upload's own idle timeout is what ends the PATCH.
 func TestTusIdleClientKeepsBytes(t *testing.T) {
 	e := newEnv(t)
+	e.readTimeout = 5 * time.Minute
 	cfg := e.config()
 	cfg.IdleTimeout = 500 * time.Millisecond
 	n := e.node(cfg)

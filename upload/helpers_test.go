@@ -44,6 +44,8 @@ type env struct {
 	prefix string // Redis key prefix of this test
 	clock  *fakeClock
 	purged *purgeLog
+	// readTimeout, when set, is the nodes' proxy.read_timeout.
+	readTimeout time.Duration
 }
 
 func newEnv(t testing.TB) *env {
@@ -105,7 +107,7 @@ func (e *env) nodeWith(cfg upload.Config, with func(*upload.Deps)) *node {
 		t.Fatal(err)
 	}
 	off := false
-	p, err := proxy.New(proxy.Config{AccessLog: &off, DrainTimeout: 2 * time.Second},
+	p, err := proxy.New(proxy.Config{AccessLog: &off, DrainTimeout: 2 * time.Second, ReadTimeout: e.readTimeout},
 		proxy.Deps{Origin: store, Catalog: cat, Uploads: u, Logger: log})
 	if err != nil {
 		t.Fatal(err)
