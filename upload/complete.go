@@ -57,6 +57,7 @@ func (u *Uploads) completeLocked(c context.Context, st *state, sp *spool, fileHa
 		}
 		st.Parts = parts
 	}
+	u.tails.drop(st.ID)
 	if st.Tail > 0 && !st.Partial {
 		u.s3.RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{})
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/upload"
@@ -525,5 +527,31 @@ func TestTusIdleClientKeepsBytes(t *testing.T) {
 	})
 	resp, body := patch(t, n.URL+loc, tok, 6000, bytes.Repeat([]byte("b"), 4000))
 	wantStatus(t, resp, body, 204, "")
+	e.wantClean()
+}
+
+// TestTusTailKeptLocally: the node that staged a tail reads it from its
+// own disk on the next PATCH (the staging object, removed behind its back
+// here, is not read); another node reads the staging object, which the
+// first node wrote again.
+func TestTusTailKeptLocally(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.node(e.config()), e.node(e.config())
+	tok := e.token(a.Uploads, upload.Grant{Prefix: "tl/"})
+	data := randBytes(10, 7<<20)
+	loc := create(t, a, tok, int64(len(data)))
+	id := loc[len("/uploads/"):]
+	resp, body := patch(t, a.URL+loc, tok, 0, data[:2<<20])
+	wantStatus(t, resp, body, 204, "")
+	if err := e.core.RemoveObject(context.Background(), e.bucket, ".tus-staging/"+id, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = patch(t, a.URL+loc, tok, 2<<20, data[2<<20:4<<20])
+	wantStatus(t, resp, body, 204, "") // from A's disk: S3 no longer has it
+	resp, body = patch(t, b.URL+loc, tok, 4<<20, data[4<<20:])
+	wantStatus(t, resp, body, 204, "") // B reads the tail A staged again
+	if status, sum := download(t, b, id); status != 200 || sum != shaHex(data) {
+		t.Fatalf("download: %d %s", status, sum)
+	}
 	e.wantClean()
 }

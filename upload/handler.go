@@ -436,6 +436,7 @@ func (u *Uploads) terminate(ctx *fasthttp.RequestCtx, id string) {
 // discard removes every trace of an upload: its multipart upload (unless
 // complete), its staging object and its state.
 func (u *Uploads) discard(c context.Context, st *state) error {
+	u.tails.drop(st.ID)
 	if !st.Done || st.Partial {
 		if !st.Done {
 			if err := u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload); err != nil && !isNoSuchUpload(err) {

@@ -106,6 +106,7 @@ func (e *env) nodeWith(cfg upload.Config, with func(*upload.Deps)) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { u.Close() })
 	off := false
 	p, err := proxy.New(proxy.Config{AccessLog: &off, DrainTimeout: 2 * time.Second, ReadTimeout: e.readTimeout},
 		proxy.Deps{Origin: store, Catalog: cat, Uploads: u, Logger: log})

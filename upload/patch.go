@@ -33,6 +33,8 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 type spool struct {
 	f           *os.File
 	start, size int64
+	// kept: the tail cache owns f now; close leaves it.
+	kept bool
 }
 
 func (u *Uploads) newSpool() (*spool, error) {
@@ -44,6 +46,9 @@ func (u *Uploads) newSpool() (*spool, error) {
 }
 
 func (s *spool) close() {
+	if s.kept {
+		return
+	}
 	s.f.Close()
 	os.Remove(s.f.Name())
 }
@@ -324,6 +329,12 @@ func (u *Uploads) loadTail(c context.Context, st *state, sp *spool) error {
 	if st.Tail == 0 {
 		return nil
 	}
+	if f, ok := u.tails.take(st.ID, st.TailETag, st.Tail); ok {
+		sp.f.Close()
+		os.Remove(sp.f.Name())
+		sp.f, sp.start, sp.size = f, 0, st.Tail
+		return nil
+	}
 	rc, info, _, err := u.s3.GetObject(c, st.Bucket, u.stagingKey(st.ID), minio.GetObjectOptions{})
 	if err != nil {
 		return err
@@ -363,6 +374,10 @@ func (u *Uploads) stageTail(c context.Context, st *state, sp *spool) error {
 		return fmt.Errorf("upload: stage part: %w", err)
 	}
 	st.Tail, st.TailETag = n, info.ETag
+	if sp.start == 0 { // the file is exactly the tail: keep it for this node's next PATCH
+		u.tails.put(st.ID, sp.f, info.ETag, n)
+		sp.kept = true
+	}
 	return nil
 }
 

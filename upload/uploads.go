@@ -64,6 +64,8 @@ type Uploads struct {
 	now     func() time.Time
 	// active bounds byte-carrying requests on this node (Config.MaxActive).
 	active chan struct{}
+	// tails keeps local copies of tails this node staged.
+	tails *tailCache
 }
 
 // New validates cfg and builds the endpoint. It does not contact Redis or
@@ -87,7 +89,7 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 	}
 	u := &Uploads{cfg: cfg, rdb: deps.Redis, s3: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
 		limiter: deps.Limiter, log: deps.Logger.With("component", "upload"), now: deps.Now,
-		active: make(chan struct{}, cfg.MaxActive)}
+		active: make(chan struct{}, cfg.MaxActive), tails: newTailCache(cfg.MaxActive)}
 	if cfg.RateClass != "" {
 		if u.limiter == nil {
 			return nil, fmt.Errorf("upload: rate_class %q needs the limiter", cfg.RateClass)
@@ -99,6 +101,13 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 		u.rate = r
 	}
 	return u, nil
+}
+
+// Close deletes the local copies of staged tails. The staging objects
+// stay: any node resumes from them.
+func (u *Uploads) Close() error {
+	u.tails.closeAll()
+	return nil
 }
 
 // Prefix is the path prefix the endpoint answers under.

@@ -218,6 +218,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		if err != nil {
 			return nil, usageError{fmt.Errorf("config: %w", err)}
 		}
+		a.closes = append(a.closes, u.Close)
 		if !checkOnly {
 			ctx, cancel := context.WithCancel(context.Background())
 			go u.Run(ctx)       // the janitor
