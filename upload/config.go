@@ -27,14 +27,15 @@ type Config struct {
 	// local disk per upload in progress (one part each). Default 8 MiB;
 	// at least 5 MiB (S3's minimum) and at most 5 GiB.
 	PartSize int64 `yaml:"part_size"`
-	// TempDir holds the part being assembled of each PATCH in progress
-	// (at most PartSize bytes per upload in progress, removed when the
-	// PATCH ends). Default: the system's temporary directory.
+	// TempDir holds the parts being assembled of each PATCH in progress
+	// (two per PATCH: one received while the other goes to S3, removed
+	// when the PATCH ends) and local copies of the last MaxActive staged
+	// tails: at most MaxActive x 3 x PartSize. Default: the system's
+	// temporary directory.
 	TempDir string `yaml:"temp_dir"`
 	// MaxActive bounds the PATCH and POST requests carrying bytes that this
-	// node serves at once, and with PartSize the disk TempDir needs
-	// (MaxActive x PartSize). Requests beyond it get 503 with Retry-After.
-	// Default 64.
+	// node serves at once, and with PartSize the disk TempDir needs.
+	// Requests beyond it get 503 with Retry-After. Default 64.
 	MaxActive int `yaml:"max_active"`
 	// Expiry is how long an upload stays resumable after its last byte
 	// (tus expiration: Upload-Expires). An expired upload is gone: its
