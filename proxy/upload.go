@@ -52,8 +52,6 @@ func (s *Server) uploadBody(h *fasthttp.RequestHeader) bool {
 	return (bytes.Equal(m, strPatch) || bytes.Equal(m, strPost)) && s.uploadPath(h.RequestURI())
 }
 
-// serveUpload hands a request under the upload prefix to the endpoint.
-func (s *Server) serveUpload(ctx *fasthttp.RequestCtx) {
-	s.uploads.ServeUpload(ctx, s.clientAddr(ctx))
-	s.logRequest(ctx, "upload", nil)
-}
+// uploadRoute names requests under the upload prefix in the access log
+// and the request metrics.
+var uploadRoute = route{Name: "upload"}
