@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/limiter"
 )
 
@@ -44,7 +45,8 @@ type Deps struct {
 	// (max_concurrent_per_client) and shapes their bodies to the client's
 	// rate (Config.RateClass).
 	Limiter *limiter.Limiter
-	// Logger receives errors. Default slog.Default().
+	// Logger receives errors, with component=upload; nil discards them
+	// (internal/logging's policy).
 	Logger *slog.Logger
 	// Now is the clock of expiry decisions. Default time.Now.
 	Now func() time.Time
@@ -81,14 +83,11 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 	if fi, err := os.Stat(cfg.TempDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("upload: temp_dir: %q is not a directory", cfg.TempDir)
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
 	u := &Uploads{cfg: cfg, rdb: deps.Redis, s3: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
-		limiter: deps.Limiter, log: deps.Logger.With("component", "upload"), now: deps.Now,
+		limiter: deps.Limiter, log: logging.For(deps.Logger, "upload"), now: deps.Now,
 		active: make(chan struct{}, cfg.MaxActive), tails: newTailCache(cfg.MaxActive)}
 	if cfg.RateClass != "" {
 		if u.limiter == nil {
