@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -213,8 +214,8 @@ func validate(m auth.FileMeta) error {
 		return fmt.Errorf("%w: empty key", ErrInvalid)
 	case m.Size < 0:
 		return fmt.Errorf("%w: negative size", ErrInvalid)
-	case len(m.Filename) > 255:
-		return fmt.Errorf("%w: filename longer than 255 bytes", ErrInvalid)
+	case utf8.RuneCountInString(m.Filename) > 255: // VARCHAR(255) counts characters
+		return fmt.Errorf("%w: filename longer than 255 characters", ErrInvalid)
 	case m.SHA256 != "" && !isHex64(m.SHA256):
 		return fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)
 	}
