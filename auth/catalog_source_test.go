@@ -121,7 +121,7 @@ func TestCatalogInvalidateOtherNode(t *testing.T) {
 	if _, err := b.Lookup(ctx, "9"); !errors.Is(err, ErrFileNotFound) {
 		t.Fatalf("before: %v", err)
 	}
-	src.m.ID = "9" // the record is written to the system of record...
+	src.m.ID = "9"                                 // the record is written to the system of record...
 	if err := a.Invalidate(ctx, "9"); err != nil { // ...then invalidated
 		t.Fatal(err)
 	}
