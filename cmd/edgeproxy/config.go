@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/catalogdb"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/config"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
@@ -28,6 +29,7 @@ type Config struct {
 	Origin   OriginConfig      `yaml:"origin"`
 	Cache    CacheConfig       `yaml:"cache"`
 	Redis    RedisConfig       `yaml:"redis"`
+	Postgres PostgresConfig    `yaml:"postgres"`
 	Auth     AuthConfig        `yaml:"auth"`
 	Limiter  LimiterConfig     `yaml:"limiter"`
 	ClientIP clientip.Config   `yaml:"client_ip"`
@@ -95,7 +97,11 @@ type app struct {
 	stats     *stats.Recorder
 	prefetch  *prefetcher
 	access    accessDeps
-	closes    []func() error
+	db        *catalogDB // nil without postgres.dsn
+	// loops run in the background while serving (catalog invalidations,
+	// the access-count sync); serve cancels and waits for them.
+	loops  []func(context.Context)
+	closes []func() error
 }
 
 func (a *app) close() {
@@ -159,6 +165,9 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		adminStats = func() any { return map[string]any{"cache": c.Stats()} }
 	}
 
+	if a.db, err = a.buildCatalogDB(cfg.Postgres); err != nil {
+		return nil, err
+	}
 	acc, err := a.buildAccess(cfg)
 	if err != nil {
 		return nil, err
@@ -191,6 +200,14 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 	} else if cfg.Stats.Enabled != nil && *cfg.Stats.Enabled {
 		return nil, usageError{fmt.Errorf("config: key %q: statistics need redis.addrs", "stats.enabled")}
 	}
+	if a.db != nil && a.stats != nil {
+		sy, err := catalogdb.NewSyncer(cfg.Postgres.Sync, a.db.pool, a.stats, log)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config: postgres.sync: %w", err)}
+		}
+		a.db.syncer = sy
+		a.loops = append(a.loops, sy.Loop)
+	}
 	if cfg.Prefetch.Enabled {
 		if a.stats == nil || !cfg.Cache.Enabled {
 			return nil, usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
@@ -220,11 +237,20 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		}
 		if acc.catalog != nil {
 			catalog = acc.catalog
+			if a.db != nil {
+				d := dbCatalogAdmin{store: a.db.store, catalog: acc.catalog}
+				catalog = d
+				a.admin.RegisterCatalogStore(d)
+			}
 		}
 		a.admin.RegisterAuth(tokens, catalog, base)
 		mountOps(a.admin, a.newRegistry(timed, a.redisErrs))
 		if a.stats != nil {
-			registerStatsAdmin(a.admin, a.stats, a.redis)
+			var synced func(context.Context, string) (int64, error)
+			if a.db != nil {
+				synced = a.db.store.SyncedTotal
+			}
+			registerStatsAdmin(a.admin, a.stats, a.redis, synced)
 		}
 		a.adminAddr = cfg.Admin.Listen
 	}

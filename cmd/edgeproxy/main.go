@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -142,6 +143,17 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) error {
 		defer func() {
 			cancel()
 			<-done
+		}()
+	}
+	if len(app.loops) > 0 {
+		lctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, loop := range app.loops {
+			wg.Go(func() { loop(lctx) })
+		}
+		defer func() {
+			cancel()
+			wg.Wait()
 		}()
 	}
 	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)

@@ -39,10 +39,13 @@ func (a statsAdapter) StartTransfer(i proxy.TransferInfo) proxy.TransferTracker 
 // registerStatsAdmin adds the statistics reads to the admin API:
 //
 //	GET  /v1/stats/hot?n=10             -> [{file_id, accesses}]
-//	GET  /v1/stats/files/{id}           -> {file_id, accesses}
+//	GET  /v1/stats/files/{id}           -> {file_id, accesses[, synced]}
 //	POST /v1/stats/files/{id}/reset     -> {file_id, accesses} (read and zeroed atomically)
 //	GET  /v1/tasks/{id}                 -> the download:task:<id> hash
-func registerStatsAdmin(a *proxy.Admin, r *stats.Recorder, rdb redis.UniversalClient) {
+//
+// accesses is the live count in Redis; synced, given when synced is not
+// nil (PostgreSQL configured), the total the sync committed to it.
+func registerStatsAdmin(a *proxy.Admin, r *stats.Recorder, rdb redis.UniversalClient, synced func(context.Context, string) (int64, error)) {
 	a.HandleFunc("GET /v1/stats/hot", func(w http.ResponseWriter, req *http.Request) {
 		n := 10
 		if v := req.URL.Query().Get("n"); v != "" {
@@ -71,7 +74,16 @@ func registerStatsAdmin(a *proxy.Admin, r *stats.Recorder, rdb redis.UniversalCl
 			proxy.WriteJSONError(w, http.StatusServiceUnavailable, "store_unavailable", "statistics store unavailable")
 			return
 		}
-		proxy.WriteJSON(w, http.StatusOK, map[string]any{"file_id": id, "accesses": n})
+		out := map[string]any{"file_id": id, "accesses": n}
+		if synced != nil {
+			total, err := synced(req.Context(), id)
+			if err != nil {
+				proxy.WriteJSONError(w, http.StatusServiceUnavailable, "store_unavailable", "statistics database unavailable")
+				return
+			}
+			out["synced"] = total
+		}
+		proxy.WriteJSON(w, http.StatusOK, out)
 	})
 	a.HandleFunc("POST /v1/stats/files/{id}/reset", func(w http.ResponseWriter, req *http.Request) {
 		id := req.PathValue("id")

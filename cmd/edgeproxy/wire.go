@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -159,11 +160,18 @@ func (a *app) buildAccess(cfg Config) (deps accessDeps, err error) {
 		a.closes = append(a.closes, v.Close)
 		deps.tokens = v
 		if cfg.Auth.Catalog.Enabled {
-			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.log)
+			var opts []auth.CatalogOption
+			if a.db != nil {
+				opts = append(opts, auth.WithSource(a.db.store))
+			}
+			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.log, opts...)
 			if err != nil {
 				return deps, usageError{fmt.Errorf("config: %w", err)}
 			}
 			deps.catalog = c
+			if a.db != nil {
+				a.loops = append(a.loops, func(ctx context.Context) { c.Listen(ctx, nil) })
+			}
 		}
 	} else if cfg.Auth.Catalog.Enabled {
 		return deps, usageError{fmt.Errorf("config: key %q: the catalog needs redis.addrs", "auth.catalog.enabled")}
