@@ -69,6 +69,7 @@ type Syncer struct {
 	hook func(stage string) error
 
 	runs, skipped, failures, rows, downloads, lastOK atomic.Int64
+	started                                          int64 // unix seconds of NewSyncer
 }
 
 // NewSyncer returns a Syncer; it does nothing until Run or Loop.
@@ -91,7 +92,8 @@ func NewSyncer(cfg SyncConfig, pool *pgxpool.Pool, counters Counters, log *slog.
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Syncer{cfg: cfg, pool: pool, counters: counters, log: log.With("component", "access-sync"), now: time.Now}, nil
+	return &Syncer{cfg: cfg, pool: pool, counters: counters, log: log.With("component", "access-sync"), now: time.Now,
+		started: time.Now().Unix()}, nil
 }
 
 // Stats returns the counters of the runs so far.
@@ -226,6 +228,10 @@ func (s *Syncer) finish(ctx context.Context, conn *pgx.Conn, run string) error {
 	if err != nil {
 		return fmt.Errorf("catalogdb: sync commit: %w", err)
 	}
+	if ids != nil { // counted once, when committed
+		s.rows.Add(int64(len(ids)))
+		s.downloads.Add(total)
+	}
 	if err := s.step("committed"); err != nil {
 		return err
 	}
@@ -233,10 +239,6 @@ func (s *Syncer) finish(ctx context.Context, conn *pgx.Conn, run string) error {
 		return fmt.Errorf("catalogdb: sync: %w", err)
 	}
 	s.runs.Add(1)
-	if ids != nil {
-		s.rows.Add(int64(len(ids)))
-		s.downloads.Add(total)
-	}
 	s.lastOK.Store(s.now().Unix())
 	return nil
 }

@@ -177,6 +177,9 @@ func TestSyncExactlyOnceAcrossFailures(t *testing.T) {
 			if got := inPG + live + pending; got != s.n.Load() {
 				t.Fatalf("postgres %d + redis %d + pending %d = %d, served %d", inPG, live, pending, got, s.n.Load())
 			}
+			if st := syncer.Stats(); st.Downloads != inPG || st.Failures < 1 || st.LastOK == 0 {
+				t.Errorf("metrics %+v: want downloads %d, failures >= 1, a last success", st, inPG)
+			}
 		})
 	}
 }

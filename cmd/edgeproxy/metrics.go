@@ -127,6 +127,9 @@ func (a *app) newRegistry(timed *timedOrigin, rerr *redisErrors) *prometheus.Reg
 	if a.stats != nil {
 		reg.MustRegister(a.stats.Collectors()...)
 	}
+	if a.db != nil && a.db.syncer != nil {
+		reg.MustRegister(a.db.syncer.Collectors()...)
+	}
 	return reg
 }
 
