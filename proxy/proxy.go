@@ -231,6 +231,10 @@ type Deps struct {
 	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
+	// CatalogStore, when set, is pinged by /readyz to report the state
+	// of the catalog's system of record (PostgreSQL) in its body. Its
+	// failure does not make the node unready: cached entries still serve.
+	CatalogStore interface{ Ping(context.Context) error }
 }
 
 // Server is the download front end. Create it with New.
@@ -257,6 +261,9 @@ type Server struct {
 	metrics   *requestCounters
 	keys      keyCache
 	readiness readiness // /readyz's cached origin check
+	// catalogStore and catalogReady report the catalog's database.
+	catalogStore interface{ Ping(context.Context) error }
+	catalogReady readiness
 }
 
 // New validates cfg and builds a Server.
@@ -298,6 +305,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limiter:         deps.Limiter,
 		clientIP:        deps.ClientIP,
 		stats:           deps.Stats,
+		catalogStore:    deps.CatalogStore,
 		metrics:         newRequestCounters(),
 	}
 	// Refuse at start a route whose auth has no backend: failing every

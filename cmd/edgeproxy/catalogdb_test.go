@@ -178,8 +178,22 @@ func TestPostgresCatalogEndToEnd(t *testing.T) {
 		t.Fatalf("stats -file 1: synced %d + live %d, want %d synced", st.Synced, st.Accesses, served)
 	}
 
+	list := runEdgectl(t, ctlEnv, "file", "list", "-limit", "10")
+	if !bytes.Contains(list, []byte(`"id":"1"`)) || !bytes.Contains(list, []byte(`"id":"2"`)) {
+		t.Fatalf("file list printed %s", list)
+	}
+	if code, _, b := getStatus(t, "http://"+p2.addr+"/readyz"); code != 200 || !bytes.Contains(b, []byte(`"catalog":"ok"`)) {
+		t.Fatalf("readyz: %d %s", code, b)
+	}
+
 	// PostgreSQL down: the cached id serves, the uncached one is 503.
 	pg.Stop(t)
+	if !eventually(10*time.Second, func() bool {
+		code, _, b := getStatus(t, "http://"+p2.addr+"/readyz")
+		return code == 200 && bytes.Contains(b, []byte(`"catalog":"unavailable"`))
+	}) {
+		t.Fatal("readyz does not report the catalog unavailable")
+	}
 	for _, p := range []*proc{p1, p2} {
 		if code, _, _ := getStatus(t, "http://"+p.addr+"/download/1"); code != 200 {
 			t.Fatalf("cached id with PostgreSQL down: %d", code)
@@ -199,5 +213,13 @@ func TestPostgresCatalogEndToEnd(t *testing.T) {
 		return code == 200
 	}) {
 		t.Fatal("id 2 not served after PostgreSQL came back")
+	}
+	// Removed on node 1: every node stops serving it.
+	runEdgectl(t, ctlEnv, "file", "rm", "2")
+	if !eventually(10*time.Second, func() bool {
+		code, _, _ := getStatus(t, "http://"+p2.addr+"/download/2")
+		return code == 404
+	}) {
+		t.Fatal("id 2 still served by node 2 after file rm")
 	}
 }

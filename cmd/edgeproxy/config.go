@@ -184,6 +184,9 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		deps.Catalog = acc.catalog
 	}
 	deps.Limiter = acc.limiter
+	if a.db != nil {
+		deps.CatalogStore = a.db.store
+	}
 	deps.ClientIP = acc.clientIP
 	if a.redis != nil && (cfg.Stats.Enabled == nil || *cfg.Stats.Enabled) {
 		r, err := stats.New(cfg.Stats.Config, a.redis, log)
