@@ -47,7 +47,8 @@ func (a *app) buildCatalogDB(cfg PostgresConfig) (*catalogDB, error) {
 		return nil, usageError{fmt.Errorf("config: postgres: %w", err)}
 	}
 	a.closes = append(a.closes, func() error { pool.Close(); return nil })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Bounded: a node must start (and serve from Redis) with PostgreSQL down.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if cfg.Migrate {
 		if applied, err := catalogdb.Migrate(ctx, pool); err != nil {
