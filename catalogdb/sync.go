@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 // Counters is the Redis side of the sync (stats.Recorder implements it):
@@ -89,10 +91,7 @@ func NewSyncer(cfg SyncConfig, pool *pgxpool.Pool, counters Counters, log *slog.
 	case cfg.Period < time.Minute:
 		return nil, fmt.Errorf("catalogdb: sync config period=%v: at least 1m", cfg.Period)
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Syncer{cfg: cfg, pool: pool, counters: counters, log: log.With("component", "access-sync"), now: time.Now,
+	return &Syncer{cfg: cfg, pool: pool, counters: counters, log: logging.For(log, "access-sync"), now: time.Now,
 		started: time.Now().Unix()}, nil
 }
 

@@ -7,26 +7,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/catalogdb"
 )
-
-// PostgresConfig is the postgres section: the system of record of the
-// catalog and of access counts. No DSN: no PostgreSQL, and the catalog is
-// Redis alone (file:meta:<id> hashes), as before.
-type PostgresConfig struct {
-	// DSN, pool size and timeouts; prefer EDGEPROXY_POSTGRES_DSN for the
-	// DSN, which holds a password.
-	catalogdb.Config `yaml:",inline"`
-	// Migrate applies the embedded schema migrations at start (nodes
-	// starting together wait for each other). Default false: run
-	// `edgectl db migrate` once per release instead, and a node whose
-	// schema is behind logs a warning.
-	Migrate bool `yaml:"migrate"`
-	// Sync moves the Redis access counters into PostgreSQL; needs stats.
-	Sync catalogdb.SyncConfig `yaml:"sync"`
-}
 
 // catalogDB is the wired PostgreSQL side: nil parts when not configured.
 type catalogDB struct {
@@ -38,19 +23,20 @@ type catalogDB struct {
 // buildCatalogDB opens the pool (without connecting) and, with
 // postgres.migrate, migrates. PostgreSQL being down at start is not an
 // error: the node serves what Redis holds and reconnects by itself.
-func (a *app) buildCatalogDB(cfg PostgresConfig) (*catalogDB, error) {
-	if cfg.DSN == "" {
-		return nil, nil
+func (a *app) buildCatalogDB(cfg Config) error {
+	pc := cfg.Postgres
+	if pc.DSN == "" {
+		return nil
 	}
-	pool, err := catalogdb.Open(cfg.Config)
+	pool, err := catalogdb.Open(pc.Config)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("config: postgres: %w", err)}
+		return usageError{fmt.Errorf("config: postgres: %w", err)}
 	}
 	a.closes = append(a.closes, func() error { pool.Close(); return nil })
 	// Bounded: a node must start (and serve from Redis) with PostgreSQL down.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if cfg.Migrate {
+	if pc.Migrate {
 		if applied, err := catalogdb.Migrate(ctx, pool); err != nil {
 			a.log.Warn("postgres: migration failed; the catalog reads what the schema allows", "err", err)
 		} else if len(applied) > 0 {
@@ -59,7 +45,48 @@ func (a *app) buildCatalogDB(cfg PostgresConfig) (*catalogDB, error) {
 	} else if cur, latest, err := catalogdb.SchemaVersion(ctx, pool); err == nil && cur < latest {
 		a.log.Warn("postgres: schema is behind this binary; run edgectl db migrate", "current", cur, "latest", latest)
 	}
-	return &catalogDB{pool: pool, store: catalogdb.NewStore(pool)}, nil
+	a.db = &catalogDB{pool: pool, store: catalogdb.NewStore(pool)}
+	a.proxyDeps.CatalogStore = a.db.store
+	a.adminDeps.Synced = a.db.store
+	return nil
+}
+
+// buildCatalog makes the file catalog: Redis hashes, backed by PostgreSQL
+// when configured (reads fall back to it, admin writes go to it first and
+// every node's copies are invalidated).
+func (a *app) buildCatalog(cfg Config, rdb redis.UniversalClient) error {
+	var opts []auth.CatalogOption
+	if a.db != nil {
+		opts = append(opts, auth.WithSource(a.db.store))
+	}
+	c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.root, opts...)
+	if err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
+	a.proxyDeps.Catalog = c
+	a.adminDeps.Catalog = c
+	if a.db != nil {
+		d := dbCatalogAdmin{store: a.db.store, catalog: c}
+		a.adminDeps.Catalog = d
+		a.adminDeps.CatalogStore = d
+		a.loops = append(a.loops, func(ctx context.Context) { c.Listen(ctx, nil) })
+	}
+	return nil
+}
+
+// buildSync moves the Redis access counters into PostgreSQL on a schedule,
+// when both are configured.
+func (a *app) buildSync(cfg Config) error {
+	if a.db == nil || a.stats == nil {
+		return nil
+	}
+	sy, err := catalogdb.NewSyncer(cfg.Postgres.Sync, a.db.pool, a.stats, a.root)
+	if err != nil {
+		return usageError{fmt.Errorf("config: postgres.sync: %w", err)}
+	}
+	a.db.syncer = sy
+	a.loops = append(a.loops, sy.Loop)
+	return nil
 }
 
 // dbCatalogAdmin is the admin API's view of a catalog whose system of

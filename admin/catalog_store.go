@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/objectkey"
 )
 
 // CatalogStore is what the admin API needs of a catalog kept in a database
@@ -23,26 +24,26 @@ type CatalogStore interface {
 	Delete(ctx context.Context, id string) error
 }
 
-// RegisterCatalogStore adds the routes of a database-backed catalog:
+// registerCatalogStore adds the routes of a database-backed catalog:
 //
 //	POST   /v1/files                {bucket,key,filename,sha256,size,content_type} -> 201 {record}; 200 {record} when sha256 is known
 //	GET    /v1/files?after=ID&limit=N -> 200 [{record}...] in id order
 //	GET    /v1/files?sha256=HEX     -> 200 [{record}] or []
 //	DELETE /v1/files/{id}           -> 204; 404 not_found
-func (a *Admin) RegisterCatalogStore(s CatalogStore) {
-	a.HandleFunc("POST /v1/files", func(w http.ResponseWriter, r *http.Request) {
+func (a *API) registerCatalogStore(s CatalogStore) {
+	a.mux.HandleFunc("POST /v1/files", func(w http.ResponseWriter, r *http.Request) {
 		var req fileRequest
-		if !DecodeJSON(w, r, &req) {
+		if !decodeJSON(w, r, &req) {
 			return
 		}
-		if req.Bucket == "" || req.Key == "" || !validCatalogKey(req.Key) {
-			WriteJSONError(w, http.StatusBadRequest, "bad_request", "bucket and a valid object key are required")
+		if req.Bucket == "" || req.Key == "" || !objectkey.Valid(req.Key) {
+			writeError(w, http.StatusBadRequest, "bad_request", "bucket and a valid object key are required")
 			return
 		}
 		m, created, err := s.Create(r.Context(), auth.FileMeta{Bucket: req.Bucket, Key: req.Key, Filename: req.Filename,
 			SHA256: req.SHA256, Size: req.Size, ContentType: req.ContentType})
 		if err != nil {
-			adminAuthError(w, err)
+			authError(w, err)
 			return
 		}
 		status := http.StatusOK
@@ -50,26 +51,26 @@ func (a *Admin) RegisterCatalogStore(s CatalogStore) {
 			status = http.StatusCreated
 			a.log.Info("admin file registered", "file_id", m.ID, "bucket", m.Bucket, "key", m.Key)
 		}
-		WriteJSON(w, status, fileAnswer(m))
+		writeJSON(w, status, fileAnswer(m))
 	})
-	a.HandleFunc("GET /v1/files", func(w http.ResponseWriter, r *http.Request) {
+	a.mux.HandleFunc("GET /v1/files", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if h := q.Get("sha256"); h != "" {
 			m, err := s.ByHash(r.Context(), h)
 			switch {
 			case errors.Is(err, auth.ErrFileNotFound):
-				WriteJSON(w, http.StatusOK, []fileRequest{})
+				writeJSON(w, http.StatusOK, []fileRequest{})
 			case err != nil:
-				adminAuthError(w, err)
+				authError(w, err)
 			default:
-				WriteJSON(w, http.StatusOK, []fileRequest{fileAnswer(m)})
+				writeJSON(w, http.StatusOK, []fileRequest{fileAnswer(m)})
 			}
 			return
 		}
 		after, err1 := strconv.ParseInt(q.Get("after"), 10, 64)
 		limit, err2 := strconv.Atoi(q.Get("limit"))
 		if (q.Has("after") && (err1 != nil || after < 0)) || (q.Has("limit") && (err2 != nil || limit < 1 || limit > 1000)) {
-			WriteJSONError(w, http.StatusBadRequest, "bad_request", "after must be an id and limit 1..1000")
+			writeError(w, http.StatusBadRequest, "bad_request", "after must be an id and limit 1..1000")
 			return
 		}
 		if !q.Has("limit") {
@@ -77,22 +78,22 @@ func (a *Admin) RegisterCatalogStore(s CatalogStore) {
 		}
 		list, err := s.List(r.Context(), after, limit)
 		if err != nil {
-			adminAuthError(w, err)
+			authError(w, err)
 			return
 		}
 		out := make([]fileRequest, 0, len(list))
 		for _, m := range list {
 			out = append(out, fileAnswer(m))
 		}
-		WriteJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, out)
 	})
-	a.HandleFunc("DELETE /v1/files/{id}", func(w http.ResponseWriter, r *http.Request) {
+	a.mux.HandleFunc("DELETE /v1/files/{id}", func(w http.ResponseWriter, r *http.Request) {
 		err := s.Delete(r.Context(), r.PathValue("id"))
 		switch {
 		case errors.Is(err, auth.ErrFileNotFound):
-			WriteJSONError(w, http.StatusNotFound, "not_found", "no such file")
+			writeError(w, http.StatusNotFound, "not_found", "no such file")
 		case err != nil:
-			adminAuthError(w, err)
+			authError(w, err)
 		default:
 			a.log.Info("admin file removed", "file_id", r.PathValue("id"))
 			w.WriteHeader(http.StatusNoContent)
