@@ -101,18 +101,21 @@ func (s *Syncer) Stats() SyncStats {
 		Rows: s.rows.Load(), Downloads: s.downloads.Load(), LastOK: s.lastOK.Load()}
 }
 
-// Loop runs the sync every Interval until ctx ends.
+// Loop runs the sync at once (finishing a run a crashed node left
+// pending), then every Interval, until ctx ends.
 func (s *Syncer) Loop(ctx context.Context) {
 	if s.cfg.Interval < 0 {
 		return
 	}
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		err := s.Run(rctx)

@@ -278,3 +278,36 @@ func TestSyncStaleRun(t *testing.T) {
 		t.Fatalf("live %d pending %d, want 15 and 0 (nothing moved)", live, pending)
 	}
 }
+
+// TestSyncLoopFinishesPendingAtStart: a node starting its loop commits a
+// run a crashed node left pending at once, not an interval later.
+func TestSyncLoopFinishesPendingAtStart(t *testing.T) {
+	_, pool := newDB(t)
+	rec, rdb := newCounters(t)
+	s := &served{rec: rec}
+	s.download(t, 500, 50, 0)
+	ctx := ctxT(t, time.Minute)
+	// The crashed node's run: moved, never committed.
+	if err := rec.BeginSync(ctx, "crashed-run", time.Now().Truncate(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.MoveToSync(ctx, "crashed-run"); err != nil {
+		t.Fatal(err)
+	}
+	sy, err := NewSyncer(SyncConfig{Interval: time.Hour}, pool, rec, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); sy.Loop(lctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for pgTotal(t, pool) != s.n.Load() {
+		if time.Now().After(deadline) {
+			live, pending := redisTotal(t, rdb)
+			t.Fatalf("postgres %d, redis live %d pending %d; served %d", pgTotal(t, pool), live, pending, s.n.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -2,8 +2,7 @@
 # Runs the whole edgeproxy test suite against real servers.
 #
 # Installs what is missing first: redis-server and postgresql from Debian's
-# packages and the
-# MinIO server binary (built with `go install`, cached under
+# packages and the MinIO server binary (built with `go install`, cached under
 # ${XDG_CACHE_HOME:-~/.cache}/edgeproxy/bin, about 3 minutes the first time).
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run Range ./proxy).
 #
