@@ -236,6 +236,10 @@ type Deps struct {
 	// Uploads, when set, answers requests under its prefix (tus uploads),
 	// the only requests that may carry a body.
 	Uploads Uploads
+	// CatalogStore, when set, is pinged by /readyz to report the state
+	// of the catalog's system of record (PostgreSQL) in its body. Its
+	// failure does not make the node unready: cached entries still serve.
+	CatalogStore interface{ Ping(context.Context) error }
 }
 
 // Server is the download front end. Create it with New.
@@ -265,6 +269,9 @@ type Server struct {
 	// uploads serves requests under uploadPrefix; nil: no uploads.
 	uploads      Uploads
 	uploadPrefix []byte
+	// catalogStore and catalogReady report the catalog's database.
+	catalogStore interface{ Ping(context.Context) error }
+	catalogReady readiness
 }
 
 // New validates cfg and builds a Server.
@@ -304,6 +311,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limiter:         deps.Limiter,
 		clientIP:        deps.ClientIP,
 		stats:           deps.Stats,
+		catalogStore:    deps.CatalogStore,
 		metrics:         newRequestCounters(),
 	}
 	// Refuse at start a route whose auth has no backend: failing every

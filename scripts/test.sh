@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole edgeproxy test suite against real servers.
 #
-# Installs what is missing first: redis-server from Debian's packages and the
-# MinIO server binary (built with `go install`, cached under
+# Installs what is missing first: redis-server and postgresql from Debian's
+# packages and the MinIO server binary (built with `go install`, cached under
 # ${XDG_CACHE_HOME:-~/.cache}/edgeproxy/bin, about 3 minutes the first time).
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run Range ./proxy).
 #
@@ -22,6 +22,14 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   echo "test.sh: installing redis-server (Debian package)" >&2
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+fi
+
+# PostgreSQL: internal/testenv runs initdb and postgres from
+# /usr/lib/postgresql/*/bin (as the user "postgres" when the tests run as root).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "test.sh: installing postgresql (Debian package)" >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
 fi
 
 stamp="$CACHE/bin/minio.version"

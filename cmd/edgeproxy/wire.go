@@ -25,8 +25,9 @@ import (
 )
 
 // This file is the composition root: build makes every part from the
-// configuration, in dependency order (origin, cache, Redis and access,
-// statistics, prefetching, the proxy, the admin API), and app.serve in
+// configuration, in dependency order (origin, cache, PostgreSQL, Redis and
+// access, statistics, the access-count sync, prefetching, the proxy, the
+// admin API), and app.serve in
 // main.go runs them. The configuration types are in config.go.
 
 // app is the wired process.
@@ -48,6 +49,11 @@ type app struct {
 	limiter   *limiter.Limiter
 	// timed measures origin latency for the metrics registry.
 	timed *timedOrigin
+	// db is PostgreSQL, the system of record; nil without postgres.dsn.
+	db *catalogDB
+	// loops run in the background while serving (catalog invalidations,
+	// the access-count sync); app.serve stops and waits for them.
+	loops []func(context.Context)
 	// proxyDeps and adminDeps collect each part as it is built, so that a
 	// part left out stays a nil interface rather than a typed nil.
 	proxyDeps proxy.Deps
@@ -88,8 +94,10 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 	steps := []func(Config) error{
 		a.buildOrigin,
 		func(cfg Config) error { return a.buildCache(cfg, checkOnly) },
+		a.buildCatalogDB,
 		a.buildAccess,
 		a.buildStats,
+		a.buildSync,
 		a.buildPrefetch,
 		func(cfg Config) error { return a.buildUploads(cfg, checkOnly) },
 		a.buildProxy,
@@ -184,12 +192,9 @@ func (a *app) buildAccess(cfg Config) error {
 		a.proxyDeps.Tokens = v
 		a.adminDeps.Tokens = v
 		if cfg.Auth.Catalog.Enabled {
-			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.root)
-			if err != nil {
-				return usageError{fmt.Errorf("config: %w", err)}
+			if err := a.buildCatalog(cfg, rdb); err != nil {
+				return err
 			}
-			a.proxyDeps.Catalog = c
-			a.adminDeps.Catalog = c
 		}
 	} else if cfg.Auth.Catalog.Enabled {
 		return usageError{fmt.Errorf("config: key %q: the catalog needs redis.addrs", "auth.catalog.enabled")}
