@@ -191,10 +191,17 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 			return nil
 		})
 	}
+	for _, loop := range app.loops { // catalog invalidations, access-count sync
+		bg.Go(func() error {
+			loop(bgctx)
+			return nil
+		})
+	}
 	app.startReload(bgctx, &bg)
 	if addr := cfg.Proxy.TLS.RedirectListen; addr != "" {
 		rln, err := app.listen("tcp", addr)
 		if err != nil {
+			ln.Close()
 			return fmt.Errorf("redirect listen: %w", err)
 		}
 		bg.Go(func() error {
