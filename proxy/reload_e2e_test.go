@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
@@ -95,4 +96,23 @@ func TestReloadRoutesAndKeys(t *testing.T) {
 		t.Error("Reload accepted a host listed twice")
 	}
 	check("after refused reloads", map[string]int{"files": 200, "wild": 200, "old key": http.StatusForbidden, "new key": 200})
+
+	// New limits: one request, then 429 for a long while.
+	lim, err := limiter.New(limiter.Config{RequestRate: 0.001, RequestBurst: 1}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lim.Close()
+	if err := srv.Reload(next, proxy.LiveDeps{Signer: newKey, Limiter: lim}); err != nil {
+		t.Fatal(err)
+	}
+	if got := status("files.example.com", "/obj"); got != 200 {
+		t.Fatalf("first request under the new limiter: %d", got)
+	}
+	if got := status("files.example.com", "/obj"); got != http.StatusTooManyRequests {
+		t.Errorf("second request under the new limiter: %d, want 429", got)
+	}
+	if srv.Limiter() != lim {
+		t.Error("Limiter() does not return the reloaded limiter")
+	}
 }

@@ -247,6 +247,10 @@ func TestSIGHUPNewRouteAndCertificateUnderLoad(t *testing.T) {
 	if !eventually(30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "need a restart") }) {
 		t.Fatalf("no restart warning:\n%s", p.stderr.String())
 	}
+	// log.level warn took effect: the later reloads' info lines are gone.
+	if n := strings.Count(p.stderr.String(), "reload: configuration applied"); n != 1 {
+		t.Errorf("%d info lines of applied reloads, want 1 (the first, before log.level warn)", n)
+	}
 	for _, line := range strings.Split(p.stderr.String(), "\n") {
 		if strings.Contains(line, "need a restart") && !strings.Contains(line, "proxy.listen") {
 			t.Errorf("restart line does not name proxy.listen: %s", line)

@@ -379,7 +379,11 @@ func (a *app) buildAdmin(cfg Config) error {
 	d := a.adminDeps
 	d.DownloadBase = cfg.Auth.PublicURL
 	if d.DownloadBase == "" {
-		d.DownloadBase = "http://" + a.proxy.Config().Listen
+		scheme := "http://"
+		if a.proxy.TLSEnabled() {
+			scheme = "https://"
+		}
+		d.DownloadBase = scheme + a.proxy.Config().Listen
 	}
 	d.Metrics = a.newRegistry()
 	a.admin = admin.New(cfg.Admin, d)
