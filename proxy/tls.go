@@ -113,12 +113,12 @@ func (cs *certStore) loadLocked(certFile, keyFile string) error {
 	cst, kst := stampOf(certFile), stampOf(keyFile)
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("proxy: tls: load %s and %s: %w", certFile, keyFile, err)
+		return fmt.Errorf("proxy: tls.cert_file, tls.key_file: load %s and %s: %w", certFile, keyFile, err)
 	}
 	// LoadX509KeyPair already parsed the leaf (Go 1.23 and later).
 	if pair.Leaf == nil {
 		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return fmt.Errorf("proxy: tls: parse %s: %w", certFile, err)
+			return fmt.Errorf("proxy: tls.cert_file: parse %s: %w", certFile, err)
 		}
 	}
 	cs.cert.Store(&pair)

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -273,5 +275,26 @@ func TestSIGHUPNewRouteAndCertificateUnderLoad(t *testing.T) {
 	case <-p.done:
 	case <-ctx.Done():
 		t.Fatal("no exit after SIGTERM")
+	}
+}
+
+// A TLS pair that does not load stops the start (and -check) with exit
+// code 2 and one line naming the keys.
+func TestBadTLSPairExitsTwo(t *testing.T) {
+	e := newReloadEnv(t)
+	e.certFile, e.keyFile = filepath.Join(e.dir, "none.crt"), filepath.Join(e.dir, "none.key")
+	e.write(t, routeOne, "")
+	for _, args := range [][]string{{"-check", "-config", e.path}, {"-config", e.path}} {
+		cmd := exec.Command(binary(t), args...)
+		cmd.Env = cleanEnv()
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("%v: exit %v, want 2\n%s", args, err, out)
+		}
+		msg := strings.TrimSpace(string(out))
+		if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "tls.cert_file") {
+			t.Errorf("%v: output %q, want one line naming tls.cert_file", args, msg)
+		}
 	}
 }

@@ -159,7 +159,7 @@ func TestUpgradeHandsOverWithoutFailures(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			h := sha256.New()
-			buf := make([]byte, 256<<10)
+			buf := make([]byte, 64<<10)
 			var n int64
 			for {
 				m, err := resp.Body.Read(buf)
@@ -175,7 +175,12 @@ func TestUpgradeHandsOverWithoutFailures(t *testing.T) {
 					note(fmt.Errorf("long download cut after %d bytes: %w", n, err))
 					return
 				}
-				time.Sleep(25 * time.Millisecond) // about 10 MB/s: 2.5 s per download
+				if ho := handedOver.Load(); ho == 0 || time.Now().UnixNano() < ho+int64(time.Second) {
+					// About 2.6 MB/s (9 s for the whole object) until a
+					// second after the hand-over, so that A drains for
+					// that long; full speed after it.
+					time.Sleep(25 * time.Millisecond)
+				}
 			}
 			if resp.StatusCode != 200 || n != int64(len(big)) || !bytes.Equal(h.Sum(nil), bigSum[:]) {
 				note(fmt.Errorf("long download: status %d, %d bytes, digest mismatch", resp.StatusCode, n))
