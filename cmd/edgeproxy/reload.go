@@ -126,6 +126,9 @@ func (a *app) apply(next Config) error {
 		}
 	}
 	if err := a.proxy.Reload(next.Proxy, proxy.LiveDeps{Signer: signer, Limiter: lim}); err != nil {
+		if lim != nil && lim != a.proxy.Limiter() {
+			lim.Close() // never served a request
+		}
 		return fmt.Errorf("config: %w", err)
 	}
 
@@ -144,6 +147,9 @@ func (a *app) apply(next Config) error {
 		}
 	}
 	restart := slices.DeleteFunc(configDiff(applied, next), isLive)
+	if a.proxy.TLSEnabled() != next.Proxy.TLS.Enabled() {
+		restart = append(restart, "proxy.tls.cert_file") // TLS on or off changes the listener
+	}
 	a.cfg = applied
 	a.log.Info("reload: configuration applied", "routes", len(next.Proxy.Routes), "log_level", level.String())
 	a.level.Set(level) // after the line above, which a higher level would hide
