@@ -298,3 +298,47 @@ func TestBadTLSPairExitsTwo(t *testing.T) {
 		}
 	}
 }
+
+// apply, in process: a limiter change builds a new limiter, an unchanged
+// one is kept, and turning TLS on is reported as needing a restart.
+func TestApplyLimiterAndTLSToggle(t *testing.T) {
+	e := newReloadEnv(t)
+	e.issue(t, 1)
+	e.write(t, routeOne, "limiter:\n  request_rate: 100\n")
+	cfg, err := loadConfig(e.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := cfg
+	plain.Proxy.TLS = proxy.TLSConfig{}
+	var logs lockedBuffer
+	a, err := build(plain, &logs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	first := a.proxy.Limiter()
+	if first == nil {
+		t.Fatal("no limiter built")
+	}
+	if err := a.apply(plain); err != nil {
+		t.Fatal(err)
+	}
+	if a.proxy.Limiter() != first {
+		t.Error("an unchanged limiter section replaced the limiter")
+	}
+	if strings.Contains(logs.String(), "need a restart") {
+		t.Errorf("an unchanged file reported keys needing a restart:\n%s", logs.String())
+	}
+	next := cfg // TLS on, and a new rate
+	next.Limiter.RequestRate = 5
+	if err := a.apply(next); err != nil {
+		t.Fatal(err)
+	}
+	if a.proxy.Limiter() == first {
+		t.Error("a new request_rate kept the old limiter")
+	}
+	if !strings.Contains(logs.String(), `"proxy.tls.cert_file"]`) {
+		t.Errorf("turning TLS on not reported as needing a restart:\n%s", logs.String())
+	}
+}
