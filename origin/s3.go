@@ -71,6 +71,10 @@ type S3Config struct {
 	STS STSConfig `yaml:"sts"`
 	// Secure selects HTTPS (TLS 1.2 or later, system roots).
 	Secure bool `yaml:"secure"`
+	// CAFile, with Secure, is a PEM bundle of the certificate authorities
+	// trusted for the store's certificate instead of the system roots (a
+	// MinIO with certificates of a private CA). Default: system roots.
+	CAFile string `yaml:"ca_file"`
 	// Region signs requests. Default "us-east-1", which is what MinIO
 	// uses; set it for an AWS bucket elsewhere. It is never looked up: a
 	// lookup would cost a request per bucket and hide misconfiguration.
@@ -149,6 +153,9 @@ func newS3(cfg S3Config, now func() time.Time) (*S3, error) {
 		return nil, err
 	}
 	tr := newTransport(cfg)
+	if err := setRootCAs(tr, cfg); err != nil {
+		return nil, err
+	}
 	creds, anonymous, err := newCredentials(cfg, &http.Client{Transport: tr, Timeout: cfg.Timeout}, now)
 	if err != nil {
 		return nil, err
@@ -313,6 +320,13 @@ func newTransport(cfg S3Config) *http.Transport {
 	}
 	return tr
 }
+
+// Core is the minio-go client of the first endpoint, with this store's
+// transport and credentials, for the upload endpoint: it writes (multipart
+// uploads), which Store does not. Writes do not fail over: a multipart
+// upload's parts must reach one deployment in order, and any node of a
+// distributed MinIO accepts them, so the first listed one is used.
+func (s *S3) Core() *minio.Core { return s.pool.eps[0].core }
 
 // Close stops the health checks and releases idle connections. In-flight
 // readers stay usable.

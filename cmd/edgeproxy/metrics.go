@@ -113,7 +113,7 @@ func (a *app) newRegistry() *prometheus.Registry {
 		reg.MustRegister(cacheCollector(a.cache)...)
 	}
 	if a.limiter != nil {
-		reg.MustRegister(limiterCollector(a.limiter)...)
+		reg.MustRegister(limiterCollector(a.proxy.Limiter)...)
 	}
 	if a.endpoints != nil {
 		reg.MustRegister(endpointCollector(a.endpoints))
@@ -125,6 +125,9 @@ func (a *app) newRegistry() *prometheus.Registry {
 	}
 	if a.stats != nil {
 		reg.MustRegister(a.stats.Collectors()...)
+	}
+	if a.db != nil && a.db.syncer != nil {
+		reg.MustRegister(a.db.syncer.Collectors()...)
 	}
 	return reg
 }
@@ -163,7 +166,11 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 	}
 }
 
-func limiterCollector(l *limiter.Limiter) []prometheus.Collector {
+// limiterCollector reads the limiter in effect: a reload may replace it
+// (its counters then start again from zero, which Prometheus reads as a
+// counter reset).
+func limiterCollector(current func() *limiter.Limiter) []prometheus.Collector {
+	l := limiterStats(current)
 	rej := prometheus.NewDesc("edgeproxy_limiter_rejections_total", "Downloads refused by the limiter, by reason.", []string{"reason"}, nil)
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgeproxy_limiter_clients", Help: "Clients tracked."},
@@ -218,6 +225,17 @@ func (c collectorsFunc) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 func (c collectorsFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// limiterStats adapts current to the Stats calls of limiterCollector; no
+// limiter reads as zero.
+type limiterStats func() *limiter.Limiter
+
+func (f limiterStats) Stats() limiter.Stats {
+	if l := f(); l != nil {
+		return l.Stats()
+	}
+	return limiter.Stats{}
+}
 
 // collectorFunc adapts a function to prometheus.Collector.
 type collectorFunc struct {
