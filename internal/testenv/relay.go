@@ -100,13 +100,24 @@ func (r *Relay) pipe(c net.Conn, target string) {
 	<-done
 }
 
-func (r *Relay) close() {
+// Cut makes the relay behave as a crashed host: its listener closes (new
+// connections are refused) and every open connection is reset, so bodies
+// in flight end mid-way whatever the kernel's socket buffers still hold
+// from the server.
+func (r *Relay) Cut() {
 	r.ln.Close()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	for c := range r.conn {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
 		c.Close()
 	}
-	r.mu.Unlock()
+}
+
+func (r *Relay) close() {
+	r.Cut()
 	r.wg.Wait()
 }
 
