@@ -48,9 +48,9 @@ func baseProviders(cfg S3Config) []credentials.Provider {
 			AccessKeyID: cfg.AccessKey, SecretAccessKey: cfg.SecretKey, SignerType: credentials.SignatureV4,
 		}})
 	}
-	ps = append(ps, &credentials.EnvAWS{}, &credentials.EnvMinio{})
+	ps = append(ps, pairOnly{&credentials.EnvAWS{}}, pairOnly{&credentials.EnvMinio{}})
 	if cfg.CredentialsFile != "" {
-		ps = append(ps, &credentials.FileAWSCredentials{Filename: cfg.CredentialsFile, Profile: cfg.Profile})
+		ps = append(ps, pairOnly{&credentials.FileAWSCredentials{Filename: cfg.CredentialsFile, Profile: cfg.Profile}})
 	}
 	if cfg.MCConfigFile != "" {
 		alias := cfg.MCAlias
@@ -60,6 +60,31 @@ func baseProviders(cfg S3Config) []credentials.Provider {
 		ps = append(ps, &credentials.FileMinioClient{Filename: cfg.MCConfigFile, Alias: alias})
 	}
 	return ps
+}
+
+// pairOnly passes on a provider's credentials only when both halves are
+// set: a lone AWS_ACCESS_KEY_ID must not sign with an empty secret (and
+// hide the next source in the chain), it reads as nothing.
+type pairOnly struct{ credentials.Provider }
+
+func (p pairOnly) Retrieve() (credentials.Value, error) {
+	return p.RetrieveWithCredContext(nil)
+}
+
+func (p pairOnly) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
+	var (
+		v   credentials.Value
+		err error
+	)
+	if cc == nil {
+		v, err = p.Provider.Retrieve()
+	} else {
+		v, err = p.Provider.RetrieveWithCredContext(cc)
+	}
+	if err != nil || v.AccessKeyID == "" || v.SecretAccessKey == "" {
+		return credentials.Value{}, err
+	}
+	return v, nil
 }
 
 // newCredentials builds the credentials requests are signed with, and

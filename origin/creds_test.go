@@ -64,12 +64,15 @@ func TestCredentialChain(t *testing.T) {
 		{"mc file, alias edge", S3Config{MCConfigFile: mcFile, MCAlias: "edge"}, [2]string{}, "mc-edge"},
 		{"aws file before mc file", files, [2]string{}, "file-default"},
 		{"aws file profile", S3Config{CredentialsFile: awsFile, Profile: "edge"}, [2]string{}, "file-edge"},
+		{"lone aws key id ignored", files, [2]string{"AWS_ACCESS_KEY_ID", "lone"}, "file-default"},
 		{"minio env before files", files, [2]string{"MINIO_ACCESS_KEY", "env-minio"}, "env-minio"},
 		{"aws env before minio env", files, [2]string{"AWS_ACCESS_KEY_ID", "env-aws"}, "env-aws"},
 		{"config before env", S3Config{AccessKey: "cfg", SecretKey: "cfg-secret"}, [2]string{}, "cfg"},
 	}
 	for _, st := range steps {
-		if st.env[0] != "" {
+		if st.env[0] == "AWS_ACCESS_KEY_ID" && st.env[1] == "lone" {
+			t.Setenv(st.env[0], st.env[1])
+		} else if st.env[0] != "" {
 			t.Setenv(st.env[0], st.env[1])
 			t.Setenv(map[string]string{"MINIO_ACCESS_KEY": "MINIO_SECRET_KEY", "AWS_ACCESS_KEY_ID": "AWS_SECRET_ACCESS_KEY"}[st.env[0]], "secret")
 		}
