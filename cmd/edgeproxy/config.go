@@ -34,6 +34,9 @@ type Config struct {
 	Prefetch PrefetchConfig  `yaml:"prefetch"`
 	Admin    admin.Config    `yaml:"admin"`
 	Log      LogConfig       `yaml:"log"`
+
+	// Invalidation relays MinIO's object events to every edge (invalidate.go).
+	Invalidation InvalidationConfig `yaml:"invalidation"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
