@@ -139,4 +139,38 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("delete", nil, time.Now())
+
+	// A change made while the edges cannot hear of it (Redis down: MinIO's
+	// event is lost) is still not served stale once they resubscribe:
+	// subscribing expires their cached metadata, so they revalidate.
+	v3 := bytes.Repeat([]byte("version three "), 40_000)
+	v4 := bytes.Repeat([]byte("version four "), 40_000)
+	put("obj", v3)
+	for _, e := range edges {
+		if !eventually(10*time.Second, func() bool { return serves(e, "obj", v3) }) {
+			t.Fatalf("%s: v3 not served", e)
+		}
+		if _, _, xc := get(e, "obj"); xc != "HIT" {
+			t.Fatalf("%s: v3 not cached: X-Cache %q", e, xc)
+		}
+	}
+	r.Stop(t)
+	put("obj", v4)
+	for _, e := range edges {
+		if !serves(e, "obj", v3) {
+			t.Fatalf("%s: v3 no longer served while Redis is down; the test cannot tell resubscription from anything else", e)
+		}
+	}
+	r.Start(t)
+	if !eventually(30*time.Second, func() bool {
+		n, err := rdb.PubSubNumSub(ctx, "cache:invalidate").Result()
+		return err == nil && n["cache:invalidate"] == int64(len(edges))
+	}) {
+		t.Fatalf("the edges did not resubscribe; edge log:\n%s", procs[0].stderr.String())
+	}
+	for _, e := range edges {
+		if !serves(e, "obj", v4) {
+			t.Errorf("%s: after resubscribing, the change missed while Redis was down is served stale", e)
+		}
+	}
 }
