@@ -40,6 +40,12 @@ if [ ! -x "$CACHE/bin/minio" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$MINIO_VER
   echo "$MINIO_VERSION" >"$stamp"
 fi
 
+# tus-js-client, the tus client the upload tests drive (package-lock.json pins it).
+if [ ! -d upload/testdata/tusjs/node_modules/tus-js-client ]; then
+  echo "test.sh: npm ci in upload/testdata/tusjs" >&2
+  (cd upload/testdata/tusjs && npm ci --no-audit --no-fund >/dev/null)
+fi
+
 if [ "$#" -eq 0 ]; then
   set -- ./...
 fi

@@ -16,6 +16,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/upload"
 )
 
 // Config is the whole configuration file: one section per package, each
@@ -34,6 +35,7 @@ type Config struct {
 	Prefetch PrefetchConfig  `yaml:"prefetch"`
 	Admin    admin.Config    `yaml:"admin"`
 	Log      LogConfig       `yaml:"log"`
+	Upload   upload.Config   `yaml:"upload"`
 
 	// Invalidation relays MinIO's object events to every edge (invalidate.go).
 	Invalidation InvalidationConfig `yaml:"invalidation"`
@@ -124,7 +126,8 @@ type AuthConfig struct {
 	// file:meta:<id> when enabled.
 	Catalog CatalogConfig `yaml:"catalog"`
 	// PublicURL is the base of download URLs the admin API hands out with
-	// new tokens, e.g. https://dl.example.com. Default http:// + proxy.listen.
+	// new tokens, e.g. https://dl.example.com. Default http:// (https://
+	// with proxy.tls) + proxy.listen.
 	PublicURL string `yaml:"public_url"`
 }
 
