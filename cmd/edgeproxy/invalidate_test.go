@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,6 +157,12 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 		}
 		if !eventually(10*time.Second, func() bool { _, _, xc := get(e, "obj"); return xc == "HIT" }) {
 			t.Fatalf("%s: v3 not served from cache", e)
+		}
+	}
+	// Idle BLPOPs (1s each) have passed by now: none may have failed.
+	for _, p := range procs {
+		if l := p.stderr.String(); strings.Contains(l, "invalidation") && strings.Contains(l, "failed") {
+			t.Fatalf("invalidation loop failed with Redis up:\n%s", l)
 		}
 	}
 	r.Stop(t)
