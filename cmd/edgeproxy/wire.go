@@ -108,6 +108,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		func(cfg Config) error { return a.buildCache(cfg, checkOnly) },
 		a.buildCatalogDB,
 		a.buildAccess,
+		a.buildInvalidation,
 		a.buildStats,
 		a.buildSync,
 		a.buildPrefetch,
