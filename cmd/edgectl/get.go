@@ -275,16 +275,13 @@ func redactURL(u *url.URL) string {
 	c := *u
 	c.User = nil
 	if c.RawQuery != "" {
-		q := c.Query()
-		for k, vs := range q {
-			for i, v := range vs {
-				if len(v) > 4 {
-					vs[i] = v[:4] + "…"
-				}
+		parts := strings.Split(c.RawQuery, "&")
+		for i, p := range parts {
+			if k, v, ok := strings.Cut(p, "="); ok && len(v) > 4 {
+				parts[i] = k + "=" + v[:4] + "…"
 			}
-			q[k] = vs
 		}
-		c.RawQuery = q.Encode()
+		c.RawQuery = strings.Join(parts, "&")
 	}
 	return c.String()
 }
