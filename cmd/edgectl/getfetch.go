@@ -247,12 +247,17 @@ func (g *getter) fetchAll(ctx context.Context, first *http.Response) error {
 	if cerr := <-checkDone; err == nil {
 		err = cerr
 	}
-	// Whatever happened, record what is on disk: the next run resumes there.
-	if cerr := g.checkpoint(); err == nil {
-		err = cerr
+	if err == nil {
+		// Complete: the state file is about to go, so no checkpoint (its
+		// fsync of the whole file would cost seconds on a large one).
+		if g.done.total() != g.st.Size {
+			panic(fmt.Sprintf("bug: %d of %d bytes after all pieces", g.done.total(), g.st.Size))
+		}
+		return nil
 	}
-	if err == nil && g.done.total() != g.st.Size {
-		err = exitf(exitFailed, "bug: %d of %d bytes after all pieces", g.done.total(), g.st.Size)
+	// Record what is on disk: the next run resumes there.
+	if cerr := g.checkpoint(); cerr != nil && !errors.Is(err, errChanged) {
+		err = cerr
 	}
 	switch {
 	case err == nil, errors.Is(err, errChanged):
