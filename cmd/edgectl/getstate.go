@@ -80,14 +80,19 @@ func loadState(path string) (*getState, error) {
 	return &st, nil
 }
 
-// saveState replaces path with st atomically: a temporary file, fsync'd,
-// renamed over path, then the directory fsync'd so the rename itself
-// survives a crash.
+// saveState replaces path with st atomically (see writeFileAtomic).
 func saveState(path string, st *getState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
+	return writeFileAtomic(path, b)
+}
+
+// writeFileAtomic replaces path with b: a temporary file, fsync'd,
+// renamed over path, then the directory fsync'd so that the rename itself
+// survives a crash. A reader sees the old content or the new, never a mix.
+func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

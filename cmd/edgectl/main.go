@@ -11,6 +11,7 @@
 //	edgectl purge -bucket dl (-key iso/a.iso | -prefix iso/)
 //	edgectl stats [-hot N | -file ID | -task ID]
 //	edgectl get URL [-o FILE] [-c N] [-sha256 HEX]
+//	edgectl put FILE [-url ENDPOINT] [-c N] [-filename F] [-type T]
 //
 // Global flags (before the command): -addr, the admin API's base URL
 // (default $EDGECTL_ADDR, else http://127.0.0.1:9090), and -timeout. The
@@ -22,9 +23,9 @@
 // sign prints the URL alone, for use in scripts). "edgectl help", -h and
 // --help, on their own or after a command, print usage on stdout and exit 0.
 // Other exit codes: 1 the API or the store refused or could not be reached
-// (its error on stderr), 2 invalid command line or environment; get adds 3
-// (checksum mismatch), 4 (object changed too often) and 5 (local file
-// error), see get.go.
+// (its error on stderr), 2 invalid command line or environment; get and
+// put add 3 (checksum mismatch), 4 (object changed too often) and 5 (local
+// file error), see get.go.
 //
 // The admin API edgectl speaks (Authorization: Bearer KEY, JSON bodies,
 // snake_case), served by proxy.Admin:
@@ -74,6 +75,7 @@ commands:
   purge -bucket B (-key K | -prefix P)
   stats [-hot N | -file ID | -task ID]
   get URL [-o FILE] [-c N] [-sha256 HEX]
+  put FILE [-url ENDPOINT] [-c N] [-filename F] [-type T]
 "edgectl <command> -h" describes a command.
 
 global flags:
@@ -86,7 +88,7 @@ environment:
   EDGECTL_SIGN_KEYS (kid:secret,...), EDGECTL_SIGN_KID   keys for sign
 
 exit status: 0 success, 1 the API, the store or the network failed, 2 invalid command line;
-get also: 3 checksum mismatch, 4 object changed too often, 5 local file error`
+get and put also: 3 checksum mismatch (get), 4 object changed too often (get), 5 local file error`
 
 // helpRequested is returned when the operator asked for usage; text goes to
 // stdout and the exit status is 0, because asking for help is not a mistake.
@@ -215,6 +217,8 @@ func runErr(ctx context.Context, args, environ []string, stdout, stderr io.Write
 		return sign(x, rest[1:], time.Now())
 	case "get":
 		return get(ctx, x, rest[1:])
+	case "put":
+		return put(ctx, x, rest[1:])
 	case "token", "file":
 	default:
 		return usagef("unknown command %q", rest[0])
