@@ -542,6 +542,9 @@ func httpError(resp *http.Response) error {
 		Message string `json:"message"`
 	}
 	text := resp.Status
+	if resp.StatusCode == 460 { // tus checksum extension; net/http has no text for it
+		text = "460 Checksum Mismatch"
+	}
 	if json.Unmarshal(data, &body) == nil && body.Code != "" {
 		text += ": " + body.Code
 		if body.Message != "" {
