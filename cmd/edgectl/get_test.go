@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -34,6 +35,7 @@ type objectServer struct {
 	cutEvery    int
 	noRanges    bool
 	weakETag    bool
+	delay       time.Duration // before each answer
 	requests    int
 	ranged      int
 	sent        atomic.Int64
@@ -60,8 +62,9 @@ func (s *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.authSeen = append(s.authSeen, r.Header.Get("Authorization"))
 	s.lastIfRange = append(s.lastIfRange, r.Header.Get("If-Range"))
-	noRanges, weak := s.noRanges, s.weakETag
+	noRanges, weak, delay := s.noRanges, s.weakETag, s.delay
 	s.mu.Unlock()
+	time.Sleep(delay)
 
 	if weak {
 		w.Header().Set("ETag", fmt.Sprintf(`W/"v%d"`, v))
@@ -321,5 +324,42 @@ func TestGetResumeFromState(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) || s.sent.Load() != int64(len(data)) {
 		t.Fatalf("after a cut file: equal %v, %d bytes sent", bytes.Equal(got, data), s.sent.Load())
+	}
+}
+
+// An interrupt (SIGINT cancels the context in main) leaves a state file
+// that claims what is on disk, and the next run resumes from it.
+func TestGetInterruptResume(t *testing.T) {
+	smallPieces(t, 64<<10)
+	data := pseudoBytes(6, 2<<20)
+	s := &objectServer{versions: [][]byte{data}, delay: 20 * time.Millisecond}
+	u := startObjectServer(t, s)
+	out := filepath.Join(t.TempDir(), "i.bin")
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- runContext(ctx, []string{"get", u + "/i.bin", "-o", out, "-c", "2"}, nil, &stdout, &stderr) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for s.sent.Load() < 512<<10 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != exitFailed || !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	st, err := loadState(out + stateSuffix)
+	if err != nil || st == nil || st.spans().total() < 512<<10 || st.spans().total() == int64(len(data)) {
+		t.Fatalf("state after the interrupt: %+v, %v", st, err)
+	}
+	claimed := st.spans().total()
+	s.mu.Lock()
+	s.delay = 0
+	s.mu.Unlock()
+	code, res, errs := runGetCmd(t, nil, u+"/i.bin", "-o", out, "-c", "2")
+	var r getResult
+	json.Unmarshal([]byte(res), &r)
+	got, _ := os.ReadFile(out)
+	if code != 0 || !bytes.Equal(got, data) || r.ResumedFrom != claimed {
+		t.Fatalf("resume: exit %d, equal %v, result %+v, %d claimed; %s", code, bytes.Equal(got, data), r, claimed, errs)
 	}
 }

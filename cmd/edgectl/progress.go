@@ -33,7 +33,8 @@ type progressBar struct {
 
 // newProgressBar starts a bar on w named name; poll gives the position.
 func newProgressBar(w io.Writer, name string, poll func() int64) *progressBar {
-	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(200*time.Millisecond))
+	// WithAutoRefresh: draw even when w is not a terminal (tests).
+	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh())
 	bar := p.New(0, mpb.BarStyle(),
 		mpb.PrependDecorators(decor.Name(name+" ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f")),
 		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace),
