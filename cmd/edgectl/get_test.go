@@ -338,7 +338,9 @@ func TestGetInterruptResume(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- runContext(ctx, []string{"get", u + "/i.bin", "-o", out, "-c", "2"}, nil, &stdout, &stderr) }()
+	go func() {
+		done <- runContext(ctx, []string{"get", u + "/i.bin", "-o", out, "-c", "2"}, nil, &stdout, &stderr)
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for s.sent.Load() < 512<<10 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
