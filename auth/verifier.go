@@ -53,6 +53,7 @@ type Verifier struct {
 
 	stop    context.CancelFunc
 	done    chan struct{}
+	ready   chan struct{} // closed by the listener after its first purge
 	closeMu sync.Mutex
 	closed  bool
 	psMu    sync.Mutex
@@ -98,6 +99,7 @@ func New(cfg Config, client redis.UniversalClient, logger *slog.Logger) (*Verifi
 		sem:      make(chan struct{}, cfg.MaxInFlight),
 		throttle: newThrottle(cfg.FailuresPerMinute, cfg.ThrottleSize),
 		done:     make(chan struct{}),
+		ready:    make(chan struct{}),
 	}
 	if cfg.CacheTTL > 0 {
 		ttl := cfg.CacheTTL
@@ -132,6 +134,15 @@ func (v *Verifier) Close() error {
 	<-v.done
 	return nil
 }
+
+// Ready returns a channel that is closed once the revocation listener holds
+// its first subscription and has purged the cache for it. From then on a
+// Revoke anywhere reaches this Verifier, and nothing cached afterwards is
+// dropped by that purge. Callers that must not lose a cache entry to the
+// purge, or that need revocations to arrive (tests, a readiness probe),
+// wait on it; Verify itself never does. It stays open while Redis is
+// unreachable at start.
+func (v *Verifier) Ready() <-chan struct{} { return v.ready }
 
 func (v *Verifier) key(token string) string { return v.cfg.KeyPrefix + token }
 

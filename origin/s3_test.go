@@ -513,7 +513,7 @@ func TestS3ConnectionReuse(t *testing.T) {
 	}
 	start := time.Now()
 	rc.Close()
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("early Close took %v", d)
 	}
 	// With MaxConns 1, this waits forever unless Close freed the slot.
@@ -632,7 +632,7 @@ func TestS3EarlyCloseStalled(t *testing.T) {
 	}
 	start := time.Now()
 	rc.Close()
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 5*time.Second { // the body never ends: only an abort returns
 		t.Errorf("Close of a stalled body took %v", d)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

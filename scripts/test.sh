@@ -5,6 +5,10 @@
 # MinIO server binary (built with `go install`, cached under
 # ${XDG_CACHE_HOME:-~/.cache}/edgeproxy/bin, about 3 minutes the first time).
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run Range ./proxy).
+#
+# Two passes: the whole suite with -race, then the zero-allocation guards
+# (`*_alloc_test.go`, built with `!race` because the race detector
+# allocates) without it, `go test -run Alloc` over the same packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +35,7 @@ fi
 if [ "$#" -eq 0 ]; then
   set -- ./...
 fi
-exec go test -race -timeout 20m "$@"
+go test -race -timeout 20m "$@"
+echo "test.sh: zero-allocation guards (go test -run Alloc, without -race)" >&2
+# -run Alloc after the caller's arguments, so it is the -run that applies.
+exec go test -timeout 10m "$@" -run Alloc
