@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
@@ -73,7 +75,9 @@ func (c meteredConn) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-func startGetProxy(t *testing.T) *getProxy {
+// startGetProxy starts the proxy with token auth on /download/; adjust,
+// when not nil, changes its configuration first.
+func startGetProxy(t *testing.T, adjust func(*proxy.Config, *proxy.Deps)) *getProxy {
 	t.Helper()
 	e := startReal(t)
 	s3, err := origin.NewS3(origin.S3Config{Endpoint: e.minio.Endpoint, AccessKey: e.minio.AccessKey, SecretKey: e.minio.SecretKey})
@@ -82,8 +86,12 @@ func startGetProxy(t *testing.T) *getProxy {
 	}
 	t.Cleanup(func() { s3.Close() })
 	off := false
-	srv, err := proxy.New(proxy.Config{DownloadAuth: proxy.AuthToken, DrainTimeout: 5 * time.Second, AccessLog: &off},
-		proxy.Deps{Origin: s3, Tokens: e.verifier, Catalog: e.catalog, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	cfg := proxy.Config{DownloadAuth: proxy.AuthToken, DrainTimeout: 5 * time.Second, AccessLog: &off}
+	deps := proxy.Deps{Origin: s3, Tokens: e.verifier, Catalog: e.catalog, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	if adjust != nil {
+		adjust(&cfg, &deps)
+	}
+	srv, err := proxy.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +183,7 @@ func runBinary(t *testing.T, bin string, env []string, args ...string) (int, str
 }
 
 func TestGetE2E(t *testing.T) {
-	p := startGetProxy(t)
+	p := startGetProxy(t, nil)
 	bin := buildEdgectl(t)
 	bucket := p.minio.NewBucket(t)
 	const size = 40<<20 + 12345 // ten full pieces and a short one
@@ -295,4 +303,49 @@ func TestGetE2E(t *testing.T) {
 		}
 		noToken(t, "stderr", stderr)
 	})
+}
+
+// A signed URL (edgectl sign) is honoured on every range request, and its
+// signature is never printed, also when the proxy refuses it.
+func TestGetE2ESigned(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	p := startGetProxy(t, func(cfg *proxy.Config, deps *proxy.Deps) {
+		s, err := auth.NewSigner(auth.SignerConfig{Keys: map[string]string{"k1": secret}, ActiveKey: "k1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DownloadAuth, deps.Signer = proxy.AuthSigned, s
+	})
+	bucket := p.minio.NewBucket(t)
+	data := randomBytes(t, 9<<20+5)
+	src := writeTemp(t, "s.bin", data)
+	if code, _, errs := p.run(t, nil, "file", "put", "-id", "signed", "-bucket", bucket, "-src", src); code != 0 {
+		t.Fatalf("file put: %s", errs)
+	}
+	signEnv := []string{"EDGECTL_SIGN_KEYS=k1:" + secret, "EDGECTL_SIGN_KID=k1"}
+	code, out, errs := p.run(t, signEnv, "sign", "-url", p.url+"/download/signed", "-ttl", "1h")
+	signed := strings.TrimSpace(out)
+	u, err := url.Parse(signed)
+	if code != 0 || err != nil || u.Query().Get("sig") == "" {
+		t.Fatalf("sign: exit %d, %q, %s", code, out, errs)
+	}
+	sig := u.Query().Get("sig")
+	file := filepath.Join(t.TempDir(), "s.bin")
+	code, stdout, stderr := p.run(t, nil, "get", signed, "-c", "4", "-o", file)
+	if code != 0 || strings.Contains(stderr, sig) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var res getResult
+	got, _ := os.ReadFile(file)
+	if json.Unmarshal([]byte(stdout), &res) != nil || !res.Verified || !bytes.Equal(got, data) {
+		t.Fatalf("stdout %q, equal %v", stdout, bytes.Equal(got, data))
+	}
+	// A tampered signature: refused, and neither signature shown.
+	q := u.Query()
+	q.Set("sig", strings.Repeat("A", len(sig)))
+	u.RawQuery = q.Encode()
+	code, _, stderr = p.run(t, nil, "get", u.String(), "-o", file)
+	if code != exitFailed || strings.Contains(stderr, sig) || strings.Contains(stderr, strings.Repeat("A", len(sig))) || !strings.Contains(stderr, "40") {
+		t.Fatalf("tampered: exit %d, stderr %q", code, stderr)
+	}
 }

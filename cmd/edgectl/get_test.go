@@ -242,6 +242,17 @@ func TestGetErrorsRedactURL(t *testing.T) {
 	if code != exitFailed || stdout != "" || !strings.Contains(stderr, "403") || !strings.Contains(stderr, "token_invalid") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a refused get left %s: %v", out, err)
+	}
+	// An existing file is not cut by a refused get.
+	os.WriteFile(out, []byte("keep me"), 0o644)
+	if code, _, _ := runGetCmd(t, nil, srv.URL+"/download/7", "-o", out); code != exitFailed {
+		t.Fatalf("exit %d", code)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "keep me" {
+		t.Fatalf("the existing file became %q", b)
+	}
 	if strings.Contains(stderr, "SECRETTOKEN123") || strings.Contains(stderr, "SIGNATURE999") || !strings.Contains(stderr, "SECR…") {
 		t.Fatalf("stderr %q: want the query values redacted", stderr)
 	}

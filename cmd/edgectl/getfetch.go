@@ -35,8 +35,9 @@ type getter struct {
 	statePath string
 	bar       *progressBar
 
-	f  *os.File
-	st getState // URL, ETag, Size; Done is kept in done
+	f       *os.File
+	created bool     // the output did not exist before this run
+	st      getState // URL, ETag, Size; Done is kept in done
 
 	mu     sync.Mutex
 	done   spanSet                // on disk (written; fsync'd at the next checkpoint); guarded by mu
@@ -59,13 +60,18 @@ type inflight struct {
 	n     atomic.Int64
 }
 
-func (g *getter) run(ctx context.Context) error {
+func (g *getter) run(ctx context.Context) (err error) {
 	f, st, err := g.open()
 	if err != nil {
 		return err
 	}
 	g.f = f
 	defer f.Close()
+	defer func() {
+		if err != nil && g.created && g.st.ETag == "" {
+			os.Remove(g.out) // nothing fetched, nothing to resume: leave no empty file
+		}
+	}()
 	if st != nil {
 		g.st = *st
 		g.done = st.spans()
@@ -105,11 +111,11 @@ func (g *getter) open() (*os.File, *getState, error) {
 	if st != nil && st.URL != urlIdentity(g.u) {
 		return nil, nil, exitf(exitLocal, "get: %s belongs to a download of %s; remove it or choose another -o", g.statePath, st.URL)
 	}
-	flags := os.O_RDWR | os.O_CREATE
-	if st == nil {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(g.out, flags, 0o644)
+	// No O_TRUNC: an existing file is only cut once the server answered
+	// (probe), so a refused token does not destroy it.
+	_, statErr := os.Stat(g.out)
+	g.created = errors.Is(statErr, os.ErrNotExist)
+	f, err := os.OpenFile(g.out, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, nil, exitf(exitLocal, "get: %v", err)
 	}
