@@ -363,7 +363,10 @@ func (u *uploader) sendPartOnce(ctx context.Context, i int, p *putPart, concat s
 	if p.URL == "" {
 		meta := u.meta()
 		if concat != "" {
-			meta = nil // the file's metadata belongs to the final upload
+			// The whole file's SHA-256 belongs to the final upload; the
+			// name stays, as servers may derive the object key (and check
+			// the token's scope) from it at every creation.
+			delete(meta, "sha256")
 		}
 		loc, err := u.tus.create(ctx, p.Len, concat, meta)
 		if err != nil {

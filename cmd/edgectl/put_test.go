@@ -281,6 +281,13 @@ func TestPutFaults(t *testing.T) {
 			if up.meta["sha256"] != hexSHA(data) || up.meta["filename"] != "movie file.mkv" || up.meta["filetype"] == "" {
 				t.Fatalf("metadata %v", up.meta)
 			}
+			tc.srv.mu.Lock()
+			for id, p := range tc.srv.uploads {
+				if p.partial && (p.meta["sha256"] != "" || p.meta["filename"] != "movie file.mkv") {
+					t.Errorf("partial upload %s has metadata %v: want the name, not the whole file's sha256", id, p.meta)
+				}
+			}
+			tc.srv.mu.Unlock()
 			if _, err := os.Stat(state); !os.IsNotExist(err) {
 				t.Fatalf("state file left: %v", err)
 			}
