@@ -86,6 +86,8 @@ environment:
   EDGECTL_ADMIN_KEY (else EDGEPROXY_ADMIN_KEY)   admin API key
   EDGECTL_S3_ENDPOINT, EDGECTL_S3_ACCESS_KEY, EDGECTL_S3_SECRET_KEY   origin for file put -src
   EDGECTL_SIGN_KEYS (kid:secret,...), EDGECTL_SIGN_KID   keys for sign
+  EDGECTL_TOKEN   download token of get (and upload token of put)
+  EDGECTL_UPLOAD_URL, EDGECTL_UPLOAD_TOKEN   tus endpoint and upload token of put
 
 exit status: 0 success, 1 the API, the store or the network failed, 2 invalid command line;
 get and put also: 3 checksum mismatch (get), 4 object changed too often (get), 5 local file error`
