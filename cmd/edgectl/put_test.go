@@ -390,3 +390,40 @@ func TestPutKill9Resume(t *testing.T) {
 		t.Fatalf("resume sent %d bytes; the server held %d of %d and stored %d in all", res.Sent, held, size, s.received.Load())
 	}
 }
+
+// An empty file is one upload of length 0; a state file left for another
+// version of FILE (size or modification time changed) is not resumed.
+func TestPutEmptyAndChangedFile(t *testing.T) {
+	smallChunks(t)
+	s := newTusServer()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	env := []string{"EDGECTL_UPLOAD_URL=" + srv.URL + "/files/"}
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o644)
+	code, stdout, stderr := runPutCmd(t, env, empty, "-state", filepath.Join(dir, "e.json"))
+	var res putResult
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.Size != 0 || res.Parts != 1 {
+		t.Fatalf("empty: exit %d, %q, %s", code, stdout, stderr)
+	}
+	if up := s.completed(t, res.URL); up.length != 0 || up.meta["sha256"] != hexSHA(nil) {
+		t.Fatalf("empty upload %+v", up)
+	}
+	// A stale state: same path, but the file changed since.
+	src := writeTemp(t, "c.bin", pseudoBytes(7, 500000))
+	abs, _ := filepath.Abs(src)
+	state := filepath.Join(dir, "c.json")
+	stale := &putState{Endpoint: srv.URL + "/files/", File: abs, Size: 400000, ModTime: 1, SHA256: hexSHA(nil),
+		Parts: []putPart{{Off: 0, Len: 400000, URL: srv.URL + "/files/999"}}}
+	if err := savePutState(state, stale); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runPutCmd(t, env, src, "-state", state)
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.SHA256 != hexSHA(pseudoBytes(7, 500000)) {
+		t.Fatalf("changed file: exit %d, %q, %s", code, stdout, stderr)
+	}
+	if !bytes.Equal(s.completed(t, res.URL).data, pseudoBytes(7, 500000)) {
+		t.Fatal("uploaded bytes differ")
+	}
+}
