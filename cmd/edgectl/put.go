@@ -45,8 +45,13 @@ exit status: 0 done, 1 network or HTTP error, 2 invalid command line,
 
 var (
 	// putChunk is the body of one PATCH: the unit a failure costs again
-	// and the memory each connection holds.
-	putChunk int64 = 8 << 20
+	// and the memory each connection holds. Below S3's 5 MiB minimum part,
+	// because servers that verify a chunk's checksum before storing it
+	// may take at most one part per PATCH; one that still answers 413
+	// gets halves, down to putMinChunk.
+	putChunk int64 = 4 << 20
+	// putMinChunk is the smallest PATCH body a 413 shrinks chunks to.
+	putMinChunk = 256 << 10
 	// putMinPart is the smallest partial upload worth a connection of its
 	// own (S3 stores parts of at least 5 MiB anyway).
 	putMinPart int64 = 16 << 20
@@ -340,6 +345,11 @@ func (u *uploader) sendPart(ctx context.Context, i int) error {
 		progressed, err := u.sendPartOnce(ctx, i, &p, concat, chunk)
 		if err == nil {
 			return nil
+		}
+		if se, ok := errors.AsType[*statusError](err); ok && se.status == http.StatusRequestEntityTooLarge && len(chunk)/2 >= putMinChunk {
+			chunk = chunk[:len(chunk)/2] // the server takes smaller PATCH bodies
+			tries--
+			continue
 		}
 		if ctx.Err() != nil || !retryablePut(err) {
 			return err

@@ -31,7 +31,8 @@ type tusServer struct {
 	patches  int
 	noConcat bool
 	maxSize  int64
-	refuse   int // status for every POST, when not 0
+	refuse   int   // status for every POST, when not 0
+	maxChunk int64 // PATCH bodies above it get 413, when not 0
 	// cutEvery cuts every n-th PATCH after half its body (the server
 	// keeps nothing of it); corruptEvery damages the n-th chunk on the
 	// way (so its checksum fails: 460); loseAt forgets the upload the
@@ -163,6 +164,10 @@ func (s *tusServer) patch(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
+	if s.maxChunk > 0 && r.ContentLength > s.maxChunk {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	}
 	if r.Header.Get("Content-Type") != "application/offset+octet-stream" {
 		s.mu.Lock()
 		s.violation("PATCH Content-Type %q", r.Header.Get("Content-Type"))
@@ -240,9 +245,9 @@ func runPutCmd(t *testing.T, env []string, args ...string) (int, string, string)
 }
 
 func smallChunks(t *testing.T) {
-	oc, op, ob := putChunk, putMinPart, getBackoff
-	putChunk, putMinPart, getBackoff = 64<<10, 256<<10, time.Millisecond
-	t.Cleanup(func() { putChunk, putMinPart, getBackoff = oc, op, ob })
+	oc, op, ob, om := putChunk, putMinPart, getBackoff, putMinChunk
+	putChunk, putMinPart, getBackoff, putMinChunk = 64<<10, 256<<10, time.Millisecond, 4<<10
+	t.Cleanup(func() { putChunk, putMinPart, getBackoff, putMinChunk = oc, op, ob, om })
 }
 
 func TestPutFaults(t *testing.T) {
@@ -258,6 +263,7 @@ func TestPutFaults(t *testing.T) {
 		{"4 partial uploads, cut connections and damaged chunks retried", &tusServer{cutEvery: 5, corruptEvery: 7}, []string{"-c", "4"}, 4},
 		{"no concatenation: one upload", &tusServer{noConcat: true, cutEvery: 4}, []string{"-c", "4"}, 1},
 		{"one connection", &tusServer{}, []string{"-c", "1"}, 1},
+		{"PATCH bodies limited by the server (413): smaller chunks", &tusServer{maxChunk: 20000}, []string{"-c", "2"}, 2},
 		{"upload forgotten by the server: created anew", &tusServer{loseAt: 6}, []string{"-c", "2"}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -331,7 +337,7 @@ func TestPutRefusals(t *testing.T) {
 // from the offsets the server holds: it sends far less than the file again.
 func TestPutKill9Resume(t *testing.T) {
 	bin := buildEdgectl(t)
-	const size = 48 << 20 // three partial uploads of 16 MiB, chunks of 8 MiB
+	const size = 48 << 20 // three partial uploads of 16 MiB, chunks of 4 MiB
 	data := pseudoBytes(5, size)
 	src := writeTemp(t, "big.bin", data)
 	s := newTusServer()
