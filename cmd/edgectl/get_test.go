@@ -36,6 +36,7 @@ type objectServer struct {
 	noRanges    bool
 	weakETag    bool
 	delay       time.Duration // before each answer
+	failFirst   int           // the first requests get 503
 	requests    int
 	ranged      int
 	sent        atomic.Int64
@@ -63,7 +64,12 @@ func (s *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.authSeen = append(s.authSeen, r.Header.Get("Authorization"))
 	s.lastIfRange = append(s.lastIfRange, r.Header.Get("If-Range"))
 	noRanges, weak, delay := s.noRanges, s.weakETag, s.delay
+	fail := s.requests <= s.failFirst
 	s.mu.Unlock()
+	if fail {
+		http.Error(w, `{"code":"origin_unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
 	time.Sleep(delay)
 
 	if weak {
@@ -156,6 +162,8 @@ func TestGetFaults(t *testing.T) {
 	}{
 		{name: "parallel, cut connections retried", srv: &objectServer{versions: [][]byte{v0}, cutEvery: 3}, args: []string{"-c", "8"}, want: v0, minReqs: 33},
 		{name: "one connection", srv: &objectServer{versions: [][]byte{v0}}, args: []string{"-c", "1"}, want: v0},
+		{name: "first requests fail with 503: retried", srv: &objectServer{versions: [][]byte{v0}, failFirst: 2}, args: []string{"-c", "4"}, want: v0},
+		{name: "503 for good: exit 1", srv: &objectServer{versions: [][]byte{v0}, failFirst: 1000}, code: exitFailed, stderr: "503"},
 		{name: "object replaced during the download: starts over, no splice", srv: &objectServer{versions: [][]byte{v0, v1}, changeAfter: 10}, args: []string{"-c", "4"}, want: v1},
 		{name: "object changing on every request", srv: &objectServer{versions: [][]byte{v0, v1, v0[:200000]}, changeEvery: 1}, args: []string{"-c", "2"}, code: exitChanged, stderr: "changed"},
 		{name: "ranges ignored: one stream", srv: &objectServer{versions: [][]byte{v0}, noRanges: true}, args: []string{"-c", "8"}, want: v0},

@@ -134,7 +134,7 @@ func (g *getter) open() (*os.File, *getState, error) {
 func (g *getter) attempt(ctx context.Context) error {
 	g.base, g.receivedAtBase = g.done.total(), g.received.Load()
 	if g.st.ETag == "" {
-		first, err := g.probe(ctx)
+		first, err := g.probeRetrying(ctx)
 		if err != nil || first == nil { // nil: fetched in one stream
 			return err
 		}
@@ -148,6 +148,28 @@ func (g *getter) attempt(ctx context.Context) error {
 	return g.fetchAll(ctx, nil)
 }
 
+// probeRetrying is probe, retried like a piece after transient failures.
+func (g *getter) probeRetrying(ctx context.Context) (*http.Response, error) {
+	backoff := getBackoff
+	for tries := 0; ; tries++ {
+		resp, err := g.probe(ctx)
+		if err == nil || ctx.Err() != nil || !retryable(err) || tries >= getRetries {
+			if err != nil {
+				if _, ok := errors.AsType[exitError](err); !ok {
+					err = exitf(exitFailed, "get %s: %v", redactURL(g.u), err)
+				}
+			}
+			return resp, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, exitf(exitFailed, "get %s: %v", redactURL(g.u), ctx.Err())
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
 // probe asks for the first piece without If-Range, to learn the size and
 // the ETag. It returns the open 206 response of the first piece; or nil
 // after fetching the whole object in one stream, when the server offers
@@ -155,7 +177,7 @@ func (g *getter) attempt(ctx context.Context) error {
 func (g *getter) probe(ctx context.Context) (*http.Response, error) {
 	resp, err := g.send(ctx, span{0, getPieceSize}, "")
 	if err != nil {
-		return nil, exitf(exitFailed, "get %s: %v", redactURL(g.u), err)
+		return nil, err
 	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
@@ -185,7 +207,7 @@ func (g *getter) probe(ctx context.Context) (*http.Response, error) {
 		resp.Body.Close()
 		return nil, g.whole(ctx, nil) // an empty object has no byte 0
 	default:
-		return nil, exitf(exitFailed, "get %s: %v", redactURL(g.u), httpError(resp))
+		return nil, httpError(resp)
 	}
 }
 
