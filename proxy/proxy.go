@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -177,8 +178,8 @@ func (c *Config) validate() error {
 }
 
 // hostTable builds the routing table from the configured routes.
-func (c *Config) hostTable() (*HostTable, error) {
-	m := make(map[string]Route)
+func (c *Config) hostTable() (*hostTable, error) {
+	m := make(map[string]route)
 	for i, rc := range c.Routes {
 		if len(rc.Hosts) == 0 {
 			return nil, fmt.Errorf("proxy: routes[%d].hosts: required", i)
@@ -194,10 +195,10 @@ func (c *Config) hostTable() (*HostTable, error) {
 			if _, dup := m[h]; dup {
 				return nil, fmt.Errorf("proxy: routes[%d].hosts: %q listed twice", i, h)
 			}
-			m[h] = Route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
+			m[h] = route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
 		}
 	}
-	return NewHostTable(m) // its errors name the pattern
+	return newHostTable(m) // its errors name the pattern
 }
 
 // Deps are the parts the proxy is wired to.
@@ -207,7 +208,8 @@ type Deps struct {
 	// Origin is the store behind Objects, used for /readyz and presigned
 	// redirects. Required.
 	Origin origin.Store
-	// Logger receives the access log and errors. Default slog.Default().
+	// Logger receives the access log and errors, with component=proxy.
+	// Nil discards them.
 	Logger *slog.Logger
 	// Tokens checks download tokens; required by routes with auth "token".
 	Tokens TokenVerifier
@@ -231,6 +233,13 @@ type Deps struct {
 	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
+	// Uploads, when set, answers requests under its prefix (tus uploads),
+	// the only requests that may carry a body.
+	Uploads Uploads
+	// CatalogStore, when set, is pinged by /readyz to report the state
+	// of the catalog's system of record (PostgreSQL) in its body. Its
+	// failure does not make the node unready: cached entries still serve.
+	CatalogStore interface{ Ping(context.Context) error }
 }
 
 // Server is the download front end. Create it with New.
@@ -239,9 +248,9 @@ type Server struct {
 	objects Objects
 	origin  origin.Store
 	log     *slog.Logger
-	hosts   *HostTable
+	hosts   *hostTable
 	// download is the route of /download/{fileId}.
-	download Route
+	download route
 	// accessLog caches *cfg.AccessLog for the hot path.
 	accessLog bool
 	// downloadEnabled: /download/ has a bucket or a catalog to read.
@@ -257,6 +266,12 @@ type Server struct {
 	metrics   *requestCounters
 	keys      keyCache
 	readiness readiness // /readyz's cached origin check
+	// uploads serves requests under uploadPrefix; nil: no uploads.
+	uploads      Uploads
+	uploadPrefix []byte
+	// catalogStore and catalogReady report the catalog's database.
+	catalogStore interface{ Ping(context.Context) error }
+	catalogReady readiness
 }
 
 // New validates cfg and builds a Server.
@@ -275,9 +290,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Objects == nil {
 		deps.Objects = deps.Origin
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
+	deps.Logger = logging.For(deps.Logger, "proxy")
 	if cfg.DownloadBucket == "" && deps.Catalog == nil && len(cfg.Routes) == 0 {
 		return nil, errors.New("proxy: download_bucket: required when there are no routes and no file catalog")
 	}
@@ -287,7 +300,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		origin:  deps.Origin,
 		log:     deps.Logger,
 		hosts:   hosts,
-		download: Route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
+		download: route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
 			RateClass: cfg.DownloadRateClass},
 		accessLog:       *cfg.AccessLog,
 		downloadEnabled: cfg.DownloadBucket != "" || deps.Catalog != nil,
@@ -298,6 +311,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limiter:         deps.Limiter,
 		clientIP:        deps.ClientIP,
 		stats:           deps.Stats,
+		catalogStore:    deps.CatalogStore,
 		metrics:         newRequestCounters(),
 	}
 	// Refuse at start a route whose auth has no backend: failing every
@@ -323,6 +337,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.failures == nil {
 		s.failures, _ = deps.Tokens.(FailureThrottle)
+	}
+	if deps.Uploads != nil {
+		p := deps.Uploads.Prefix()
+		if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' || p == "/download/" || p == pathHealthz+"/" || p == pathReadyz+"/" {
+			return nil, fmt.Errorf("proxy: upload prefix %q: must be /name/ and not /download/", p)
+		}
+		s.uploads, s.uploadPrefix = deps.Uploads, []byte(p)
 	}
 	return s, nil
 }
