@@ -33,6 +33,7 @@ type getProxy struct {
 	*realEnv
 	url  string // http://127.0.0.1:port
 	sent atomic.Int64
+	recv atomic.Int64 // bytes the proxy read from clients (uploads)
 	slow atomic.Bool
 }
 
@@ -52,6 +53,18 @@ func (l meteredListener) Accept() (net.Conn, error) {
 type meteredConn struct {
 	net.Conn
 	p *getProxy
+}
+
+// Read counts what the proxy reads and, when slow is set, reads at most
+// 16 KiB every 8 ms (uploads).
+func (c meteredConn) Read(b []byte) (int, error) {
+	if c.p.slow.Load() {
+		time.Sleep(8 * time.Millisecond)
+		b = b[:min(len(b), 16<<10)]
+	}
+	n, err := c.Conn.Read(b)
+	c.p.recv.Add(int64(n))
+	return n, err
 }
 
 func (c meteredConn) Write(b []byte) (int, error) {
@@ -164,6 +177,13 @@ func killMidway(t *testing.T, bin string, env []string, out string, minBytes int
 		t.Fatalf("state after kill -9: %v, %v", st, err)
 	}
 	return st
+}
+
+// execBinary is the binary's command with exactly env as environment.
+func execBinary(bin string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	return cmd
 }
 
 func runBinary(t *testing.T, bin string, env []string, args ...string) (int, string, string) {

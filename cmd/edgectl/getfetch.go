@@ -554,8 +554,9 @@ func unwrapURLError(err error) error {
 
 // statusError is a non-2xx answer, with the proxy's JSON error code.
 type statusError struct {
-	status int
-	text   string
+	status     int
+	text       string
+	retryAfter time.Duration // Retry-After in seconds, when given
 }
 
 func (e *statusError) Error() string { return e.text }
@@ -579,7 +580,11 @@ func httpError(resp *http.Response) error {
 			text += ": " + body.Message
 		}
 	}
-	return &statusError{status: resp.StatusCode, text: text}
+	se := &statusError{status: resp.StatusCode, text: text}
+	if secs, err := parseDigits(resp.Header.Get("Retry-After")); err == nil {
+		se.retryAfter = time.Duration(min(secs, 300)) * time.Second
+	}
+	return se
 }
 
 // retryable tells transient failures (network, 5xx, 408, 429) from final

@@ -52,6 +52,10 @@ var (
 	putChunk int64 = 4 << 20
 	// putMinChunk is the smallest PATCH body a 413 shrinks chunks to.
 	putMinChunk = 256 << 10
+	// putLockWait bounds waiting on 423 Locked: after a kill -9 the
+	// server may hold the upload's lock for the dead request until it
+	// notices or the lock expires (edgeproxy: lock_ttl, 15 s).
+	putLockWait = 60 * time.Second
 	// putMinPart is the smallest partial upload worth a connection of its
 	// own (S3 stores parts of at least 5 MiB anyway).
 	putMinPart int64 = 16 << 20
@@ -341,6 +345,7 @@ func (u *uploader) sendPart(ctx context.Context, i int) error {
 	}
 	chunk := make([]byte, min(putChunk, max(p.Len, 1)))
 	backoff := getBackoff
+	var locked time.Duration
 	for tries := 0; ; tries++ {
 		progressed, err := u.sendPartOnce(ctx, i, &p, concat, chunk)
 		if err == nil {
@@ -350,6 +355,17 @@ func (u *uploader) sendPart(ctx context.Context, i int) error {
 			chunk = chunk[:len(chunk)/2] // the server takes smaller PATCH bodies
 			tries--
 			continue
+		}
+		if se, ok := errors.AsType[*statusError](err); ok && se.status == http.StatusLocked && locked < putLockWait {
+			wait := max(se.retryAfter, time.Second)
+			locked += wait
+			tries--
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if ctx.Err() != nil || !retryablePut(err) {
 			return err

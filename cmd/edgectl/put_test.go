@@ -33,6 +33,7 @@ type tusServer struct {
 	maxSize  int64
 	refuse   int   // status for every POST, when not 0
 	maxChunk int64 // PATCH bodies above it get 413, when not 0
+	lockedAt int   // the n-th PATCH gets 423 Locked with Retry-After: 1
 	// cutEvery cuts every n-th PATCH after half its body (the server
 	// keeps nothing of it); corruptEvery damages the n-th chunk on the
 	// way (so its checksum fails: 460); loseAt forgets the upload the
@@ -164,6 +165,11 @@ func (s *tusServer) patch(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
+	if n == s.lockedAt {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusLocked)
+		return
+	}
 	if s.maxChunk > 0 && r.ContentLength > s.maxChunk {
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		return
@@ -263,6 +269,7 @@ func TestPutFaults(t *testing.T) {
 		{"4 partial uploads, cut connections and damaged chunks retried", &tusServer{cutEvery: 5, corruptEvery: 7}, []string{"-c", "4"}, 4},
 		{"no concatenation: one upload", &tusServer{noConcat: true, cutEvery: 4}, []string{"-c", "4"}, 1},
 		{"one connection", &tusServer{}, []string{"-c", "1"}, 1},
+		{"423 Locked (the server still holds a dead request's lock): waits and retries", &tusServer{lockedAt: 2}, []string{"-c", "1"}, 1},
 		{"PATCH bodies limited by the server (413): smaller chunks", &tusServer{maxChunk: 20000}, []string{"-c", "2"}, 2},
 		{"upload forgotten by the server: created anew", &tusServer{loseAt: 6}, []string{"-c", "2"}, 2},
 	} {
