@@ -127,7 +127,7 @@ func (a *app) newRegistry() *prometheus.Registry {
 		reg.MustRegister(a.stats.Collectors()...)
 	}
 	if a.db != nil && a.db.syncer != nil {
-		reg.MustRegister(a.db.syncer.Collectors()...)
+		reg.MustRegister(syncCollectors(a.db.syncer)...)
 	}
 	return reg
 }
