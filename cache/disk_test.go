@@ -801,3 +801,31 @@ func TestDiskKillDuringWrite(t *testing.T) {
 		t.Fatalf("after the kill: %d files, stats %+v", files, st)
 	}
 }
+
+// TestPromoteGate: a chunk is promoted once readers took twice its length
+// from disk, and counts halve every period so old reads fade.
+func TestPromoteGate(t *testing.T) {
+	const chunk, period = 1 << 20, 1 << 40
+	var g promoteGate
+	if g.add(1, chunk, chunk, period) || !g.add(1, chunk, chunk, period) {
+		t.Fatal("whole-chunk reads: want promotion on the second")
+	}
+	if g.add(1, chunk, chunk, period) {
+		t.Fatal("promotion did not reset the count")
+	}
+	var h promoteGate
+	for i := 1; i <= 32; i++ {
+		if got := h.add(2, 64<<10, chunk, period); got != (i == 32) {
+			t.Fatalf("64 KiB range %d: promote = %v", i, got)
+		}
+	}
+	// With a period of 2 chunks, the second whole read crosses it and
+	// halves the first one's count before adding its own.
+	var k promoteGate
+	if k.add(3, chunk, chunk, 2*chunk) || k.add(3, chunk, chunk, 2*chunk) {
+		t.Fatal("count not halved at the end of the period")
+	}
+	if !k.add(3, chunk/2, chunk, 2*chunk) {
+		t.Fatal("half + whole + half read: want promotion")
+	}
+}

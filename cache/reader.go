@@ -284,6 +284,9 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 func (r *Reader) maybePromote(idx int64) bool {
 	c := r.c
 	chunkLen := r.disk.h.dataLen
+	if chunkLen >= c.cfg.MemoryBytes {
+		return true // ristretto would decline it: its cost includes bookkeeping
+	}
 	take := min(r.end, idx*c.span.size+chunkLen) - r.pos
 	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, 4*c.cfg.MemoryBytes) {
 		return true
