@@ -829,3 +829,61 @@ func TestPromoteGate(t *testing.T) {
 		t.Fatal("half + whole + half read: want promotion")
 	}
 }
+
+// TestParseHeader: bad headers first, each errCorrupt, then a good one
+// whose blocks verify and whose neighbours do not.
+func TestParseHeader(t *testing.T) {
+	id := newObjectID("bucket", "some/key", `"etag"`, 3*diskBlockSize)
+	ch := &chunk{id: id, idx: 2, data: randomBytes(2*diskBlockSize+10, 75)}
+	good, err := encodeHeader(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(good) != fileHeaderLen+6+8+6+3*4 {
+		t.Fatalf("header of %d bytes", len(good))
+	}
+	patch := func(fn func(b []byte) []byte) []byte { return fn(bytes.Clone(good)) }
+	bad := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short fixed part", good[:fileHeaderLen-1]},
+		{"cut in the block table", good[:len(good)-1]},
+		{"version 1 magic", patch(func(b []byte) []byte { copy(b, "EPC1"); return b })},
+		{"block shift", patch(func(b []byte) []byte { b[30] = 17; return b })},
+		{"reserved byte", patch(func(b []byte) []byte { b[31] = 1; return b })},
+		{"index too large", patch(func(b []byte) []byte { binary.LittleEndian.PutUint64(b[8:], 1<<62+1); return b })},
+		{"data longer than a chunk can be", patch(func(b []byte) []byte { binary.LittleEndian.PutUint64(b[16:], maxChunkSize+1); return b })},
+		{"identity byte", patch(func(b []byte) []byte { b[fileHeaderLen+2] ^= 1; return b })},
+		{"block sum", patch(func(b []byte) []byte { b[len(b)-1] ^= 1; return b })},
+		{"header sum", patch(func(b []byte) []byte { b[4] ^= 1; return b })},
+		{"data length", patch(func(b []byte) []byte { b[16]++; return b })},
+	}
+	for _, tc := range bad {
+		if _, err := parseHeader(tc.b); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: err %v, want errCorrupt", tc.name, err)
+		}
+	}
+
+	h, err := parseHeader(append(bytes.Clone(good), ch.data...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.idx != 2 || h.dataLen != int64(len(ch.data)) || h.dataOff != int64(len(good)) ||
+		string(h.bucket) != "bucket" || string(h.key) != "some/key" || string(h.etag) != `"etag"` {
+		t.Fatalf("parsed %+v", h)
+	}
+	for i := range int64(3) {
+		blk := ch.data[i*diskBlockSize : min((i+1)*diskBlockSize, int64(len(ch.data)))]
+		if !h.verifyBlock(i, blk) {
+			t.Errorf("block %d does not verify", i)
+		}
+		if h.verifyBlock(i, blk[:len(blk)-1]) || h.verifyBlock((i+1)%3, blk) {
+			t.Errorf("block %d verifies cut or at another index", i)
+		}
+	}
+	if h.verifyBlock(3, nil) || h.verifyBlock(-1, nil) {
+		t.Error("a block outside the table verifies")
+	}
+}
