@@ -542,7 +542,7 @@ func TestDiskBlockCorruption(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			middle := st.Size() / 2 // in block 7 of 16
+			middle := st.Size() / 2 // in block 31 of 64
 			if restart {
 				flipByte(t, victim, middle)
 				c = newTestCache(t, cfg, o, nil)
@@ -553,7 +553,7 @@ func TestDiskBlockCorruption(t *testing.T) {
 			ctx := context.Background()
 			opens := o.opens.Load()
 
-			// Blocks 1 and 2 only: the damage is not read, nor served.
+			// Blocks 6 to 10 only: the damage is not read, nor served.
 			got, status := readRange(t, c, ctx, "b", "k", etag, 100_000, 64<<10)
 			if !bytes.Equal(got, data[100_000:100_000+64<<10]) || status != StatusHit {
 				t.Fatalf("range before the damage: status %s, equal %v", status, bytes.Equal(got, data[100_000:100_000+64<<10]))
@@ -570,9 +570,11 @@ func TestDiskBlockCorruption(t *testing.T) {
 			if st2.DiskCorrupt != 1 || o.opens.Load() != opens+1 || st2.MemoryHits != 0 {
 				t.Fatalf("after the whole read: stats %+v, origin opens %d", st2, o.opens.Load()-opens)
 			}
-			damaged := (middle - st.Size() + chunk) >> diskBlockShift // the data block holding the flipped byte
-			if want := 64<<10 + damaged<<diskBlockShift + (chunk + 100); st2.BytesFromDisk != want {
-				t.Fatalf("%d bytes from disk, want %d (the range, the blocks before the damage, chunks 1 and 2)", st2.BytesFromDisk, want)
+			// The read holding the flipped byte fails whole; what was read
+			// before it was served.
+			damaged := middle - (st.Size() - chunk) // offset in the chunk's data
+			if want := 64<<10 + damaged&^(diskReadSize-1) + (chunk + 100); st2.BytesFromDisk != want {
+				t.Fatalf("%d bytes from disk, want %d (the range, the reads before the damage, chunks 1 and 2)", st2.BytesFromDisk, want)
 			}
 			if _, err := os.Stat(victim); !errors.Is(err, fs.ErrNotExist) {
 				// Deleted, then rewritten by the refetch: it must verify now.
@@ -709,10 +711,10 @@ func TestDiskSlowReadersBoundedMemory(t *testing.T) {
 	if st := c.Stats(); st.DiskReadBuffers != readers || st.DiskHits-hits0 != readers || st.MemoryHits != 0 {
 		t.Fatalf("stats with stalled readers %+v", st)
 	}
-	// Drain the rest of each reader's first block: between blocks a reader
+	// Drain the rest of each reader's first read: between reads a reader
 	// holds nothing.
 	for i, rc := range rs {
-		rest := make([]byte, diskBlockSize-1000-1)
+		rest := make([]byte, diskReadSize-1000-1)
 		if _, err := io.ReadFull(rc, rest); err != nil {
 			t.Fatal(err)
 		}
@@ -722,7 +724,7 @@ func TestDiskSlowReadersBoundedMemory(t *testing.T) {
 		}
 	}
 	if st := c.Stats(); st.DiskReadBuffers != 0 {
-		t.Fatalf("%d buffers held between blocks", st.DiskReadBuffers)
+		t.Fatalf("%d buffers held between reads", st.DiskReadBuffers)
 	}
 	for _, rc := range rs {
 		rc.Close()

@@ -32,8 +32,13 @@ import (
 // the working set exceeds the memory tier, and each declined offer would
 // have cost a chunk read and checksum for nothing.
 
-// blockPool holds diskBlockSize buffers for disk reads.
-var blockPool = sync.Pool{New: func() any { return new([diskBlockSize]byte) }}
+// diskReadSize is the most a reader reads from a chunk file at once, and the
+// size of its buffer: a whole number of blocks, large enough that a
+// whole-chunk read costs few syscalls and few writes to the socket.
+const diskReadSize = 4 * diskBlockSize
+
+// blockPool holds diskReadSize buffers for disk reads.
+var blockPool = sync.Pool{New: func() any { return new([diskReadSize]byte) }}
 
 // diskRead is a reader's open chunk file. The zero value holds nothing.
 type diskRead struct {
@@ -42,14 +47,14 @@ type diskRead struct {
 	idx     int64 // chunk index of f
 	h       fileHeader
 	sumBuf  []byte // backing store of h.sums, kept across chunks
-	buf     *[diskBlockSize]byte
+	buf     *[diskReadSize]byte
 	counted bool // the chunk was counted as a disk hit
 }
 
 // acquireBuf makes sure r holds a block buffer.
 func (r *diskRead) acquireBuf(c *Cache) {
 	if r.buf == nil {
-		r.buf = blockPool.Get().(*[diskBlockSize]byte)
+		r.buf = blockPool.Get().(*[diskReadSize]byte)
 		c.st.diskBufs.Add(1)
 	}
 }
@@ -136,7 +141,7 @@ func (r *diskRead) readHeader(size int64) error {
 	}
 	if n > int64(len(b)) && n <= size {
 		// A long identity: read the whole header.
-		if n <= diskBlockSize {
+		if n <= diskReadSize {
 			b = r.buf[:n]
 		} else {
 			b = make([]byte, n)
@@ -158,20 +163,26 @@ func (r *diskRead) readHeader(size int64) error {
 	return nil
 }
 
-// block reads and verifies block i of r's chunk into r's buffer.
-func (d *diskTier) block(r *diskRead, i int64) ([]byte, bool) {
+// blocks reads and verifies the blocks of r's chunk that hold data bytes
+// [from, to), or as many of them as fit diskReadSize, into r's buffer, and
+// returns them with the data offset of their first byte.
+func (d *diskTier) blocks(r *diskRead, from, to int64) ([]byte, int64, bool) {
 	r.acquireBuf(d.c)
-	off := i << diskBlockShift
-	b := r.buf[:min(r.h.dataLen-off, diskBlockSize)]
-	err := readAtFull(r.f, b, r.h.dataOff+off)
-	if err == nil && !r.h.verifyBlock(i, b) {
-		err = fmt.Errorf("%w: block %d checksum mismatch", errCorrupt, i)
+	start := from &^ (diskBlockSize - 1)
+	end := min((to+diskBlockSize-1)&^(diskBlockSize-1), start+diskReadSize, r.h.dataLen)
+	b := r.buf[:end-start]
+	err := readAtFull(r.f, b, r.h.dataOff+start)
+	for off := int64(0); err == nil && off < int64(len(b)); off += diskBlockSize {
+		i := (start + off) >> diskBlockShift
+		if !r.h.verifyBlock(i, b[off:min(off+diskBlockSize, int64(len(b)))]) {
+			err = fmt.Errorf("%w: block %d checksum mismatch", errCorrupt, i)
+		}
 	}
 	if err != nil {
 		d.readFailed(r.k, err)
-		return nil, false
+		return nil, 0, false
 	}
-	return b, true
+	return b, start, true
 }
 
 // readAll reads and verifies the whole chunk of r into a new buffer, for

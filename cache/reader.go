@@ -218,13 +218,13 @@ func (r *Reader) next() error {
 	}
 }
 
-// nextBlock makes the block of r.disk's chunk holding r.pos current, or
-// reports false if it failed verification (the file is then deleted).
+// nextBlock makes the next blocks of r.disk's chunk, from the one holding
+// r.pos, current, or reports false if they failed verification (the file
+// is then deleted).
 func (r *Reader) nextBlock(idx int64) bool {
 	c := r.c
-	off := r.pos - idx*c.span.size
-	i := off >> diskBlockShift
-	b, ok := c.disk.block(&r.disk, i)
+	base := idx * c.span.size
+	b, start, ok := c.disk.blocks(&r.disk, r.pos-base, r.end-base)
 	if !ok {
 		return false
 	}
@@ -232,8 +232,7 @@ func (r *Reader) nextBlock(idx int64) bool {
 		r.disk.counted = true
 		c.st.diskHits.Add(1)
 	}
-	blockBase := idx*c.span.size + i<<diskBlockShift
-	r.cur = b[r.pos-blockBase : min(r.end-blockBase, int64(len(b)))]
+	r.cur = b[r.pos-base-start : min(r.end-base-start, int64(len(b)))]
 	r.curSrc = srcDisk
 	return true
 }
