@@ -35,7 +35,10 @@ import (
 // diskReadSize is the most a reader reads from a chunk file at once, and the
 // size of its buffer: a whole number of blocks, large enough that a
 // whole-chunk read costs few syscalls and few writes to the socket.
-const diskReadSize = 4 * diskBlockSize
+const diskReadSize = 64 << 10
+
+// A read must hold whole blocks.
+var _ [diskReadSize % diskBlockSize]struct{} = [0]struct{}{}
 
 // blockPool holds diskReadSize buffers for disk reads.
 var blockPool = sync.Pool{New: func() any { return new([diskReadSize]byte) }}
