@@ -731,6 +731,88 @@ func TestDiskSlowReadersBoundedMemory(t *testing.T) {
 	}
 }
 
+// stallWriter is a slow client: its first Write blocks until release is
+// closed, then it keeps what it is given.
+type stallWriter struct {
+	blocked chan<- struct{}
+	release <-chan struct{}
+	got     bytes.Buffer
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	if w.got.Len() == 0 {
+		w.blocked <- struct{}{}
+		<-w.release
+	}
+	return w.got.Write(p)
+}
+
+// TestDiskSlowWritersBoundedMemory: concurrent readers served through
+// WriteTo (as fasthttp serves bodies) whose clients all stall in their
+// first write hold one pooled read buffer each, never a chunk; once the
+// clients drain, every byte is right and no buffer is held.
+func TestDiskSlowWritersBoundedMemory(t *testing.T) {
+	const chunk, readers = 1 << 20, 16
+	dir := t.TempDir()
+	o := newFakeOrigin()
+	data := randomBytes(readers*chunk, 76)
+	etag := o.put("b", "k", data)
+	c := newTestCache(t, diskOnlyConfig(dir, chunk), o, nil)
+	readAll(t, c, "b", "k")
+	settle(t, c)
+	ctx := context.Background()
+	blocked, release := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, readers)
+	ws := make([]*stallWriter, readers)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range ws {
+		ws[i] = &stallWriter{blocked: blocked, release: release}
+		go func(w *stallWriter, off int64) {
+			rc, err := c.Open(ctx, "b", "k", etag, off, min(chunk, int64(len(data))-off))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer rc.Close()
+			_, err = rc.(io.WriterTo).WriteTo(w)
+			errs <- err
+		}(ws[i], int64(i)*chunk+777) // each straddles two chunks
+	}
+	deadline := time.After(10 * time.Second)
+	for range readers {
+		select {
+		case <-blocked:
+		case err := <-errs:
+			t.Fatalf("reader ended before its client drained: %v", err)
+		case <-deadline:
+			t.Fatal("timed out waiting for the clients to stall")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > readers*chunk/4 {
+		t.Fatalf("%d stalled clients cost %d bytes of allocation, want well under a chunk (%d) each", readers, alloc, chunk)
+	}
+	if st := c.Stats(); st.DiskReadBuffers != readers || st.MemoryHits != 0 {
+		t.Fatalf("stats with stalled clients %+v", st)
+	}
+	close(release)
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, w := range ws {
+		off := int64(i)*chunk + 777
+		if end := min(off+chunk, int64(len(data))); !bytes.Equal(w.got.Bytes(), data[off:end]) {
+			t.Fatalf("client %d: %d bytes, wrong content", i, w.got.Len())
+		}
+	}
+	if st := c.Stats(); st.DiskReadBuffers != 0 {
+		t.Fatalf("%d buffers held after every reader closed", st.DiskReadBuffers)
+	}
+}
+
 // killObjects are the objects TestDiskKillDuringWrite fills: 16 of 4 MiB.
 func killObjects(o *fakeOrigin) []string {
 	keys := make([]string, 16)
