@@ -40,6 +40,7 @@ type diskTier struct {
 	queue       chan diskJob
 	stop, done  chan struct{}
 	beforeWrite func() // test hook run by the writer before each chunk
+	midWrite    func() // test hook run between a file's header and its data
 
 	mu       sync.Mutex
 	lru      *simplelru.LRU[diskKey, int64] // chunk -> file size
@@ -386,6 +387,9 @@ func (d *diskTier) writeFile(k diskKey, hdr, data []byte) error {
 		return fmt.Errorf("cache: create chunk file: %w", err)
 	}
 	_, err = f.Write(hdr)
+	if err == nil && d.midWrite != nil {
+		d.midWrite()
+	}
 	if err == nil {
 		_, err = f.Write(data)
 	}

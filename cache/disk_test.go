@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -813,76 +814,111 @@ func TestDiskSlowWritersBoundedMemory(t *testing.T) {
 	}
 }
 
-// killObjects are the objects TestDiskKillDuringWrite fills: 16 of 4 MiB.
-func killObjects(o *fakeOrigin) []string {
-	keys := make([]string, 16)
+// killObjects puts the objects TestDiskKillDuringWrite fills, 8 of 2 MiB,
+// and returns their keys and contents.
+func killObjects(o *fakeOrigin) ([]string, [][]byte) {
+	keys, data := make([]string, 8), make([][]byte, 8)
 	for i := range keys {
+		var seed [32]byte
+		seed[0] = byte(i)
+		data[i] = make([]byte, 2<<20)
+		rand.NewChaCha8(seed).Read(data[i])
 		keys[i] = "obj" + strconv.Itoa(i)
-		o.put("b", keys[i], randomBytes(4<<20, uint64(80+i)))
+		o.put("b", keys[i], data[i])
 	}
-	return keys
+	return keys, data
 }
 
 // TestDiskKillHelper is the process TestDiskKillDuringWrite kills: with
-// EDGEPROXY_KILL_DIR set it fills the disk tier there until it is killed
-// (or a minute passes); without it, it returns at once.
+// EDGEPROXY_KILL_DIR set it fills the disk tier there and, in the middle of
+// writing its fifth chunk file (header written, data not), creates the file
+// EDGEPROXY_KILL_READY and waits to be killed (at most a minute); without
+// it, it returns at once.
 func TestDiskKillHelper(t *testing.T) {
 	dir := os.Getenv("EDGEPROXY_KILL_DIR")
 	if dir == "" {
 		return
 	}
 	o := newFakeOrigin()
-	keys := killObjects(o)
-	cfg := Config{MemoryBytes: 1 << 20, DiskDir: dir, DiskQueue: 256}
-	c, err := New(cfg, o, nil)
+	keys, _ := killObjects(o)
+	c, err := New(diskOnlyConfig(dir, 1<<20), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		for _, k := range keys {
-			readAll(t, c, "b", k)
+	written := 0
+	c.disk.midWrite = func() {
+		if written++; written == 5 {
+			if err := os.WriteFile(os.Getenv("EDGEPROXY_KILL_READY"), nil, 0o644); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(time.Minute)
 		}
-		c.Purge("b", keys[0]) // keep the writer busy
 	}
+	for _, k := range keys {
+		readAll(t, c, "b", k)
+	}
+	time.Sleep(time.Minute)
 }
 
-// TestDiskKillDuringWrite kills (SIGKILL) a process while its disk writer
-// is busy, then starts a cache on the directory: every chunk file visible
-// under a chunk name is complete and verifies, and every object reads back
-// byte-exact.
+// TestDiskKillDuringWrite kills (SIGKILL) a process in the middle of
+// writing a chunk file, then starts a cache on the directory: the torn file
+// is not visible under a chunk name (only in tmp/, which start-up clears),
+// the four files written before it are complete and served, and every
+// object reads back byte-exact.
 func TestDiskKillDuringWrite(t *testing.T) {
 	dir := t.TempDir()
+	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskKillHelper$")
-	cmd.Env = append(os.Environ(), "EDGEPROXY_KILL_DIR="+dir)
+	cmd.Env = append(os.Environ(), "EDGEPROXY_KILL_DIR="+dir, "EDGEPROXY_KILL_READY="+ready)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	waitFor(t, "the helper to write 24 chunk files", func() bool { return len(chunkFiles(t, dir)) >= 24 })
+	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails before the kill
+	deadline := time.After(time.Minute)      // a fresh process, maybe built with -race
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("helper exited before it was killed: %v", err)
+		case <-deadline:
+			t.Fatal("timed out waiting for the helper to start its fifth chunk file")
+		case <-time.After(time.Millisecond):
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-exited; err == nil {
 		t.Fatal("helper exited cleanly before it was killed")
 	}
-	files := len(chunkFiles(t, dir))
+	torn, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	if err != nil || len(torn) != 1 {
+		t.Fatalf("tmp/ holds %d files (%v), want the one torn write", len(torn), err)
+	}
+	if files := len(chunkFiles(t, dir)); files != 4 {
+		t.Fatalf("%d chunk files visible after the kill, want the 4 complete ones", files)
+	}
 
 	o := newFakeOrigin()
-	keys := killObjects(o)
+	keys, data := killObjects(o)
 	c := newTestCache(t, diskOnlyConfig(dir, 1<<20), o, nil)
-	if st := c.Stats(); st.DiskChunks != int64(files) {
-		t.Fatalf("indexed %d of %d chunk files", st.DiskChunks, files)
+	if st := c.Stats(); st.DiskChunks != 4 {
+		t.Fatalf("indexed %d chunk files, want 4", st.DiskChunks)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(left) != 0 {
+		t.Fatalf("start-up left %d files in tmp/", len(left))
 	}
 	for i, k := range keys {
-		got, _ := readAll(t, c, "b", k)
-		if !bytes.Equal(got, randomBytes(4<<20, uint64(80+i))) {
+		if got, _ := readAll(t, c, "b", k); !bytes.Equal(got, data[i]) {
 			t.Fatalf("%s: wrong bytes", k)
 		}
 	}
-	if st := c.Stats(); st.DiskCorrupt != 0 || st.DiskErrors != 0 || st.DiskHits < int64(files) {
-		t.Fatalf("after the kill: %d files, stats %+v", files, st)
+	if st := c.Stats(); st.DiskCorrupt != 0 || st.DiskErrors != 0 || st.DiskHits < 4 {
+		t.Fatalf("after the kill: stats %+v", st)
 	}
 }
 
