@@ -574,7 +574,7 @@ func TestDiskBlockCorruption(t *testing.T) {
 			// The read holding the flipped byte fails whole; what was read
 			// before it was served.
 			damaged := middle - (st.Size() - chunk) // offset in the chunk's data
-			if want := 64<<10 + damaged&^(diskReadSize-1) + (chunk + 100); st2.BytesFromDisk != want {
+			if want := 64<<10 + damaged/diskReadSize*diskReadSize + (chunk + 100); st2.BytesFromDisk != want {
 				t.Fatalf("%d bytes from disk, want %d (the range, the reads before the damage, chunks 1 and 2)", st2.BytesFromDisk, want)
 			}
 			if _, err := os.Stat(victim); !errors.Is(err, fs.ErrNotExist) {

@@ -33,9 +33,10 @@ import (
 // have cost a chunk read and checksum for nothing.
 
 // diskReadSize is the most a reader reads from a chunk file at once, and the
-// size of its buffer: a whole number of blocks, large enough that a
-// whole-chunk read costs few syscalls and few writes to the socket.
-const diskReadSize = 64 << 10
+// size of its buffer: 64 KiB and one block, so that any 64 KiB range,
+// aligned or not, is one pread and one write to the socket, and a
+// whole-chunk read costs few syscalls.
+const diskReadSize = 64<<10 + diskBlockSize
 
 // A read must hold whole blocks.
 var _ [diskReadSize % diskBlockSize]struct{} = [0]struct{}{}
@@ -97,7 +98,7 @@ func (d *diskTier) open(id *objectID, idx int64, r *diskRead) bool {
 	if !ok {
 		return false
 	}
-	f, err := os.Open(d.path(k))
+	f, err := openChunkFile(d.path(k))
 	if err != nil {
 		d.readFailed(k, err)
 		return false

@@ -47,7 +47,7 @@ type Stats struct {
 	MetaEntries int64
 	// InflightChunks is the number of chunks being fetched right now.
 	InflightChunks int64
-	// DiskReadBuffers is the number of read buffers (64 KiB each) readers
+	// DiskReadBuffers is the number of read buffers (80 KiB each) readers
 	// of the disk tier hold right now: at most one per reader in the middle
 	// of delivering what it read, whatever the chunk size.
 	DiskReadBuffers int64

@@ -155,7 +155,7 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 		gauge("memory_max_bytes", "Memory tier budget.", func(s cache.Stats) int64 { return s.MemoryMaxBytes }),
 		gauge("disk_bytes", "Disk tier bytes now.", func(s cache.Stats) int64 { return s.DiskBytes }),
 		gauge("disk_chunks", "Disk tier chunks now.", func(s cache.Stats) int64 { return s.DiskChunks }),
-		gauge("disk_read_buffers", "64 KiB block buffers held by disk-tier readers now.", func(s cache.Stats) int64 { return s.DiskReadBuffers }),
+		gauge("disk_read_buffers", "Read buffers (80 KiB) held by disk-tier readers now.", func(s cache.Stats) int64 { return s.DiskReadBuffers }),
 		gauge("meta_entries", "Objects in the metadata tier.", func(s cache.Stats) int64 { return s.MetaEntries }),
 		collectorFunc{desc: bySource, collect: func(ch chan<- prometheus.Metric) {
 			s := c.Stats()
