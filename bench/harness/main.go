@@ -38,6 +38,7 @@ type options struct {
 	timeout     time.Duration
 	extraEnv    []string
 	layers      bool // run the access-layers section (edgeproxy alone)
+	disk        bool // run the disk-tier section (a second edgeproxy, beside nginx)
 	// getBench runs only the edgectl get vs aria2c comparison (get.go).
 	getBench bool
 	get      getOptions
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "where to write the table (relative to the repository root)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs) for inspection")
 	flag.BoolVar(&o.layers, "layers", true, "also measure edgeproxy's access layers (token auth, limiter, statistics) against plain edgeproxy")
+	flag.BoolVar(&o.disk, "disk", true, "also measure edgeproxy's disk tier (memory tier "+diskMemory+", objects warmed onto disk) beside nginx")
 	flag.DurationVar(&o.timeout, "timeout", 45*time.Minute, "upper bound of the whole run")
 	flag.BoolVar(&o.getBench, "get", false, "only compare edgectl get -c N with aria2c -xN -sN on one object through edgeproxy (-rounds rounds, alternating)")
 	flag.IntVar(&o.get.conns, "get-conns", 8, "connections of both clients in -get")
@@ -132,6 +134,12 @@ func (o options) validate() error {
 	return nil
 }
 
+// runDisk reports whether the disk-tier section runs: asked for, and
+// edgeproxy among the servers.
+func (o options) runDisk() bool {
+	return o.disk && slices.Contains(o.servers, "edgeproxy")
+}
+
 // runLayers reports whether the access-layers section runs: asked for,
 // and edgeproxy among the servers.
 func (o options) runLayers() bool {
@@ -185,6 +193,9 @@ func run(ctx context.Context, o options) error {
 	defer org.proc.stop()
 	objs := []object{hot4K, hot1M, hot256M}
 	hot := append([]object{}, objs...)
+	if o.runDisk() {
+		objs = append(objs, diskObjects()...)
+	}
 	for r := 1; r <= o.rounds; r++ {
 		for _, name := range o.servers {
 			objs = append(objs, coldObject(name, r))
@@ -235,6 +246,12 @@ func run(ctx context.Context, o options) error {
 		}
 		res.add(rowRSS, s.Name, float64(m.RSS))
 		res.add(rowHWM, s.Name, float64(m.HWM))
+	}
+	if o.runDisk() {
+		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
+		if err := runDisk(ctx, o, w, root, filepath.Join(tmp, "disk"), org, servers, res); err != nil {
+			return err
+		}
 	}
 	if o.runLayers() {
 		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
