@@ -268,8 +268,12 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 			return nil, 0, err
 		}
 		c.st.misses.Add(1)
-		// Keep the next window in flight while this one is consumed.
-		c.prefetch(r.ctx, r.id, idx+c.window, r.last)
+		// Keep the next window in flight while this one is consumed. It
+		// starts where this chunk's fill ends, not at idx+window: a reader
+		// that found the first chunks of a prefetched window in memory and
+		// waits only at its third would otherwise start the next fill two
+		// chunks late, and split the window after it in two.
+		c.prefetch(r.ctx, r.id, s.next, r.last)
 		return data, srcOrigin, nil
 	}
 	panic("bug: cache: load: forced fill returned no slot")
