@@ -32,6 +32,9 @@ type Stats struct {
 	// because the write queue was full; DiskCorrupt chunk files that failed
 	// verification and were deleted; DiskErrors other disk I/O failures.
 	DiskWrites, DiskDropped, DiskCorrupt, DiskErrors int64
+	// DiskRejected counts filled chunks the disk policy declined to write
+	// (seen less often than what they would displace): the writes avoided.
+	DiskRejected int64
 	// Purged counts objects removed by Purge and PurgePrefix.
 	Purged int64
 
@@ -53,6 +56,7 @@ type counters struct {
 	originBytes, fills, fillErrors, coalesced        atomic.Int64
 	metaHits, metaMisses, staleServes                atomic.Int64
 	diskWrites, diskDropped, diskCorrupt, diskErrors atomic.Int64
+	diskRejected                                     atomic.Int64
 	purged                                           atomic.Int64
 }
 
@@ -76,6 +80,7 @@ func (c *Cache) Stats() Stats {
 		DiskDropped:     c.st.diskDropped.Load(),
 		DiskCorrupt:     c.st.diskCorrupt.Load(),
 		DiskErrors:      c.st.diskErrors.Load(),
+		DiskRejected:    c.st.diskRejected.Load(),
 		Purged:          c.st.purged.Load(),
 		MemoryMaxBytes:  c.cfg.MemoryBytes,
 		MetaEntries:     int64(c.meta.len()),

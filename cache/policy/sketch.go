@@ -21,7 +21,8 @@ import (
 // halving in progress; the estimate is approximate by design.
 //
 // Memory is fixed at construction: 8 bytes per expected item (16 counters
-// in each 64-bit word, four counters per key), whatever traffic it sees.
+// in each 64-bit word, the four counters of a key in one word), whatever
+// traffic it sees.
 type Sketch struct {
 	table     []atomic.Uint64
 	mask      uint64
@@ -39,7 +40,7 @@ const maxCount = 15
 // otherwise.
 func NewSketch(items int) *Sketch {
 	items = min(max(items, 64), 1<<26)
-	n := 1 << bits.Len(uint(items-1)) // next power of two
+	n := 1 << bits.Len(uint(items-1)) // next power of two, at least 64
 	s := &Sketch{table: make([]atomic.Uint64, n), mask: uint64(n - 1)}
 	s.sample.Store(10 * int64(items))
 	return s
@@ -48,63 +49,66 @@ func NewSketch(items int) *Sketch {
 // SetSample sets how many additions pass between two halvings. TinyLFU
 // uses ten times the number of items the cache holds: long enough to tell a
 // hot key from a lucky one, short enough to forget yesterday's hot set
-// within a few cache turnovers.
-func (s *Sketch) SetSample(n int64) { s.sample.Store(max(n, 16)) }
+// within a few cache turnovers. The period is never shorter than the table
+// has words, so halving (which visits every word) costs at most one word
+// per addition, however few items the cache holds yet.
+func (s *Sketch) SetSample(n int64) { s.sample.Store(max(n, int64(len(s.table)))) }
 
-// seeds rehash a key into four independent counter positions.
-var seeds = [4]uint64{0xc3a5c85c97cb3127, 0xb492b66fbe98f273, 0x9ae16a3b2f90404f, 0xcbf29ce484222325}
-
-// slot returns the word index and bit shift of counter i of key h.
-func (s *Sketch) slot(h uint64, i int) (uint64, uint) {
-	x := (h + seeds[i]) * seeds[(i+1)&3]
+// word returns the word that holds all four counters of key h, and their
+// bit shifts: counter i is one of the four nibbles 4i..4i+3, so the four
+// never share a nibble. Keeping a key's counters in one word (Caffeine
+// keeps them in one cache line) makes Add one load and one compare-and-swap,
+// which is most of its cost on the cache-hit path; against four independent
+// rows the simulator showed no loss of hit ratio.
+func (s *Sketch) word(h uint64) (uint64, [4]uint) {
+	x := h * 0x9e3779b97f4a7c15
 	x ^= x >> 29
-	return x & s.mask, uint(x>>60) << 2
+	var sh [4]uint
+	for i := range 4 {
+		sh[i] = uint(4*i+int(x>>(56+2*i)&3)) << 2
+	}
+	return x & s.mask, sh
 }
 
 // Estimate returns how often h was seen, 0 to 15, never less than the true
 // count since the last halvings (count-min only overestimates).
 func (s *Sketch) Estimate(h uint64) int {
-	m := maxCount
-	for i := range 4 {
-		w, sh := s.slot(h, i)
-		m = min(m, int(s.table[w].Load()>>sh&0xf))
-	}
-	return m
+	w, sh := s.word(h)
+	return int(minNibble(s.table[w].Load(), sh))
+}
+
+func minNibble(v uint64, sh [4]uint) uint64 {
+	return min(v>>sh[0]&0xf, v>>sh[1]&0xf, v>>sh[2]&0xf, v>>sh[3]&0xf)
 }
 
 // Add records one sighting of h. It raises only the counters that hold the
 // minimum (conservative update), which keeps estimates of rare keys low when
-// hot keys share their counters.
+// hot keys share their counters. Additions to a saturated key change
+// nothing and, as in Caffeine's sketch, do not count towards the halving
+// period; that also keeps the hottest keys, the cache-hit path, off the
+// shared additions counter.
 func (s *Sketch) Add(h uint64) {
-	var ws [4]uint64
-	var shs [4]uint
-	m := maxCount
-	for i := range 4 {
-		ws[i], shs[i] = s.slot(h, i)
-		m = min(m, int(s.table[ws[i]].Load()>>shs[i]&0xf))
-	}
-	if m < maxCount {
-		for i := range 4 {
-			s.incrementIf(ws[i], shs[i], uint64(m))
+	w, sh := s.word(h)
+	for {
+		old := s.table[w].Load()
+		m := minNibble(old, sh)
+		if m == maxCount {
+			return
+		}
+		v := old
+		for _, b := range sh {
+			if old>>b&0xf == m {
+				v += 1 << b
+			}
+		}
+		if s.table[w].CompareAndSwap(old, v) {
+			break
 		}
 	}
 	if n := s.additions.Add(1); n >= s.sample.Load() && s.halving.CompareAndSwap(false, true) {
 		s.halve()
 		s.additions.Add(-n / 2)
 		s.halving.Store(false)
-	}
-}
-
-// incrementIf raises the counter at (w, sh) by one if it still holds m.
-func (s *Sketch) incrementIf(w uint64, sh uint, m uint64) {
-	for {
-		old := s.table[w].Load()
-		if old>>sh&0xf != m {
-			return
-		}
-		if s.table[w].CompareAndSwap(old, old+1<<sh) {
-			return
-		}
 	}
 }
 

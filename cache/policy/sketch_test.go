@@ -52,28 +52,35 @@ func TestSketchSaturates(t *testing.T) {
 }
 
 func TestSketchHalves(t *testing.T) {
-	s := NewSketch(64)
-	s.SetSample(1 << 40)
-	for range 12 {
-		s.Add(h(1))
+	s := NewSketch(64) // 64 words: the shortest period SetSample allows
+	s.SetSample(1)
+	add := func(k, n int) {
+		for range n {
+			s.Add(h(k))
+		}
 	}
-	for range 5 {
-		s.Add(h(2))
+	add(1, 12)
+	add(2, 5)
+	add(3, 15)
+	add(4, 15)
+	add(5, 15)
+	add(6, 1) // 63 additions: no halving yet
+	if a, b := s.Estimate(h(1)), s.Estimate(h(6)); a != 12 || b != 1 {
+		t.Fatalf("before halving: %d %d, want 12 1", a, b)
 	}
-	s.SetSample(17) // the next addition reaches it
-	s.Add(h(3))
-	if a, b, c := s.Estimate(h(1)), s.Estimate(h(2)), s.Estimate(h(3)); a != 6 || b != 2 || c != 0 {
-		t.Fatalf("after halving: %d %d %d, want 6 2 0", a, b, c)
+	add(6, 1) // the 64th
+	if a, b, c, d := s.Estimate(h(1)), s.Estimate(h(2)), s.Estimate(h(3)), s.Estimate(h(6)); a != 6 || b != 2 || c != 7 || d != 1 {
+		t.Fatalf("after halving: %d %d %d %d, want 6 2 7 1", a, b, c, d)
 	}
-	// 18 additions made the first halving; half of them count towards the
-	// next, so 8 more reach 17 again.
-	for range 7 {
-		s.Add(h(4))
-	}
+	// Half of the 64 additions count towards the next period: 32 more,
+	// not counting additions to a saturated key.
+	add(7, 20)
+	add(8, 15)
+	add(9, 1)
 	if got := s.Estimate(h(1)); got != 6 {
 		t.Fatalf("halved too early: %d", got)
 	}
-	s.Add(h(4))
+	add(9, 1)
 	if got := s.Estimate(h(1)); got != 3 {
 		t.Fatalf("second halving: %d, want 3", got)
 	}

@@ -73,7 +73,7 @@ func hash(k int) uint64 {
 // a miss asks Admit and, if admitted, evicts to make room and Adds.
 // Requests before warm are replayed but not counted.
 func Index(t Trace, capacity, warm int, kind policy.Kind) (Result, error) {
-	sk := policy.NewSketch(capacity)
+	sk := policy.NewSketch(16 * capacity) // the disk tier sizes it so for 1 MiB chunks
 	ix, err := policy.New[int](kind, int64(capacity), sk, hash, nil)
 	if err != nil {
 		return Result{}, err
