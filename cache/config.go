@@ -49,8 +49,8 @@ type Config struct {
 	// first: "tinylfu" (the default) or "lru". Under tinylfu a chunk is
 	// written only if a frequency sketch says it is requested more often
 	// than the chunks it would displace, and the disk keeps a segmented LRU;
-	// on a Zipf(0.9) trace it served 0.12 more of the bytes from cache than
-	// lru and wrote a fortieth as many files, and a one-off scan neither
+	// on a Zipf(0.9) trace it served 0.13 more of the bytes from cache than
+	// lru and wrote a twentieth as many files, and a one-off scan neither
 	// evicts the hot set nor costs disk writes (docs/design.md). Its price
 	// is a slower switch when popularity moves wholesale to new objects,
 	// and a sketch of 8 bytes per 64 KiB of DiskBytes (at most 32 MiB).

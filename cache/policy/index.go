@@ -34,20 +34,18 @@ func ParseKind(s string) (Kind, error) {
 const protectedShare = 80
 
 // sampleFactor sets the sketch's halving period to this many additions per
-// indexed entry. TinyLFU's paper and Caffeine use 10; on the simulator 20
-// gave a Zipf(0.9) byte hit ratio of 0.658 against 0.625 with 10 (writes 49
-// against 223 per 4000 requests), at the price of slower adaptation to a
-// shifted popularity (docs/design.md has the figures).
-const sampleFactor = 20
+// indexed entry: TinyLFU's paper's and Caffeine's 10. On the simulator 20
+// gave 0.007 more byte hit ratio on a Zipf(0.9) trace but recovered more
+// slowly from a shifted popularity (docs/design.md has the figures).
+const sampleFactor = 10
 
 // fadeBelow is the estimate under which the oldest protected entry counts
 // as faded: it then leaves before the oldest probationary entry if that one
 // is seen more often. Without it (a plain SLRU) yesterday's hot set sits in
 // the protected segment, never a victim, and on the simulator a shifted
-// Zipf(0.9) popularity took about 10000 requests (150 cache sizes) to
-// recover its hit ratio; with 2 it takes about 2000. Comparing the tails
-// whatever their estimates makes the protected segment stop protecting
-// (0.625 instead of 0.658 on the Zipf trace).
+// Zipf(0.9) popularity had not recovered its hit ratio 8000 requests
+// later; with 2 it takes about 2000. Comparing the tails whatever their
+// estimates makes the protected segment stop protecting.
 const fadeBelow = 2
 
 // Index tracks entries of a byte-budgeted store and decides admission and

@@ -3,6 +3,7 @@ package policysim
 import (
 	"container/heap"
 	"fmt"
+	"slices"
 
 	"github.com/edgeproxy/edgeproxy/cache/policy"
 )
@@ -73,13 +74,42 @@ func hash(k int) uint64 {
 // a miss asks Admit and, if admitted, evicts to make room and Adds.
 // Requests before warm are replayed but not counted.
 func Index(t Trace, capacity, warm int, kind policy.Kind) (Result, error) {
-	sk := policy.NewSketch(16 * capacity) // the disk tier sizes it so for 1 MiB chunks
-	ix, err := policy.New[int](kind, int64(capacity), sk, hash, nil)
+	return IndexRestart(t, capacity, warm, kind, -1, false)
+}
+
+// IndexRestart is Index with a process restart before request at: the
+// sketch and the index are lost, and the index is rebuilt the way the disk
+// tier rebuilds it from its directory (the cached objects, oldest write
+// first). With seed, every object found counts as seen once, as the disk
+// tier does; without, the sketch starts empty. A negative at never
+// restarts.
+func IndexRestart(t Trace, capacity, warm int, kind policy.Kind, at int, seed bool) (Result, error) {
+	written := map[int]int{} // cached object -> when it was written
+	newIndex := func() (*policy.Index[int], *policy.Sketch, error) {
+		sk := policy.NewSketch(16 * capacity) // the disk tier sizes it so for 1 MiB chunks
+		ix, err := policy.New[int](kind, int64(capacity), sk, hash, func(k int, _ int64) { delete(written, k) })
+		return ix, sk, err
+	}
+	ix, sk, err := newIndex()
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Hit: make([]bool, len(t))}
 	for i, k := range t {
+		if i == at {
+			found := make([]int, 0, len(written))
+			for obj := range written {
+				found = append(found, obj)
+			}
+			slices.SortFunc(found, func(a, b int) int { return written[a] - written[b] })
+			ix, sk, _ = newIndex()
+			for _, obj := range found {
+				ix.Add(obj, 1)
+				if seed {
+					sk.Add(hash(obj))
+				}
+			}
+		}
 		sk.Add(hash(k))
 		if _, ok := ix.Get(k); ok {
 			res.record(i, warm, true, false)
@@ -91,6 +121,7 @@ func Index(t Trace, capacity, warm int, kind policy.Kind) (Result, error) {
 				ix.RemoveOldest()
 			}
 			ix.Add(k, 1)
+			written[k] = i
 			wrote = true
 		}
 		res.record(i, warm, false, wrote)

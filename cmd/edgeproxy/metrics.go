@@ -150,6 +150,8 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 		counter("stale_serves_total", "Readers served stale because the origin failed.", func(s cache.Stats) int64 { return s.StaleServes }),
 		counter("disk_errors_total", "Disk tier I/O failures.", func(s cache.Stats) int64 { return s.DiskErrors }),
 		counter("disk_corrupt_total", "Disk chunks that failed verification.", func(s cache.Stats) int64 { return s.DiskCorrupt }),
+		counter("disk_writes_total", "Chunk files written to the disk tier.", func(s cache.Stats) int64 { return s.DiskWrites }),
+		counter("disk_rejected_total", "Filled chunks the disk policy declined to write (writes avoided).", func(s cache.Stats) int64 { return s.DiskRejected }),
 		gauge("memory_bytes", "Memory tier cost now.", func(s cache.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_max_bytes", "Memory tier budget.", func(s cache.Stats) int64 { return s.MemoryMaxBytes }),
 		gauge("disk_bytes", "Disk tier bytes now.", func(s cache.Stats) int64 { return s.DiskBytes }),
