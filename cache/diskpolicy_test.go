@@ -53,8 +53,8 @@ func BenchmarkHitMemoryDiskPolicy(b *testing.B) {
 // It runs at 1/16 of the scale (64 KiB objects and chunks, 1 MiB of
 // memory with the ristretto counters of 16 MiB, 4 MiB of disk): the ratios
 // depend on how many objects each tier holds, and at 1 MiB the run takes
-// two minutes under the race detector. (At 1 MiB, measured once: lru 0.512
-// with 1952 writes, tinylfu 0.644 with 102.) Each request settles (fills
+// two minutes under the race detector. (At 1 MiB, measured once: lru 0.518
+// with 1927 writes, tinylfu 0.649 with 95.) Each request settles (fills
 // done, disk queue drained) before the next, so no write is dropped for a
 // full queue; the memory tier's sampled eviction still varies a little
 // between runs, which the margin absorbs (measured: 0.12 to 0.13 above lru).

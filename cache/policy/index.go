@@ -35,18 +35,9 @@ const protectedShare = 80
 
 // sampleFactor sets the sketch's halving period to this many additions per
 // indexed entry: TinyLFU's paper's and Caffeine's 10. On the simulator 20
-// gave 0.007 more byte hit ratio on a Zipf(0.9) trace but recovered more
+// gained 0.001 of byte hit ratio on a Zipf(0.9) trace and recovered more
 // slowly from a shifted popularity (docs/design.md has the figures).
 const sampleFactor = 10
-
-// fadeBelow is the estimate under which the oldest protected entry counts
-// as faded: it then leaves before the oldest probationary entry if that one
-// is seen more often. Without it (a plain SLRU) yesterday's hot set sits in
-// the protected segment, never a victim, and on the simulator a shifted
-// Zipf(0.9) popularity had not recovered its hit ratio 8000 requests
-// later; with 2 it takes about 2000. Comparing the tails whatever their
-// estimates makes the protected segment stop protecting.
-const fadeBelow = 2
 
 // Index tracks entries of a byte-budgeted store and decides admission and
 // eviction order. It never evicts by itself: the owner asks Admit before
@@ -145,7 +136,7 @@ func (ix *Index[K]) Get(k K) (int64, bool) {
 // demote moves protected entries back to probation while the protected
 // segment is over its share, keeping the newest.
 func (ix *Index[K]) demote() {
-	limit := ix.budget - ix.budget/100*(100-protectedShare)
+	limit := ix.budget/100*protectedShare + ix.budget%100*protectedShare/100
 	for ix.protectedBytes > limit && ix.protected.len > 1 {
 		e := ix.protected.back()
 		ix.protected.remove(e)
@@ -199,25 +190,24 @@ func (ix *Index[K]) removeEntry(e *entry[K]) {
 	}
 }
 
-// victim returns the entry that leaves next. Under LRU that is the oldest
-// entry. Under TinyLFU it is the oldest probationary entry, unless the
-// oldest protected entry has faded (see fadeBelow) and is seen less often.
+// victim returns the entry that leaves next: the oldest probationary one,
+// else the oldest protected one.
 func (ix *Index[K]) victim() *entry[K] {
-	return ix.pick(ix.probation.back(), ix.protected.back())
+	if e := ix.probation.back(); e != nil {
+		return e
+	}
+	return ix.protected.back()
 }
 
-// pick returns the next victim of the two candidates p (probationary) and
-// q (protected); either may be nil.
-func (ix *Index[K]) pick(p, q *entry[K]) *entry[K] {
-	switch {
-	case p == nil:
-		return q
-	case q == nil || ix.kind == LRU:
-		return p
-	case ix.sketch.Estimate(ix.hash(q.key)) < min(ix.sketch.Estimate(ix.hash(p.key)), fadeBelow):
-		return q
+// older returns the entry that leaves after e, or nil.
+func (ix *Index[K]) older(e *entry[K]) *entry[K] {
+	if e.protected {
+		return ix.protected.older(e)
 	}
-	return p
+	if o := ix.probation.older(e); o != nil {
+		return o
+	}
+	return ix.protected.back()
 }
 
 // RemoveOldest evicts the next victim, calling onEvict.
@@ -249,11 +239,9 @@ func (ix *Index[K]) Admit(k K, need int64, bonus int) bool {
 	}
 	freq := ix.sketch.Estimate(ix.hash(k)) + bonus
 	var freed int64
-	p, q := ix.probation.back(), ix.protected.back()
-	for freed < need {
-		e := ix.pick(p, q)
+	for e := ix.victim(); freed < need; e = ix.older(e) {
 		if e == nil {
-			return true // the whole index makes room (need > budget is the owner's check)
+			return true // everything makes room (need > budget is the owner's check)
 		}
 		if ix.sketch.Estimate(ix.hash(e.key)) >= freq {
 			if e.protected {
@@ -264,11 +252,6 @@ func (ix *Index[K]) Admit(k K, need int64, bonus int) bool {
 			return false
 		}
 		freed += e.size
-		if e == p {
-			p = ix.probation.older(p)
-		} else {
-			q = ix.protected.older(q)
-		}
 	}
 	return true
 }

@@ -171,32 +171,47 @@ func TestScanResistance(t *testing.T) {
 	}
 }
 
-// TestFadedProtectedLeaves: once yesterday's hot entries are no longer
-// seen, a new hot set replaces them although they sit in the protected
-// segment.
-func TestFadedProtectedLeaves(t *testing.T) {
-	const capacity = 10
+// TestNewHotSetTakesOver: a hot set of 48 entries is read for a long time
+// (its counters saturate), then a disjoint one takes its place. The new set
+// must be served from the index within two halving periods of the sketch
+// (1280 reads here: 20 turnovers of an LRU cache, whose 64 entries would be
+// replaced within about 64 misses), although the old one sits in the
+// protected segment with high counts.
+func TestNewHotSetTakesOver(t *testing.T) {
+	const capacity, hot = 64, 48
 	ix, s, _ := newTestIndex(t, TinyLFU, capacity)
-	for k := range capacity {
-		ix.Add(k, 1)
-		ix.Get(k)
+	s.SetSample(sampleFactor * capacity)
+	access := func(k int) bool {
 		s.Add(h(k))
-	}
-	// The old set faded: the sketch forgot it, the new keys were seen.
-	s.Clear()
-	for k := 100; k < 100+capacity; k++ {
-		s.Add(h(k))
-		s.Add(h(k))
-		s.Add(h(k))
-		if !ix.Admit(k, 1, 0) {
-			t.Fatalf("new hot key %d refused by faded entries", k)
+		if _, ok := ix.Get(k); ok {
+			return true
 		}
-		ix.RemoveOldest()
-		ix.Add(k, 1)
+		if ix.Admit(k, int64(ix.Len()+1-capacity), 0) {
+			for ix.Len() >= capacity {
+				ix.RemoveOldest()
+			}
+			ix.Add(k, 1)
+		}
+		return false
 	}
-	for k := range capacity {
-		if ix.Contains(k) {
-			t.Fatalf("faded key %d still indexed", k)
+	for i := range 4000 {
+		access(i * 7 % hot)
+	}
+	for i := range 2 * sampleFactor * capacity {
+		access(1000 + i*7%hot)
+	}
+	hits := 0
+	for i := range 10 * hot {
+		if access(1000 + i*7%hot) {
+			hits++
+		}
+	}
+	if ratio := float64(hits) / (10 * hot); ratio < 0.9 {
+		t.Fatalf("new hot set hit ratio %.3f after two halving periods, want at least 0.9", ratio)
+	}
+	for k := 1000; k < 1000+hot; k++ {
+		if !ix.Contains(k) {
+			t.Fatalf("new hot key %d not indexed", k)
 		}
 	}
 }
