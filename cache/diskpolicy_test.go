@@ -163,3 +163,37 @@ func BenchmarkDiskSeen(b *testing.B) {
 		})
 	}
 }
+
+// TestDiskAdmissionReadahead: the chunks of a window fetched ahead of the
+// reader are judged with the read they are about to get, so a multi-chunk
+// object read twice gets all its chunks in, not only the first.
+func TestDiskAdmissionReadahead(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskConfig(dir) // 1 KiB chunks, 4-chunk windows
+	fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 1<<10)
+	cfg.DiskBytes = 3*fileSize + fileSize/2
+	o := newFakeOrigin()
+	c := newTestCache(t, cfg, o, nil)
+	for i, k := range []string{"1", "2", "3"} {
+		o.put("b", k, randomBytes(1<<10, uint64(90+i)))
+		readAll(t, c, "b", k)
+		settle(t, c)
+	}
+	o.put("b", "x", randomBytes(3<<10, 95))
+	// Each read misses: the chunks leave memory after it.
+	for range 2 {
+		readAll(t, c, "b", "x")
+		settle(t, c)
+		id := c.meta.get("b", "x").id
+		for idx := range int64(3) {
+			c.mem.Del(memKey(id, idx))
+		}
+		c.mem.Wait()
+	}
+	id := c.meta.get("b", "x").id
+	for idx := range int64(3) {
+		if !c.disk.has(id, idx) {
+			t.Fatalf("chunk %d of an object read twice is not on disk: %+v", idx, c.Stats())
+		}
+	}
+}
