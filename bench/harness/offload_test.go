@@ -1,6 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,5 +64,65 @@ func TestOffloadMarkdown(t *testing.T) {
 	md := offloadMarkdown(options{offloadSize: 256 << 10}, scs, vs, [][]offloadRun{{{hit: hit}, {hit: make([]bool, len(hit))}}})
 	if !strings.Contains(md, "| second pass | ") || !strings.Contains(md, " 0.500 | 0.000 |") {
 		t.Fatalf("section:\n%s", md)
+	}
+}
+
+// TestReplayOffload replays a short trace through a stand-in cache (an
+// HTTP server that keeps every object it fetched through the relay in a
+// file under dir/cache) and checks the per-request hits, the origin bytes
+// and the bytes held.
+func TestReplayOffload(t *testing.T) {
+	const size = 4 << 10
+	body := bytes.Repeat([]byte{'x'}, size)
+	originSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(body)
+	}))
+	defer originSrv.Close()
+	org := &origin{Endpoint: strings.TrimPrefix(originSrv.URL, "http://")}
+
+	v := offloadVariant{name: "stand-in", start: func(ctx context.Context, s *server, dir string) error {
+		cacheDir := filepath.Join(dir, "cache")
+		if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", s.Addr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			path := filepath.Join(cacheDir, filepath.Base(r.URL.Path))
+			if b, err := os.ReadFile(path); err == nil {
+				w.Write(b)
+				return
+			}
+			resp, err := http.Get("http://" + s.relay.Addr() + r.URL.Path)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			os.WriteFile(path, b, 0o644)
+			w.Write(b)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		s.prefix = "/bench/"
+		s.notes = []string{"stand-in"}
+		return nil
+	}}
+	trace := policysim.Trace{0, 1, 0, 2, 1, 0}
+	run, err := replayOffload(context.Background(), v, t.TempDir(), org, trace, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, false, true, false, true, true}; !slices.Equal(run.hit, want) {
+		t.Errorf("hits %v, want %v", run.hit, want)
+	}
+	if run.originBytes < 3*size || run.originBytes > 3*size+3*1024 {
+		t.Errorf("origin bytes %d, want 3 objects of %d and their headers", run.originBytes, size)
+	}
+	if run.heldMax != 3*size || run.notes != "stand-in" {
+		t.Errorf("held %d bytes (want %d), notes %q", run.heldMax, 3*size, run.notes)
 	}
 }
