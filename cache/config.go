@@ -53,7 +53,8 @@ type Config struct {
 	// lru and wrote a twentieth as many files, and a one-off scan neither
 	// evicts the hot set nor costs disk writes (docs/design.md). Its price
 	// is a slower switch when popularity moves wholesale to new objects,
-	// and a sketch of 8 bytes per 64 KiB of DiskBytes (at most 32 MiB).
+	// and a sketch of 8 bytes per 64 KiB of DiskBytes (a power of two, at most
+	// 32 MiB).
 	// lru writes every fill and deletes the least recently used chunk, as
 	// nginx does; it is kept so operators can compare on their own traffic.
 	// Changing it keeps the chunks on disk.

@@ -30,10 +30,11 @@ import (
 // like LRU until its counters fill, and needs no state file beside the
 // chunks whose consistency after a crash would need its own checks. What
 // it loses is the ranking among the chunks on disk, which the traffic
-// rebuilds within a halving period (10 reads per chunk held).
+// rebuilds within a halving period (16 reads per chunk held).
 
 // diskSketchItems sizes the sketch: one counter word per 64 KiB of budget
-// (a 10 GiB disk gets 160k words, 1.25 MiB), between 1k and 4M words.
+// (a 10 GiB disk gets 160k, rounded up to 256k words: 2 MiB), between 1k
+// and 4M words.
 func diskSketchItems(budget int64) int {
 	return int(min(max(budget/(64<<10), 1<<10), 1<<22))
 }

@@ -174,9 +174,9 @@ func TestScanResistance(t *testing.T) {
 // TestNewHotSetTakesOver: a hot set of 48 entries is read for a long time
 // (its counters saturate), then a disjoint one takes its place. The new set
 // must be served from the index within two halving periods of the sketch
-// (1280 reads here: 20 turnovers of an LRU cache, whose 64 entries would be
-// replaced within about 64 misses), although the old one sits in the
-// protected segment with high counts.
+// (2048 reads here; an LRU cache would replace its 64 entries within about
+// 64 misses), although the old one sits in the protected segment with high
+// counts.
 func TestNewHotSetTakesOver(t *testing.T) {
 	const capacity, hot = 64, 48
 	ix, s, _ := newTestIndex(t, TinyLFU, capacity)

@@ -52,8 +52,8 @@ func TestSketchSaturates(t *testing.T) {
 }
 
 func TestSketchHalves(t *testing.T) {
-	s := NewSketch(64) // 64 words: the shortest period SetSample allows
-	s.SetSample(1)
+	s := NewSketch(64)
+	s.SetSample(64)
 	add := func(k, n int) {
 		for range n {
 			s.Add(h(k))
@@ -83,6 +83,20 @@ func TestSketchHalves(t *testing.T) {
 	add(9, 1)
 	if got := s.Estimate(h(1)); got != 3 {
 		t.Fatalf("second halving: %d, want 3", got)
+	}
+}
+
+// TestSketchSampleFloor: the halving period is at least a quarter of the
+// table, whatever SetSample asks.
+func TestSketchSampleFloor(t *testing.T) {
+	s := NewSketch(1024)
+	s.SetSample(1)
+	if got := s.sample.Load(); got != 256 {
+		t.Fatalf("period %d, want 256", got)
+	}
+	s.SetSample(5000)
+	if got := s.sample.Load(); got != 5000 {
+		t.Fatalf("period %d, want 5000", got)
 	}
 }
 
