@@ -110,10 +110,10 @@ func (ix *Index[K]) Peek(k K) (int64, bool) {
 	return e.size, true
 }
 
-// Get returns k's size and counts a hit: the entry becomes most recent, and
-// under TinyLFU a second hit moves it from probation to protected. (The
-// sketch is not fed here: the owner feeds it once per access wherever the
-// access was served.)
+// Get returns k's size and counts a hit: the entry becomes the newest of
+// its segment, and under TinyLFU a probationary entry moves to protected.
+// (The sketch is not fed here: the owner feeds it once per access wherever
+// the access was served.)
 func (ix *Index[K]) Get(k K) (int64, bool) {
 	e, ok := ix.items[k]
 	if !ok {

@@ -12,11 +12,11 @@ import (
 
 // Sketch estimates how often each key was seen recently: a count-min sketch
 // of 4-bit counters (TinyLFU, Einziger et al. 2017) whose counters are all
-// halved after every Sample additions, so old popularity fades and a new
-// hot set can take over.
+// halved after every period of additions (SetSample), so old popularity
+// fades and a new hot set can take over.
 //
-// It is safe for concurrent use without locks: Add is a few atomic
-// compare-and-swaps, cheap enough for the cache-hit path, and allocates
+// It is safe for concurrent use without locks: Add is one load and at most
+// one compare-and-swap, cheap enough for the cache-hit path, and allocates
 // nothing. Under concurrency an addition may occasionally be lost to a
 // halving in progress; the estimate is approximate by design.
 //
