@@ -60,33 +60,20 @@ func BenchmarkHitMemoryDiskPolicy(b *testing.B) {
 // between runs, which the margin absorbs (measured: 0.12 to 0.13 above lru).
 func TestIssueTraceThroughCache(t *testing.T) {
 	trace := policysim.Zipf(1, 400, 0.9, 4000)
-	const size = 64 << 10
-	data := randomBytes(size, 70)
 	type result struct {
 		ratio  float64
 		writes int64
 	}
 	run := func(pol string) result {
-		o := newFakeOrigin()
-		for i := range 400 {
-			o.putETag("b", "obj"+strconv.Itoa(i), data, `"v`+strconv.Itoa(i)+`"`)
-		}
-		cfg := Config{ChunkSize: size, MemoryBytes: 16 * size, MemoryItems: 1024, DiskDir: t.TempDir(), DiskBytes: 64 * size, Policy: pol}
-		c := newTestCache(t, cfg, o, nil)
-		replay := func() {
-			for _, k := range trace {
-				readAll(t, c, "b", "obj"+strconv.Itoa(k))
-				settle(t, c)
-			}
-		}
-		replay()
+		c, o := traceCache(t, pol, 400)
+		replayTrace(t, c, trace)
 		st0, origin0 := c.Stats(), o.bytesRead.Load()
-		replay()
+		replayTrace(t, c, trace)
 		st1, origin1 := c.Stats(), o.bytesRead.Load()
 		if st1.DiskDropped != 0 || st1.DiskErrors != 0 {
 			t.Fatalf("%s: disk writes dropped or failed: %+v", pol, st1)
 		}
-		served := int64(len(trace)) * size
+		served := int64(len(trace)) * traceObjectSize
 		return result{1 - float64(origin1-origin0)/float64(served), st1.DiskWrites - st0.DiskWrites}
 	}
 	lru, ours := run("lru"), run("tinylfu")
@@ -99,6 +86,68 @@ func TestIssueTraceThroughCache(t *testing.T) {
 	if 2*ours.writes > lru.writes {
 		t.Errorf("tinylfu wrote %d chunk files, lru %d: want at most half", ours.writes, lru.writes)
 	}
+}
+
+// TestScanThroughCache: a hot set of 48 objects, then every other request
+// reads one of 640 objects never requested again (ten times the disk).
+// Under tinylfu the hot set keeps a hit ratio of at least 0.9 during and
+// after the scan, and the scan costs few disk writes; under lru the scan
+// flushes it.
+func TestScanThroughCache(t *testing.T) {
+	trace, end := policysim.Scan(3, 48, 2000, 640, 2000)
+	hot := func(k int) bool { return k < 48 }
+	ratio := func(hit []bool, from, to int) float64 {
+		return policysim.Result{Hit: hit}.RatioOver(trace, from, to, hot)
+	}
+	cl, _ := traceCache(t, "lru", 48+640)
+	lru := replayTrace(t, cl, trace)
+	c, _ := traceCache(t, "tinylfu", 48+640)
+	st0 := c.Stats()
+	ours := replayTrace(t, c, trace)
+	during, after := ratio(ours, 2000, end), ratio(ours, end, len(trace))
+	st := c.Stats()
+	t.Logf("hot set hit ratio during/after the scan: tinylfu %.3f/%.3f (%d disk writes), lru %.3f/%.3f (%d)",
+		during, after, st.DiskWrites-st0.DiskWrites, ratio(lru, 2000, end), ratio(lru, end, len(trace)), cl.Stats().DiskWrites)
+	if during < 0.9 || after < 0.9 {
+		t.Errorf("tinylfu: hot set hit ratio %.3f during and %.3f after the scan, want at least 0.9", during, after)
+	}
+	if l := ratio(lru, 2000, end); l >= 0.9 {
+		t.Errorf("lru kept the hot set during the scan (%.3f): the trace does not test scans", l)
+	}
+	if w := st.DiskWrites - st0.DiskWrites; w > 200 {
+		t.Errorf("tinylfu wrote %d chunk files for 48 hot objects and a scan of 640", w)
+	}
+}
+
+// traceObjectSize is the size of the objects of the trace tests: 1/16 of
+// issue 15's 1 MiB, with budgets scaled alike (see TestIssueTraceThroughCache).
+const traceObjectSize = 64 << 10
+
+// traceCache returns a cache under policy with memory for 16 objects and
+// disk for 64, in front of an origin holding objects obj0..obj(n-1).
+func traceCache(t *testing.T, policy string, n int) (*Cache, *fakeOrigin) {
+	t.Helper()
+	data := randomBytes(traceObjectSize, 70)
+	o := newFakeOrigin()
+	for i := range n {
+		o.putETag("b", "obj"+strconv.Itoa(i), data, `"v`+strconv.Itoa(i)+`"`)
+	}
+	cfg := Config{ChunkSize: traceObjectSize, MemoryBytes: 16 * traceObjectSize, MemoryItems: 1024,
+		DiskDir: t.TempDir(), DiskBytes: 64 * traceObjectSize, Policy: policy}
+	return newTestCache(t, cfg, o, nil), o
+}
+
+// replayTrace reads the objects of trace in order, each settling before
+// the next, and reports which were hits.
+func replayTrace(t *testing.T, c *Cache, trace policysim.Trace) []bool {
+	t.Helper()
+	hit := make([]bool, len(trace))
+	for i, k := range trace {
+		_, status := readAll(t, c, "b", "obj"+strconv.Itoa(k))
+		hit[i] = status == StatusHit
+		settle(t, c)
+	}
+	return hit
 }
 
 // TestDiskRestartKeepsAdmission: after a restart the chunks found on disk
