@@ -28,19 +28,20 @@ import (
 
 // options are the command-line flags.
 type options struct {
-	duration    time.Duration
-	rounds      int
-	threads     int
-	conns       int
-	coldClients int
-	servers     []string
-	out         string
-	keep        bool
-	timeout     time.Duration
-	extraEnv    []string
-	layers      bool // run the access-layers section (edgeproxy alone)
-	offload     bool // run only the origin-offload section
-	offloadSize int64
+	duration     time.Duration
+	rounds       int
+	threads      int
+	conns        int
+	coldClients  int
+	servers      []string
+	out          string
+	keep         bool
+	timeout      time.Duration
+	extraEnv     []string
+	layers       bool // run the access-layers section (edgeproxy alone)
+	offload      bool // run only the origin-offload section
+	offloadSize  int64
+	offloadTrace string // a recorded trace to replay too
 }
 
 func main() {
@@ -60,6 +61,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 45*time.Minute, "upper bound of the whole run")
 	flag.BoolVar(&o.offload, "offload", false, "run only the origin-offload section: traces replayed through edgeproxy (tinylfu and lru) and nginx, hit ratios beside LRU and Belady")
 	flag.Int64Var(&o.offloadSize, "offload-size", 256<<10, "object size of the offload traces, in bytes")
+	flag.StringVar(&o.offloadTrace, "offload-trace", "", "also replay this recorded trace in -offload: one object name per line")
 	flag.Func("edgeproxy-env", "extra KEY=VALUE for edgeproxy, e.g. EDGEPROXY_CACHE_CHUNK_SIZE=4MiB (repeatable)", func(v string) error {
 		if !strings.HasPrefix(v, "EDGEPROXY_") || !strings.Contains(v, "=") {
 			return errors.New("want EDGEPROXY_KEY=VALUE")

@@ -88,6 +88,40 @@ func offloadScenarios() []offloadScenario {
 	return out
 }
 
+// recordedScenario reads a recorded trace: one object name per line (blank
+// lines and lines starting with # are skipped). Each distinct name becomes
+// an object numbered from first on, all of one size: the trace keeps the
+// order and repetition of the requests, not their sizes. The first half
+// warms the caches; the second half is measured.
+func recordedScenario(path string, first int) (offloadScenario, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return offloadScenario{}, fmt.Errorf("harness: -offload-trace: %w", err)
+	}
+	ids := map[string]int{}
+	var trace policysim.Trace
+	for _, line := range strings.Split(string(b), "\n") {
+		name := strings.TrimSpace(line)
+		if name == "" || strings.HasPrefix(name, "#") {
+			continue
+		}
+		id, ok := ids[name]
+		if !ok {
+			id = first + len(ids)
+			ids[name] = id
+		}
+		trace = append(trace, id)
+	}
+	if len(trace) < 2 {
+		return offloadScenario{}, fmt.Errorf("harness: -offload-trace %s: fewer than 2 requests", path)
+	}
+	return offloadScenario{
+		name:    fmt.Sprintf("recorded %s, %d objects", filepath.Base(path), len(ids)),
+		trace:   trace,
+		windows: []offloadWindow{{"second half", len(trace) / 2, len(trace), nil}},
+	}, nil
+}
+
 // offloadVariant is one cache under test in this section.
 type offloadVariant struct {
 	name  string
@@ -137,6 +171,16 @@ func runOffload(ctx context.Context, o options, root, tmp string, org *origin) (
 	scenarios := offloadScenarios()
 	maxObj := 0
 	for _, sc := range scenarios {
+		for _, k := range sc.trace {
+			maxObj = max(maxObj, k)
+		}
+	}
+	if o.offloadTrace != "" {
+		sc, err := recordedScenario(o.offloadTrace, maxObj+1)
+		if err != nil {
+			return "", err
+		}
+		scenarios = append(scenarios, sc)
 		for _, k := range sc.trace {
 			maxObj = max(maxObj, k)
 		}

@@ -126,3 +126,25 @@ func TestReplayOffload(t *testing.T) {
 		t.Errorf("held %d bytes (want %d), notes %q", run.heldMax, 3*size, run.notes)
 	}
 }
+
+func TestRecordedScenario(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.txt")
+	os.WriteFile(path, []byte("# a comment\na.bin\nb.bin\n\na.bin\nc.bin\n  b.bin  \n"), 0o644)
+	sc, err := recordedScenario(path, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (policysim.Trace{100, 101, 100, 102, 101}); !slices.Equal(sc.trace, want) {
+		t.Errorf("trace %v, want %v", sc.trace, want)
+	}
+	if w := sc.windows; len(w) != 1 || w[0].from != 2 || w[0].to != 5 {
+		t.Errorf("windows %+v", w)
+	}
+	os.WriteFile(path, []byte("only\n"), 0o644)
+	if _, err := recordedScenario(path, 0); err == nil {
+		t.Error("a one-request trace was accepted")
+	}
+	if _, err := recordedScenario(filepath.Join(t.TempDir(), "missing"), 0); err == nil {
+		t.Error("a missing file was accepted")
+	}
+}
