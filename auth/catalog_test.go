@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestCatalog(t *testing.T) {
@@ -52,13 +53,17 @@ func TestCatalog(t *testing.T) {
 }
 
 func TestCatalogSlowRedis(t *testing.T) {
-	cat, err := NewCatalog(CatalogConfig{Timeout: 50 * time.Millisecond}, newTestClient(t, hangingServer(t)), nil)
+	// The client's own timeout is 30 s: a Lookup that ignored its 50 ms
+	// one would take that long. 10 s is room for a loaded machine.
+	c := redis.NewClient(&redis.Options{Addr: hangingServer(t), MaxRetries: -1, ReadTimeout: 30 * time.Second, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	cat, err := NewCatalog(CatalogConfig{Timeout: 50 * time.Millisecond}, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	_, err = cat.Lookup(context.Background(), "1")
-	if err == nil || errors.Is(err, ErrFileNotFound) || time.Since(start) > time.Second {
+	if err == nil || errors.Is(err, ErrFileNotFound) || time.Since(start) > 10*time.Second {
 		t.Fatalf("Lookup against a hung server: %v after %v", err, time.Since(start))
 	}
 }

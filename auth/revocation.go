@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,8 +34,12 @@ const (
 func (v *Verifier) listen(ctx context.Context) {
 	defer close(v.done)
 	backoff := backoffInitial
+	var readyOnce sync.Once
 	for {
-		err := v.subscribeOnce(ctx, func() { backoff = backoffInitial })
+		err := v.subscribeOnce(ctx, func() {
+			backoff = backoffInitial
+			readyOnce.Do(func() { close(v.ready) })
+		})
 		if ctx.Err() != nil {
 			return
 		}
@@ -53,7 +58,8 @@ func (v *Verifier) listen(ctx context.Context) {
 }
 
 // subscribeOnce subscribes, then applies revocations until the connection
-// fails or ctx ends. subscribed is called once the subscription is live.
+// fails or ctx ends. subscribed is called once the subscription is live and
+// the cache purged.
 func (v *Verifier) subscribeOnce(ctx context.Context, subscribed func()) error {
 	ps := v.client.Subscribe(ctx)
 	v.psMu.Lock()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 // Grant is what a successful Verify hands the proxy.
@@ -53,6 +55,7 @@ type Verifier struct {
 
 	stop    context.CancelFunc
 	done    chan struct{}
+	ready   chan struct{} // closed by the listener after its first purge
 	closeMu sync.Mutex
 	closed  bool
 	psMu    sync.Mutex
@@ -72,7 +75,7 @@ func (e *cacheEntry) usable(now time.Time) bool {
 
 // New returns a Verifier using client, which may be a standalone, Sentinel or
 // Cluster client. It starts listening for revocations at once; call Close
-// when done. A nil logger means slog.Default().
+// when done. A nil logger discards.
 //
 // Create the client with ContextTimeoutEnabled: true. Verify returns at the
 // budget either way, but without it go-redis ignores context deadlines, so a
@@ -87,17 +90,15 @@ func New(cfg Config, client redis.UniversalClient, logger *slog.Logger) (*Verifi
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
 	v := &Verifier{
 		cfg:      cfg,
 		client:   client,
-		log:      logger.With("component", "auth"),
+		log:      logging.For(logger, "auth"),
 		now:      time.Now,
 		sem:      make(chan struct{}, cfg.MaxInFlight),
 		throttle: newThrottle(cfg.FailuresPerMinute, cfg.ThrottleSize),
 		done:     make(chan struct{}),
+		ready:    make(chan struct{}),
 	}
 	if cfg.CacheTTL > 0 {
 		ttl := cfg.CacheTTL
@@ -132,6 +133,15 @@ func (v *Verifier) Close() error {
 	<-v.done
 	return nil
 }
+
+// Ready returns a channel that is closed once the revocation listener holds
+// its first subscription and has purged the cache for it. From then on a
+// Revoke anywhere reaches this Verifier, and nothing cached afterwards is
+// dropped by that purge. Callers that must not lose a cache entry to the
+// purge, or that need revocations to arrive (tests, a readiness probe),
+// wait on it; Verify itself never does. It stays open while Redis is
+// unreachable at start.
+func (v *Verifier) Ready() <-chan struct{} { return v.ready }
 
 func (v *Verifier) key(token string) string { return v.cfg.KeyPrefix + token }
 

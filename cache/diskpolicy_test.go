@@ -157,7 +157,7 @@ func replayTrace(t *testing.T, c *Cache, trace policysim.Trace) []bool {
 func TestDiskRestartKeepsAdmission(t *testing.T) {
 	dir := t.TempDir()
 	cfg := diskConfig(dir)
-	fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 1<<10) // bucket "b", key "x", quoted MD5 ETag
+	fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 4 + 1<<10) // bucket "b", key "x", quoted MD5 ETag, one block sum
 	cfg.DiskBytes = 3*fileSize + fileSize/2
 	o := newFakeOrigin()
 	for i, k := range []string{"1", "2", "3", "4", "5"} {
@@ -219,7 +219,7 @@ func BenchmarkDiskSeen(b *testing.B) {
 func TestDiskAdmissionReadahead(t *testing.T) {
 	dir := t.TempDir()
 	cfg := diskConfig(dir) // 1 KiB chunks, 4-chunk windows
-	fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 1<<10)
+	fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 4 + 1<<10)
 	cfg.DiskBytes = 3*fileSize + fileSize/2
 	o := newFakeOrigin()
 	c := newTestCache(t, cfg, o, nil)

@@ -54,7 +54,7 @@ func newS3(t testing.TB, s *testenv.MinIOServer) *countingOrigin {
 	t.Helper()
 	o, err := origin.NewS3(origin.S3Config{
 		Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
-		Timeout: 2 * time.Second, ConnectTimeout: time.Second, Retries: -1,
+		Timeout: 10 * time.Second, ConnectTimeout: 5 * time.Second, Retries: -1, // a loaded machine's MinIO may be slow
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -114,6 +115,13 @@ func (e *authEnv) verifier(cfg auth.Config) *auth.Verifier {
 		e.t.Fatalf("auth.New: %v", err)
 	}
 	e.t.Cleanup(func() { v.Close() })
+	// Once its listener has subscribed and purged the cache, revocations
+	// reach it and what the test's requests cache stays cached.
+	select {
+	case <-v.Ready():
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("verifier's revocation listener not ready within 10s")
+	}
 	return v
 }
 
@@ -335,12 +343,13 @@ func TestAuthE2EExpiredByTTL(t *testing.T) {
 	t.Run("cached while alive", func(t *testing.T) {
 		tok := e.newToken()
 		e.setString(tok, "file_id="+fileOne, 300*time.Second)
-		if err := e.rdb.PExpire(ctx, "download:token:"+tok, 2*time.Second).Err(); err != nil {
+		// 5 s: time for the first request on a loaded machine.
+		if err := e.rdb.PExpire(ctx, "download:token:"+tok, 5*time.Second).Err(); err != nil {
 			t.Fatal(err)
 		}
 		resp, body := do(t, e.c, http.MethodGet, u, "Authorization", "Bearer "+tok)
 		wantBody(t, resp, body, e.f1)
-		waitFor(t, 10*time.Second, "the key expired", keyGone(tok))
+		waitFor(t, 15*time.Second, "the key expired", keyGone(tok))
 		resp, body = do(t, e.c, http.MethodGet, u, "Authorization", "Bearer "+tok)
 		wantAuthError(t, resp, body, 401, auth.CodeTokenInvalid)
 	})
@@ -483,26 +492,23 @@ func logRefusals(t testing.TB, log string) {
 }
 
 // TestAuthE2ERevocation: a token revoked through one edge's admin API stops
-// working on another edge that has it cached, within a second (the
-// revocation broadcast; B's cache would otherwise trust it for a minute).
+// working on another edge that has it cached, within seconds (the
+// revocation broadcast, milliseconds in practice: auth's
+// BenchmarkRevokePropagation; B's cache would otherwise trust it for an
+// hour).
 func TestAuthE2ERevocation(t *testing.T) {
 	// Not parallel: it bounds response times.
 	e := newAuthEnv(t, testenv.Redis(t).Addr)
 	cfg := testAuthConfig()
 	cfg.RevokeChannel = "download:token:revoked:" + e.newToken()[:8] // this test's edges only
-	cfg.CacheTTL = time.Minute
-	vA, vB := e.verifier(cfg), e.verifier(cfg)
-	waitFor(t, 5*time.Second, "both verifiers subscribed", func() bool {
-		m, err := e.rdb.PubSubNumSub(context.Background(), cfg.RevokeChannel).Result()
-		return err == nil && m[cfg.RevokeChannel] >= 2
-	})
+	cfg.CacheTTL = time.Hour
+	vA, vB := e.verifier(cfg), e.verifier(cfg) // both listening
 	pA := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: vA})
 	pB := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: vB})
 
 	adminKey := e.secret("admin-key-0123456789abcdef")
-	admin := proxy.NewAdmin(proxy.AdminConfig{Key: adminKey}, nil, nil, e.logger)
-	admin.RegisterAuth(vA, nil, pA.URL)
-	as := httptest.NewServer(admin)
+	api := admin.New(admin.Config{Key: adminKey}, admin.Deps{Tokens: vA, DownloadBase: pA.URL, Logger: e.logger})
+	as := httptest.NewServer(api)
 	t.Cleanup(as.Close)
 	adminDo := func(method, path, body string) (*http.Response, []byte) {
 		req, _ := http.NewRequest(method, as.URL+path, strings.NewReader(body))
@@ -536,7 +542,7 @@ func TestAuthE2ERevocation(t *testing.T) {
 	}
 
 	// Control: B really answers from its cache, so only the broadcast can
-	// make it refuse within the second. A key deleted behind the
+	// make it refuse within the bound below. A key deleted behind the
 	// verifiers' backs (no broadcast) is still served by B.
 	ctl := e.create(vA, auth.TokenSpec{FileID: fileOne})
 	resp, body = do(t, e.c, http.MethodGet, pB.URL+"/download/"+fileOne, "Authorization", "Bearer "+ctl)
@@ -555,7 +561,7 @@ func TestAuthE2ERevocation(t *testing.T) {
 	resp, body = do(t, e.c, http.MethodGet, pA.URL+"/download/"+fileOne, "Authorization", "Bearer "+tok)
 	wantAuthError(t, resp, body, 401, auth.CodeTokenInvalid)
 
-	waitFor(t, time.Second-time.Since(revoked), "edge B refuses the revoked token", func() bool {
+	waitFor(t, 10*time.Second, "edge B refuses the revoked token", func() bool {
 		resp, body = do(t, e.c, http.MethodGet, pB.URL+"/download/"+fileOne, "Authorization", "Bearer "+tok)
 		return resp.StatusCode != 200
 	})
@@ -595,7 +601,9 @@ func TestAuthE2ERedisDown(t *testing.T) {
 		if n := retryAfterSeconds(t, resp); n != 2 {
 			t.Errorf("Retry-After %d, want the verifier's 2 s", n)
 		}
-		if took > time.Second {
+		// A refused dial fails at once and the budget caps a slow one;
+		// 5 s (20 budgets) catches a request that waits for Redis anyway.
+		if took > 5*time.Second {
 			t.Errorf("request %d during the outage took %v", i, took)
 		}
 	}
@@ -844,7 +852,7 @@ func TestCatalogE2ERedisDown(t *testing.T) {
 	for _, u := range []string{p.URL + "/download/uncached", pt.URL + "/download/uncached?token=" + tok} {
 		start := time.Now()
 		resp, body = do(t, e.c, http.MethodGet, u)
-		if took := time.Since(start); took > time.Second {
+		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("refusal took %v", took)
 		}
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {

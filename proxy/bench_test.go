@@ -81,6 +81,7 @@ func newHitBench(tb testing.TB, size int, withAuth, withLimiter, withStats bool)
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { v.Close() })
+		<-v.Ready() // its purge-on-subscribe must not empty the warm cache
 		deps.Tokens = v
 		cfg.DownloadAuth = proxy.AuthToken
 	}

@@ -1,17 +1,26 @@
 package proxy_test
 
 // End-to-end tests of download shaping and admission through the real
-// listener, measured with the real clock: the per-client rate (one
-// connection or eight), the fair share of a node cap, rate_after, the
-// per-client concurrency cap, client identity (by token user, and by
-// forwarded address for auth as well), and the release of a slot by a
-// client that hangs up.
+// listener: the per-client rate (one connection or eight), the fair share
+// of a node cap, rate_after, the per-client concurrency cap, client
+// identity (by token user, and by forwarded address for auth as well), and
+// the release of a slot by a client that hangs up.
+//
+// These tests must hold on a loaded 2-core machine, so no assertion depends
+// on how promptly the machine runs anything:
+//   - A single download is shaped on a virtual clock (virtualClock): the
+//     limiter's waits advance it instead of sleeping, so the time the
+//     download takes is computed exactly and checked to one slice.
+//   - Concurrent downloads need the real clock. A token bucket cannot
+//     release bytes early, so a shaped transfer takes at least the ideal
+//     time however busy the machine is: that bound is tight (0.9x). Bounds
+//     the other way (a client gets at least part of its rate) are loose and
+//     kept only where they prove something: separate buckets, no starvation.
+//   - The precise achieved rates are measured by BenchmarkLimiterE2E.
 //
 // Rates are measured from the client's side as bytes over time after the
 // initial burst (the bucket starts full), from the moment the running total
-// passes a threshold to the last byte. Bytes arrive in slices of at most
-// 64 KiB, so the quantisation error over N bytes is below one slice; the
-// sizes are chosen so that it stays under 2%.
+// passes a threshold to the last byte.
 
 import (
 	"bufio"
@@ -172,9 +181,21 @@ type limitedProxy struct {
 	c   *http.Client
 }
 
-func startLimited(t *testing.T, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps) *limitedProxy {
+func startLimited(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps, opts ...limiter.Option) *limitedProxy {
 	t.Helper()
-	lim, err := limiter.New(cfg, time.Now)
+	return startLimitedOn(t, time.Now, cfg, pcfg, deps, opts...)
+}
+
+// startVirtual is startLimited on a virtual clock: see virtualClock.
+func startVirtual(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps) (*limitedProxy, *virtualClock) {
+	t.Helper()
+	clk := &virtualClock{now: time.Unix(1_900_000_000, 0)}
+	return startLimitedOn(t, clk.Now, cfg, pcfg, deps, limiter.WithSleep(clk.Sleep)), clk
+}
+
+func startLimitedOn(t testing.TB, now func() time.Time, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps, opts ...limiter.Option) *limitedProxy {
+	t.Helper()
+	lim, err := limiter.New(cfg, now, opts...)
 	if err != nil {
 		t.Fatalf("limiter.New: %v", err)
 	}
@@ -193,42 +214,78 @@ func startLimited(t *testing.T, cfg limiter.Config, pcfg proxy.Config, deps prox
 
 func (lp *limitedProxy) url(key string) string { return lp.p.URL + "/download/" + key }
 
-// wantRate checks that got is within tol (a fraction) of want.
-func wantRate(t *testing.T, what string, got, want, tol float64) {
+// virtualClock is the limiter's clock for tests with a single shaped
+// download: its sleep advances the clock by the wait instead of waiting, so
+// the wall-clock time the download takes is replaced by the sum of the
+// waits the limiter asked for, exact however loaded the machine is. It is
+// exact for one reader at a time only: concurrent readers would each
+// advance it by their own wait.
+type virtualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return nil
+}
+
+// shapedTime is how long n bytes take at rate after a full bucket of burst.
+func shapedTime(n, burst int64, rate float64) time.Duration {
+	return time.Duration(float64(n-burst) / rate * float64(time.Second))
+}
+
+// wantRateIn checks that got lies within [lo, hi] times want. The
+// bounds are wide on purpose (see the top of this file); the log line
+// still shows the exact figure.
+func wantRateIn(t *testing.T, what string, got, want, lo, hi float64) {
 	t.Helper()
-	dev := got/want - 1
-	if dev < -tol || dev > tol {
-		t.Errorf("%s: %.0f B/s, want %.0f B/s ±%.0f%% (off by %+.1f%%)", what, got, want, tol*100, dev*100)
+	if r := got / want; r < lo || r > hi {
+		t.Errorf("%s: %.0f B/s, %.2fx the %.0f B/s wanted; want %.2fx to %.2fx", what, got, r, want, lo, hi)
 	} else {
-		t.Logf("%s: %.0f B/s (%+.1f%% of %.0f)", what, got, dev*100, want)
+		t.Logf("%s: %.0f B/s (%.2fx of %.0f)", what, got, r, want)
+	}
+}
+
+// wantVirtual checks that a download took want on the virtual clock, to
+// within one 64 KiB slice at rate.
+func wantVirtual(t *testing.T, what string, got, want time.Duration, rate float64) {
+	t.Helper()
+	slice := time.Duration(float64(64*kib) / rate * float64(time.Second))
+	if got < want-slice || got > want+slice {
+		t.Errorf("%s took %v on the virtual clock, want %v ± %v", what, got, want, slice)
+	} else {
+		t.Logf("%s took %v on the virtual clock (shaped time %v)", what, got, want)
 	}
 }
 
 // TestLimiterE2EOneClient: one download of one client is shaped to the
-// client's rate after the initial burst.
+// client's rate after the initial burst. On the virtual clock the download
+// takes exactly the shaped time: it would take none without shaping, and
+// longer if the proxy waited more than the limiter asks.
 func TestLimiterE2EOneClient(t *testing.T) {
 	const rate, burst = 1 * mib, 256 * kib // burst: the default, rate/4
-	lp := startLimited(t, limiter.Config{Rate: rate}, proxy.Config{}, proxy.Deps{})
+	lp, clk := startVirtual(t, limiter.Config{Rate: rate}, proxy.Config{}, proxy.Deps{})
 	data := randBytes(201, 4*mib+burst) // four seconds after the burst
 	lp.o.put(t, dlBucket, "obj", data)
 
-	var tl timeline
-	start := time.Now()
-	f := timedGet(context.Background(), lp.c, lp.url("obj"), nil, nil, &tl)
-	elapsed := time.Since(start)
+	start := clk.Now()
+	f := timedGet(context.Background(), lp.c, lp.url("obj"), nil, nil)
 	if f.err != nil || f.status != 200 || f.sha != sha(data) {
 		t.Fatalf("download: status %d, %d bytes, err %v, body ok %v", f.status, f.n, f.err, f.sha == sha(data))
 	}
-	got, span, err := tl.rateAfter(burst + 64*kib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantRate(t, fmt.Sprintf("rate over the %v after the burst", span.Round(time.Millisecond)), got, rate, 0.05)
-	// The whole download: burst + rate*elapsed bytes, so no more than that
-	// arrived early.
-	if want := time.Duration(float64(len(data)-burst) / rate * float64(time.Second)); elapsed < want*95/100 {
-		t.Errorf("%d bytes took %v; at %d B/s after a %d-byte burst they take %v", len(data), elapsed, rate, burst, want)
-	}
+	wantVirtual(t, "the download", clk.Now().Sub(start), shapedTime(int64(len(data)), burst, rate), rate)
 	if st := lp.lim.Stats(); st.Waits == 0 || st.BytesShaped != uint64(len(data)) {
 		t.Errorf("limiter stats: %+v, want waits and %d bytes shaped", st, len(data))
 	}
@@ -245,6 +302,7 @@ func TestLimiterE2EParallelConnections(t *testing.T) {
 	var tl timeline
 	part := len(data) / conns
 	results := make([]fetched, conns)
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Go(func() {
@@ -253,16 +311,25 @@ func TestLimiterE2EParallelConnections(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
 	for i, f := range results {
 		if want := sha(data[i*part : (i+1)*part]); f.err != nil || f.status != 206 || f.sha != want {
 			t.Errorf("part %d: status %d, %d bytes, err %v, body ok %v", i, f.status, f.n, f.err, f.sha == want)
 		}
 	}
-	got, span, err := tl.rateAfter(burst + conns*64*kib)
-	if err != nil {
-		t.Fatal(err)
+	// The eight connections draw from one bucket, so together they take
+	// at least the shaped time of the whole object (with a bucket per
+	// connection they would take an eighth of it); a busy machine can
+	// only make them slower. The upper bound is loose: the eight still
+	// get the client's rate between them, none of them is stalled.
+	ideal := shapedTime(int64(conns*part), burst, rate)
+	if elapsed < ideal*9/10 || elapsed > 3*ideal {
+		t.Errorf("%d connections took %v for %d bytes; at %d B/s after a %d-byte burst they take %v (want 0.9x to 3x)",
+			conns, elapsed, conns*part, rate, burst, ideal)
 	}
-	wantRate(t, fmt.Sprintf("total rate of %d connections over %v", conns, span.Round(time.Millisecond)), got, rate, 0.05)
+	if got, span, err := tl.rateAfter(burst + conns*64*kib); err == nil {
+		t.Logf("total rate of %d connections over %v: %.0f B/s", conns, span.Round(time.Millisecond), got)
+	}
 }
 
 // TestLimiterE2EFairShare: ten clients (told apart by X-Forwarded-For from
@@ -306,12 +373,16 @@ func TestLimiterE2EFairShare(t *testing.T) {
 			t.Errorf("client %d: %v", i, err)
 			continue
 		}
-		wantRate(t, fmt.Sprintf("client %d", i), got, share, 0.10)
+		// Above 1.25x: the share is not enforced. Below 0.4x: the client
+		// is starved (others took its share, or the share is wrong). A
+		// loaded machine moves a client's figure by its socket backlog at
+		// the window's edges, far less than either bound.
+		wantRateIn(t, fmt.Sprintf("client %d", i), got, share, 0.4, 1.25)
 	}
 	if got, err := all.rateIn(from, to); err != nil {
 		t.Error(err)
 	} else {
-		wantRate(t, "all clients", got, global, 0.10)
+		wantRateIn(t, "all clients", got, global, 0.4, 1.25)
 	}
 	if st := lp.lim.Stats(); st.Clients != clients {
 		t.Errorf("the limiter tracked %d clients, want %d (one per forwarded address)", st.Clients, clients)
@@ -319,42 +390,29 @@ func TestLimiterE2EFairShare(t *testing.T) {
 }
 
 // TestLimiterE2ERateAfter: the first RateAfter bytes are not shaped, the
-// rest are.
+// rest are. On the virtual clock the download takes the shaped time of the
+// bytes after RateAfter only (two seconds more if RateAfter were ignored,
+// none if nothing were shaped); TestShapeRateAfter checks the order.
 func TestLimiterE2ERateAfter(t *testing.T) {
 	const rate, burst, after = 1 * mib, 256 * kib, 2 * mib
-	lp := startLimited(t, limiter.Config{Rate: rate, RateAfter: after}, proxy.Config{}, proxy.Deps{})
+	lp, clk := startVirtual(t, limiter.Config{Rate: rate, RateAfter: after}, proxy.Config{}, proxy.Deps{})
 	data := randBytes(203, after+burst+3*mib) // three seconds shaped
 	lp.o.put(t, dlBucket, "obj", data)
 
-	var tl timeline
-	f := timedGet(context.Background(), lp.c, lp.url("obj"), nil, nil, &tl)
+	start := clk.Now()
+	f := timedGet(context.Background(), lp.c, lp.url("obj"), nil, nil)
 	if f.err != nil || f.status != 200 || f.sha != sha(data) {
 		t.Fatalf("download: status %d, %d bytes, err %v, body ok %v", f.status, f.n, f.err, f.sha == sha(data))
 	}
-	s := tl.snapshot()
-	var fast time.Duration
-	for _, x := range s {
-		if x.n >= after {
-			fast = x.at.Sub(s[0].at)
-			break
-		}
-	}
-	// At the rate, the first RateAfter bytes would take 1.75 s after the
-	// burst; unshaped they must come at least four times faster.
-	if limit := time.Duration(float64(after) / (4 * rate) * float64(time.Second)); fast > limit {
-		t.Errorf("the first %d bytes took %v, want under %v (they are not shaped)", after, fast, limit)
-	}
-	got, span, err := tl.rateAfter(after + burst + 64*kib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantRate(t, fmt.Sprintf("rate after rate_after, over %v", span.Round(time.Millisecond)), got, rate, 0.05)
+	wantVirtual(t, "the download", clk.Now().Sub(start), shapedTime(int64(len(data)-after), burst, rate), rate)
 }
 
 // TestLimiterE2EConcurrencyCap: a client's third concurrent download is
 // refused with 429 and a Retry-After while its two others carry on.
 func TestLimiterE2EConcurrencyCap(t *testing.T) {
-	lp := startLimited(t, limiter.Config{Rate: 1 * mib, MaxConcurrentPerClient: 2}, proxy.Config{}, proxy.Deps{})
+	// Two 1 MiB downloads sharing 512 KiB/s take almost 4 s: the third
+	// request is refused long before they end, however busy the machine.
+	lp := startLimited(t, limiter.Config{Rate: 512 * kib, MaxConcurrentPerClient: 2}, proxy.Config{}, proxy.Deps{})
 	data := randBytes(204, 1*mib)
 	lp.o.put(t, dlBucket, "obj", data)
 
@@ -365,15 +423,11 @@ func TestLimiterE2EConcurrencyCap(t *testing.T) {
 		wg.Go(func() { results[i] = timedGet(context.Background(), lp.c, lp.url("obj"), nil, headers) })
 		<-headers // admitted: the limiter answers before the headers are sent
 	}
-	sent := time.Now()
 	resp, body := do(t, lp.c, http.MethodGet, lp.url("obj"))
 	refused := time.Now()
 	wantError(t, resp, body, 429, "too_many_requests")
 	if n := retryAfterSeconds(t, resp); n != 1 {
 		t.Errorf("Retry-After %d, want the limiter's 1 s", n)
-	}
-	if d := refused.Sub(sent); d > time.Second {
-		t.Errorf("the refusal took %v", d)
 	}
 	wg.Wait()
 	for i, f := range results {
@@ -388,7 +442,7 @@ func TestLimiterE2EConcurrencyCap(t *testing.T) {
 		t.Errorf("rejections %v, want one client_concurrency", st.Rejections)
 	}
 	// Both slots are given back once the bodies are closed.
-	waitFor(t, 5*time.Second, "a new download admitted", func() bool {
+	waitFor(t, 10*time.Second, "a new download admitted", func() bool {
 		resp, body := do(t, lp.c, http.MethodGet, lp.url("obj"), "Range", "bytes=0-99")
 		return resp.StatusCode == 206 && string(body) == string(data[:100])
 	})
@@ -425,12 +479,12 @@ func TestLimiterE2EHangupReleasesSlot(t *testing.T) {
 	// ...and given back when the client goes away mid-download.
 	c.Close()
 	hungUp := time.Now()
-	waitFor(t, 5*time.Second, "a new download admitted after the hang-up", func() bool {
+	waitFor(t, 10*time.Second, "a new download admitted after the hang-up", func() bool {
 		resp, body := do(t, lp.c, http.MethodGet, lp.url("obj"), "Range", "bytes=0-99")
 		return resp.StatusCode == 206 && string(body) == string(data[:100])
 	})
 	t.Logf("slot released %v after the hang-up", time.Since(hungUp).Round(time.Millisecond))
-	waitFor(t, 5*time.Second, "no download in progress", func() bool { return lp.lim.Stats().ActiveDownloads == 0 })
+	waitFor(t, 10*time.Second, "no download in progress", func() bool { return lp.lim.Stats().ActiveDownloads == 0 })
 }
 
 // TestLimiterE2EUserIdentity: with token auth, the client is the token's
@@ -490,7 +544,10 @@ func TestLimiterE2EUserIdentity(t *testing.T) {
 			t.Errorf("%s: %v", m.what, err)
 			continue
 		}
-		wantRate(t, m.what, got, float64(m.rate), 0.10)
+		// Above 1.25x: alice's downloads do not share a bucket, or carol's
+		// token rate is ignored. Below 0.5x: users share one bucket (by
+		// address, all four downloads come from 127.0.0.1).
+		wantRateIn(t, m.what, got, float64(m.rate), 0.5, 1.25)
 	}
 	if st := lp.lim.Stats(); st.Clients != 3 {
 		t.Errorf("the limiter tracked %d clients, want 3 (one per user)", st.Clients)
@@ -592,5 +649,97 @@ func TestLimiterE2EForwardedClient(t *testing.T) {
 			resp, body = do(t, e.c, http.MethodGet, ps.URL+"/download/"+fileOne+"?"+q, "X-Forwarded-For", "203.0.113.5")
 			wantAuthError(t, resp, body, 403, auth.CodeSignatureInvalid)
 		}
+	})
+}
+
+// BenchmarkLimiterE2E measures what the tests above only bound: the rate
+// shaped downloads actually get through the real listener on the real
+// clock, as a fraction of the configured rate (1.00 is exact). Each
+// iteration is a download of several seconds; run it with -benchtime=1x
+// on an idle machine.
+func BenchmarkLimiterE2E(b *testing.B) {
+	const rate, burst = 1 * mib, 256 * kib
+	b.Run("one-client", func(b *testing.B) {
+		lp := startLimited(b, limiter.Config{Rate: rate}, proxy.Config{}, proxy.Deps{})
+		data := randBytes(301, 2*mib+burst)
+		lp.o.put(b, dlBucket, "obj", data)
+		var sum float64
+		for b.Loop() {
+			var tl timeline
+			f := timedGet(context.Background(), lp.c, lp.url("obj"), nil, nil, &tl)
+			if f.err != nil || f.status != 200 {
+				b.Fatalf("download: status %d, err %v", f.status, f.err)
+			}
+			got, _, err := tl.rateAfter(burst + 64*kib)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += got / rate
+		}
+		b.ReportMetric(sum/float64(b.N), "rate/configured")
+	})
+	b.Run("8-connections", func(b *testing.B) {
+		const conns = 8
+		lp := startLimited(b, limiter.Config{Rate: rate}, proxy.Config{}, proxy.Deps{})
+		data := randBytes(302, 2*mib+burst)
+		lp.o.put(b, dlBucket, "obj", data)
+		part := len(data) / conns
+		var sum float64
+		for b.Loop() {
+			var tl timeline
+			var wg sync.WaitGroup
+			for i := range conns {
+				wg.Go(func() {
+					rng := fmt.Sprintf("bytes=%d-%d", i*part, (i+1)*part-1)
+					timedGet(context.Background(), lp.c, lp.url("obj"), []string{"Range", rng}, nil, &tl)
+				})
+			}
+			wg.Wait()
+			got, _, err := tl.rateAfter(burst + conns*64*kib)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += got / rate
+		}
+		b.ReportMetric(sum/float64(b.N), "rate/configured")
+	})
+	b.Run("fair-share-10", func(b *testing.B) {
+		const global, clients = 10 * mib, 10
+		lp := startLimited(b, limiter.Config{GlobalRate: global},
+			proxy.Config{}, proxy.Deps{ClientIP: loopbackBalancer(b, "")})
+		lp.o.putSparse(b, dlBucket, "big", 64*mib)
+		var worst, total float64
+		worst = 1e9
+		for b.Loop() {
+			ctx, cancel := context.WithCancel(context.Background())
+			tls := make([]timeline, clients)
+			var all timeline
+			var wg sync.WaitGroup
+			start := time.Now()
+			for i := range clients {
+				wg.Go(func() {
+					xff := []string{"X-Forwarded-For", "198.51.100." + strconv.Itoa(i+1)}
+					timedGet(ctx, lp.c, lp.url("big"), xff, nil, &tls[i], &all)
+				})
+			}
+			from, to := start.Add(time.Second), start.Add(3*time.Second)
+			time.Sleep(time.Until(to.Add(50 * time.Millisecond))) // the measuring window, on purpose
+			cancel()
+			wg.Wait()
+			for i := range tls {
+				got, err := tls[i].rateIn(from, to)
+				if err != nil {
+					b.Fatal(err)
+				}
+				worst = min(worst, got/(global/clients))
+			}
+			got, err := all.rateIn(from, to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += got / global
+		}
+		b.ReportMetric(total/float64(b.N), "total/configured")
+		b.ReportMetric(worst, "worst-client/share")
 	})
 }

@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -67,6 +69,8 @@ type Config struct {
 	DownloadAuth string `yaml:"download_auth"`
 	// Routes is the host routing table.
 	Routes []RouteConfig `yaml:"routes"`
+	// TLS serves the download listener over HTTPS (see TLSConfig).
+	TLS TLSConfig `yaml:"tls"`
 	// ReadTimeout bounds reading a request's headers (slowloris). Default 10s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// IdleTimeout closes keep-alive connections idle this long. Default 60s.
@@ -147,6 +151,7 @@ func (c *Config) setDefaults() {
 	if c.TokenCookie == "" {
 		c.TokenCookie = "download_token"
 	}
+	c.TLS.setDefaults()
 }
 
 func (c *Config) validate() error {
@@ -168,17 +173,12 @@ func (c *Config) validate() error {
 	case c.ContentDisposition != "attachment" && c.ContentDisposition != "none":
 		return fmt.Errorf("proxy: content_disposition: %q is not attachment or none", c.ContentDisposition)
 	}
-	switch c.DownloadAuth {
-	case AuthNone, AuthToken, AuthSigned:
-	default:
-		return fmt.Errorf("proxy: download_auth: %q is not none, token or signed", c.DownloadAuth)
-	}
-	return nil
+	return c.TLS.validate()
 }
 
 // hostTable builds the routing table from the configured routes.
-func (c *Config) hostTable() (*HostTable, error) {
-	m := make(map[string]Route)
+func (c *Config) hostTable() (*hostTable, error) {
+	m := make(map[string]route)
 	for i, rc := range c.Routes {
 		if len(rc.Hosts) == 0 {
 			return nil, fmt.Errorf("proxy: routes[%d].hosts: required", i)
@@ -194,10 +194,10 @@ func (c *Config) hostTable() (*HostTable, error) {
 			if _, dup := m[h]; dup {
 				return nil, fmt.Errorf("proxy: routes[%d].hosts: %q listed twice", i, h)
 			}
-			m[h] = Route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
+			m[h] = route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
 		}
 	}
-	return NewHostTable(m) // its errors name the pattern
+	return newHostTable(m) // its errors name the pattern
 }
 
 // Deps are the parts the proxy is wired to.
@@ -207,7 +207,8 @@ type Deps struct {
 	// Origin is the store behind Objects, used for /readyz and presigned
 	// redirects. Required.
 	Origin origin.Store
-	// Logger receives the access log and errors. Default slog.Default().
+	// Logger receives the access log and errors, with component=proxy.
+	// Nil discards them.
 	Logger *slog.Logger
 	// Tokens checks download tokens; required by routes with auth "token".
 	Tokens TokenVerifier
@@ -231,6 +232,13 @@ type Deps struct {
 	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
+	// Uploads, when set, answers requests under its prefix (tus uploads),
+	// the only requests that may carry a body.
+	Uploads Uploads
+	// CatalogStore, when set, is pinged by /readyz to report the state
+	// of the catalog's system of record (PostgreSQL) in its body. Its
+	// failure does not make the node unready: cached entries still serve.
+	CatalogStore interface{ Ping(context.Context) error }
 }
 
 // Server is the download front end. Create it with New.
@@ -239,24 +247,27 @@ type Server struct {
 	objects Objects
 	origin  origin.Store
 	log     *slog.Logger
-	hosts   *HostTable
-	// download is the route of /download/{fileId}.
-	download Route
+	// rt is the routing state a reload replaces (reload.go).
+	rt atomic.Pointer[routing]
+	// certs is the download listener's certificate; nil without TLS.
+	certs *certStore
 	// accessLog caches *cfg.AccessLog for the hot path.
 	accessLog bool
-	// downloadEnabled: /download/ has a bucket or a catalog to read.
-	downloadEnabled bool
 
 	tokens    TokenVerifier
-	signer    URLVerifier
 	catalog   FileCatalog
 	failures  FailureThrottle
-	limiter   *limiter.Limiter
 	clientIP  *clientip.Resolver
 	stats     StatsRecorder
 	metrics   *requestCounters
 	keys      keyCache
 	readiness readiness // /readyz's cached origin check
+	// uploads serves requests under uploadPrefix; nil: no uploads.
+	uploads      Uploads
+	uploadPrefix []byte
+	// catalogStore and catalogReady report the catalog's database.
+	catalogStore interface{ Ping(context.Context) error }
+	catalogReady readiness
 }
 
 // New validates cfg and builds a Server.
@@ -265,64 +276,46 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	hosts, err := cfg.hostTable()
-	if err != nil {
-		return nil, err
-	}
 	if deps.Origin == nil {
 		return nil, errors.New("proxy: deps: Origin is required")
 	}
 	if deps.Objects == nil {
 		deps.Objects = deps.Origin
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	if cfg.DownloadBucket == "" && deps.Catalog == nil && len(cfg.Routes) == 0 {
-		return nil, errors.New("proxy: download_bucket: required when there are no routes and no file catalog")
-	}
+	deps.Logger = logging.For(deps.Logger, "proxy")
 	s := &Server{
-		cfg:     cfg,
-		objects: deps.Objects,
-		origin:  deps.Origin,
-		log:     deps.Logger,
-		hosts:   hosts,
-		download: Route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
-			RateClass: cfg.DownloadRateClass},
-		accessLog:       *cfg.AccessLog,
-		downloadEnabled: cfg.DownloadBucket != "" || deps.Catalog != nil,
-		tokens:          deps.Tokens,
-		signer:          deps.Signer,
-		catalog:         deps.Catalog,
-		failures:        deps.Failures,
-		limiter:         deps.Limiter,
-		clientIP:        deps.ClientIP,
-		stats:           deps.Stats,
-		metrics:         newRequestCounters(),
+		cfg:          cfg,
+		objects:      deps.Objects,
+		origin:       deps.Origin,
+		log:          deps.Logger,
+		accessLog:    *cfg.AccessLog,
+		tokens:       deps.Tokens,
+		catalog:      deps.Catalog,
+		failures:     deps.Failures,
+		clientIP:     deps.ClientIP,
+		stats:        deps.Stats,
+		metrics:      newRequestCounters(),
+		catalogStore: deps.CatalogStore,
 	}
-	// Refuse at start a route whose auth has no backend: failing every
-	// request of that route at run time would be worse.
-	routes := append(hosts.routes(), &s.download)
-	for _, r := range routes {
-		switch {
-		case r.Auth == AuthToken && s.tokens == nil:
-			return nil, fmt.Errorf("proxy: route %q: auth token needs the token store (redis.addrs)", r.Name)
-		case r.Auth == AuthSigned && s.signer == nil:
-			return nil, fmt.Errorf("proxy: route %q: auth signed needs signing keys (auth.signer.keys)", r.Name)
-		}
-		if r.RateClass != "" {
-			if s.limiter == nil {
-				return nil, fmt.Errorf("proxy: route %q: rate_class %q needs the limiter", r.Name, r.RateClass)
-			}
-			rate, err := s.limiter.ClassRate(r.RateClass)
-			if err != nil {
-				return nil, fmt.Errorf("proxy: route %q: %w", r.Name, err)
-			}
-			r.classRate = rate
+	rt, err := s.newRouting(&s.cfg, LiveDeps{Signer: deps.Signer, Limiter: deps.Limiter})
+	if err != nil {
+		return nil, err
+	}
+	s.rt.Store(rt)
+	if cfg.TLS.Enabled() {
+		if s.certs, err = newCertStore(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.log); err != nil {
+			return nil, err
 		}
 	}
 	if s.failures == nil {
 		s.failures, _ = deps.Tokens.(FailureThrottle)
+	}
+	if deps.Uploads != nil {
+		p := deps.Uploads.Prefix()
+		if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' || p == "/download/" || p == pathHealthz+"/" || p == pathReadyz+"/" {
+			return nil, fmt.Errorf("proxy: upload prefix %q: must be /name/ and not /download/", p)
+		}
+		s.uploads, s.uploadPrefix = deps.Uploads, []byte(p)
 	}
 	return s, nil
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// NewHTTPServer returns the fasthttp server for the download listener,
+// newHTTPServer returns the fasthttp server for the download listener,
 // with the limits that keep slow or hostile clients from holding resources:
 // a header read timeout (slowloris), an idle timeout, a send timeout, a
 // maximum header size (larger requests get 431), no request bodies, and a
 // bound on connections. Serve also wraps the listener (listener.go).
-func (s *Server) NewHTTPServer() *fasthttp.Server {
+func (s *Server) newHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:        s.Handler,
 		Name:           "edgeproxy",
@@ -26,6 +26,9 @@ func (s *Server) NewHTTPServer() *fasthttp.Server {
 		// Headers plus a small body fit one buffer: one write per small hit.
 		WriteBufferSize:    s.cfg.WriteBuffer,
 		MaxRequestBodySize: 4 << 10,
+		// Upload bodies are read by the handler as they arrive, never
+		// whole; downloads have none (headerReceived).
+		StreamRequestBody: true,
 		// Reads no body and sends no 100 (Continue): see headerReceived.
 		HeaderReceived:               s.headerReceived,
 		Concurrency:                  s.cfg.MaxConns,
@@ -72,7 +75,15 @@ var hdrExpect = []byte("Expect")
 // server omit it when there is no content, and a request that announces
 // content gets a final 400 instead. fasthttp's ContinueHandler and
 // ExpectHandler cannot do this: they send 100 or skip the handler.
+//
+// Uploads (Deps.Uploads) are the exception: their PATCH and POST bodies are
+// left to fasthttp, which streams them (StreamRequestBody: it reads at most
+// 8 KiB ahead, and MaxRequestBodySize does not apply to a streamed body),
+// and it answers their 100-continue.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if s.uploadBody(h) {
+		return fasthttp.RequestConfig{}
+	}
 	if cl := h.ContentLength(); cl != 0 && cl != -2 { // -2: no framing at all
 		h.SetContentLength(0)
 	}
@@ -83,7 +94,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 }
 
 // reject answers a request checkRequest refused and closes the connection,
-// lingering: the rest of the request may still be arriving.
+// lingering: the rest of the request may still be arriving. Handler logs it.
 func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 	writeError(ctx, e)
 	ctx.SetConnectionClose()
@@ -91,7 +102,6 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 	if e == errBadHost {
 		ctx.URI().SetHostBytes(nil) // keep userinfo out of the access log
 	}
-	s.logRequest(ctx, "", e)
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then stops
@@ -99,7 +109,10 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 // before closing the connections that are left.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln = s.clientIP.Listener(ln, s.cfg.ReadTimeout) // PROXY protocol, when configured
-	srv := s.NewHTTPServer()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	ln = s.wrapTLS(wctx, ln) // inside the PROXY header, which comes in clear
+	srv := s.newHTTPServer()
 	conns := &connSet{conns: make(map[net.Conn]struct{})}
 	srv.ConnState = conns.track
 	errc := make(chan error, 1)
@@ -119,6 +132,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("drain timeout: closed remaining connections", "connections", n, "drain_timeout", s.cfg.DrainTimeout)
 		err = nil
 	}
+	// fasthttp's Shutdown closes only the listeners its Serve has already
+	// registered: cancelled before that goroutine ran, Serve would start
+	// accepting afterwards and never return. Closing the listener here ends
+	// it in either case.
+	fl.Close()
 	<-errc
 	return err
 }

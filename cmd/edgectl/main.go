@@ -6,10 +6,16 @@
 //	edgectl token revoke <token>
 //	edgectl file put -id 10086 -bucket dl -src ./a.iso [-key iso/a.iso] [-filename a.iso] [-content-type T]
 //	edgectl file put -id 10086 -bucket dl -key iso/a.iso [-size N] [-sha256 HEX] [-filename F] [-content-type T]
+//	edgectl file put -bucket dl -src ./a.iso [...]    (id assigned by a PostgreSQL catalog; known content not re-uploaded)
 //	edgectl file get <id>
+//	edgectl file list [-after ID] [-limit N]
+//	edgectl file rm <id>
+//	edgectl db migrate                                   (DSN from $EDGECTL_POSTGRES_DSN, else $EDGEPROXY_POSTGRES_DSN)
 //	edgectl sign -url https://dl.example.com/download/10086 -ttl 1h [-ip 203.0.113.7] [-method GET]
 //	edgectl purge -bucket dl (-key iso/a.iso | -prefix iso/)
 //	edgectl stats [-hot N | -file ID | -task ID]
+//	edgectl get URL [-o FILE] [-c N] [-sha256 HEX]
+//	edgectl put FILE [-url ENDPOINT] [-c N] [-filename F] [-type T]
 //
 // Global flags (before the command): -addr, the admin API's base URL
 // (default $EDGECTL_ADDR, else http://127.0.0.1:9090), and -timeout. The
@@ -21,10 +27,12 @@
 // sign prints the URL alone, for use in scripts). "edgectl help", -h and
 // --help, on their own or after a command, print usage on stdout and exit 0.
 // Other exit codes: 1 the API or the store refused or could not be reached
-// (its error on stderr), 2 invalid command line or environment.
+// (its error on stderr), 2 invalid command line or environment; get and
+// put add 3 (checksum mismatch), 4 (object changed too often) and 5 (local
+// file error), see get.go.
 //
 // The admin API edgectl speaks (Authorization: Bearer KEY, JSON bodies,
-// snake_case), served by proxy.Admin:
+// snake_case), served by package admin:
 //
 //	POST   /v1/purge          {bucket, key | prefix} -> 200 {purged}
 //	GET    /v1/stats          -> 200 {...}
@@ -32,6 +40,9 @@
 //	DELETE /v1/tokens/{token} -> 204; 404 token_not_found
 //	PUT    /v1/files/{id}     {bucket,key,filename,sha256,size,content_type} -> 204
 //	GET    /v1/files/{id}     -> 200 {id,bucket,key,...}; 404 not_found
+//	POST   /v1/files          {bucket,key,...} -> 201 {record}; 200 {record} when its sha256 is known
+//	GET    /v1/files?after=&limit= | ?sha256= -> 200 [{record}...]
+//	DELETE /v1/files/{id}     -> 204; 404 not_found
 //	errors                    -> non-2xx with {"code":..,"message":..}
 package main
 
@@ -66,10 +77,16 @@ commands:
   token revoke TOKEN
   file put -id ID -bucket B -src PATH [-key K] [-filename F] [-content-type T] [-s3-endpoint HOST:PORT] [-s3-secure]
   file put -id ID -bucket B -key K [-size N] [-sha256 HEX] [-filename F] [-content-type T]
+  file put -bucket B -src PATH [...]        (no -id: the PostgreSQL catalog assigns it; known content is not re-uploaded)
   file get ID
+  file list [-after ID] [-limit N]
+  file rm ID
+  db migrate
   sign -url URL -ttl D [-ip IP] [-method M]
   purge -bucket B (-key K | -prefix P)
   stats [-hot N | -file ID | -task ID]
+  get URL [-o FILE] [-c N] [-sha256 HEX]
+  put FILE [-url ENDPOINT] [-c N] [-filename F] [-type T]
 "edgectl <command> -h" describes a command.
 
 global flags:
@@ -80,8 +97,12 @@ environment:
   EDGECTL_ADMIN_KEY (else EDGEPROXY_ADMIN_KEY)   admin API key
   EDGECTL_S3_ENDPOINT, EDGECTL_S3_ACCESS_KEY, EDGECTL_S3_SECRET_KEY   origin for file put -src
   EDGECTL_SIGN_KEYS (kid:secret,...), EDGECTL_SIGN_KID   keys for sign
+  EDGECTL_POSTGRES_DSN (else EDGEPROXY_POSTGRES_DSN)   database for db migrate
+  EDGECTL_TOKEN   download token of get (and upload token of put)
+  EDGECTL_UPLOAD_URL, EDGECTL_UPLOAD_TOKEN   tus endpoint and upload token of put
 
-exit status: 0 success, 1 the API or the store failed, 2 invalid command line`
+exit status: 0 success, 1 the API, the store or the network failed, 2 invalid command line;
+get and put also: 3 checksum mismatch (get), 4 object changed too often (get), 5 local file error`
 
 // helpRequested is returned when the operator asked for usage; text goes to
 // stdout and the exit status is 0, because asking for help is not a mistake.
@@ -106,10 +127,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 }
 
 func runContext(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	err := runErr(ctx, args, environ, stdout)
+	err := runErr(ctx, args, environ, stdout, stderr)
 	var (
 		hr helpRequested
 		ue usageError
+		xe exitError
 	)
 	switch {
 	case err == nil:
@@ -124,6 +146,9 @@ func runContext(ctx context.Context, args, environ []string, stdout, stderr io.W
 		}
 		fmt.Fprintf(stderr, "edgectl: %v\n%s\n", err, u)
 		return 2
+	case errors.As(err, &xe):
+		fmt.Fprintf(stderr, "edgectl: %v\n", err)
+		return xe.code
 	default:
 		fmt.Fprintf(stderr, "edgectl: %v\n", err)
 		return 1
@@ -145,12 +170,13 @@ type cli struct {
 	api     *client
 	environ []string
 	stdout  io.Writer
+	stderr  io.Writer // progress of get and put
 	// uploadTimeout bounds an upload when -timeout was given; zero: none,
 	// since a large file can take far longer than an API call.
 	uploadTimeout time.Duration
 }
 
-func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error {
+func runErr(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edgectl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "", "admin API base URL")
@@ -164,7 +190,7 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 	if *timeout <= 0 {
 		return usagef("-timeout must be positive")
 	}
-	x := &cli{environ: environ, stdout: stdout}
+	x := &cli{environ: environ, stdout: stdout, stderr: stderr}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "timeout" {
 			x.uploadTimeout = *timeout
@@ -180,7 +206,7 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 		}
 		rest = append(append([]string(nil), rest[1:]...), "-h") // "help file put" is "file put -h"
 	}
-	if rest[0] != "sign" { // the only command that needs no API
+	if rest[0] != "sign" && rest[0] != "db" { // sign and db need no API
 		base := *addr
 		if base == "" {
 			base = getenv(environ, "EDGECTL_ADDR")
@@ -203,7 +229,11 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 		return stats(ctx, x, rest[1:])
 	case "sign":
 		return sign(x, rest[1:], time.Now())
-	case "token", "file":
+	case "get":
+		return get(ctx, x, rest[1:])
+	case "put":
+		return put(ctx, x, rest[1:])
+	case "token", "file", "db":
 	default:
 		return usagef("unknown command %q", rest[0])
 	}
@@ -222,6 +252,12 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 		return filePut(ctx, x, rest[2:])
 	case "file get":
 		return fileGet(ctx, x, rest[2:])
+	case "file list":
+		return fileList(ctx, x, rest[2:])
+	case "file rm":
+		return fileRm(ctx, x, rest[2:])
+	case "db migrate":
+		return dbMigrate(ctx, x, rest[2:])
 	}
 	return usagef("unknown command %q", strings.Join(rest[:2], " "))
 }

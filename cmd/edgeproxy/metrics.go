@@ -5,20 +5,16 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
-	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 // timedOrigin measures origin latency (to the answer of Stat, and to the
@@ -109,23 +105,29 @@ func (r *redisErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 }
 
 // newRegistry gathers every part's metrics into one registry.
-func (a *app) newRegistry(timed *timedOrigin, rerr *redisErrors) *prometheus.Registry {
+func (a *app) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(a.proxy.Collector(), timed.latency)
+	reg.MustRegister(a.proxy.Collector(), a.timed.latency)
 	if a.cache != nil {
 		reg.MustRegister(cacheCollector(a.cache)...)
 	}
-	if a.access.limiter != nil {
-		reg.MustRegister(limiterCollector(a.access.limiter)...)
+	if a.limiter != nil {
+		reg.MustRegister(limiterCollector(a.proxy.Limiter)...)
 	}
-	if rerr != nil {
+	if a.endpoints != nil {
+		reg.MustRegister(endpointCollector(a.endpoints))
+	}
+	if rerr := a.redisErrs; rerr != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "edgeproxy_redis_errors_total", Help: "Redis commands and dials that failed.",
 		}, func() float64 { return float64(rerr.n.Load()) }))
 	}
 	if a.stats != nil {
 		reg.MustRegister(a.stats.Collectors()...)
+	}
+	if a.db != nil && a.db.syncer != nil {
+		reg.MustRegister(syncCollectors(a.db.syncer)...)
 	}
 	return reg
 }
@@ -152,10 +154,12 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 		counter("disk_corrupt_total", "Disk chunks that failed verification.", func(s cache.Stats) int64 { return s.DiskCorrupt }),
 		counter("disk_writes_total", "Chunk files written to the disk tier.", func(s cache.Stats) int64 { return s.DiskWrites }),
 		counter("disk_rejected_total", "Filled chunks the disk policy declined to write (writes avoided).", func(s cache.Stats) int64 { return s.DiskRejected }),
+		counter("disk_old_format_total", "Chunk files of an older format deleted at start.", func(s cache.Stats) int64 { return s.DiskOldFormat }),
 		gauge("memory_bytes", "Memory tier cost now.", func(s cache.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_max_bytes", "Memory tier budget.", func(s cache.Stats) int64 { return s.MemoryMaxBytes }),
 		gauge("disk_bytes", "Disk tier bytes now.", func(s cache.Stats) int64 { return s.DiskBytes }),
 		gauge("disk_chunks", "Disk tier chunks now.", func(s cache.Stats) int64 { return s.DiskChunks }),
+		gauge("disk_read_buffers", "Read buffers (80 KiB) held by disk-tier readers now.", func(s cache.Stats) int64 { return s.DiskReadBuffers }),
 		gauge("meta_entries", "Objects in the metadata tier.", func(s cache.Stats) int64 { return s.MetaEntries }),
 		collectorFunc{desc: bySource, collect: func(ch chan<- prometheus.Metric) {
 			s := c.Stats()
@@ -166,7 +170,11 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 	}
 }
 
-func limiterCollector(l *limiter.Limiter) []prometheus.Collector {
+// limiterCollector reads the limiter in effect: a reload may replace it
+// (its counters then start again from zero, which Prometheus reads as a
+// counter reset).
+func limiterCollector(current func() *limiter.Limiter) []prometheus.Collector {
+	l := limiterStats(current)
 	rej := prometheus.NewDesc("edgeproxy_limiter_rejections_total", "Downloads refused by the limiter, by reason.", []string{"reason"}, nil)
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgeproxy_limiter_clients", Help: "Clients tracked."},
@@ -185,6 +193,54 @@ func limiterCollector(l *limiter.Limiter) []prometheus.Collector {
 	}
 }
 
+// endpointCollector reports each origin endpoint's health and counters,
+// labelled by its host:port.
+func endpointCollector(stats func() []origin.EndpointStat) prometheus.Collector {
+	lbl := []string{"endpoint"}
+	up := prometheus.NewDesc("edgeproxy_origin_endpoint_up", "1 when the endpoint passes its health check and is not ejected.", lbl, nil)
+	inflight := prometheus.NewDesc("edgeproxy_origin_endpoint_in_flight", "Requests waiting for or streaming from the endpoint.", lbl, nil)
+	reqs := prometheus.NewDesc("edgeproxy_origin_endpoint_requests_total", "Requests sent to the endpoint.", lbl, nil)
+	fails := prometheus.NewDesc("edgeproxy_origin_endpoint_failures_total", "Requests that failed transiently or answered slowly.", lbl, nil)
+	ejects := prometheus.NewDesc("edgeproxy_origin_endpoint_ejections_total", "Times the endpoint was ejected as an outlier.", lbl, nil)
+	return collectorsFunc{descs: []*prometheus.Desc{up, inflight, reqs, fails, ejects}, collect: func(ch chan<- prometheus.Metric) {
+		for _, e := range stats() {
+			u := 0.0
+			if e.Up {
+				u = 1
+			}
+			ch <- prometheus.MustNewConstMetric(up, prometheus.GaugeValue, u, e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(inflight, prometheus.GaugeValue, float64(e.InFlight), e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(reqs, prometheus.CounterValue, float64(e.Requests), e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(fails, prometheus.CounterValue, float64(e.Failures), e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(ejects, prometheus.CounterValue, float64(e.Ejections), e.Endpoint)
+		}
+	}}
+}
+
+// collectorsFunc is collectorFunc for several descriptors.
+type collectorsFunc struct {
+	descs   []*prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorsFunc) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+func (c collectorsFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// limiterStats adapts current to the Stats calls of limiterCollector; no
+// limiter reads as zero.
+type limiterStats func() *limiter.Limiter
+
+func (f limiterStats) Stats() limiter.Stats {
+	if l := f(); l != nil {
+		return l.Stats()
+	}
+	return limiter.Stats{}
+}
+
 // collectorFunc adapts a function to prometheus.Collector.
 type collectorFunc struct {
 	desc    *prometheus.Desc
@@ -193,15 +249,3 @@ type collectorFunc struct {
 
 func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
-
-// mountOps adds /metrics and /debug/pprof/ to the admin API (behind its key).
-func mountOps(a *proxy.Admin, reg *prometheus.Registry) {
-	a.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a.HandleFunc("GET /debug/pprof/", pprof.Index)
-	a.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	a.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	a.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	a.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-}
-
-var _ http.Handler = (*proxy.Admin)(nil)

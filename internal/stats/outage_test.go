@@ -168,7 +168,7 @@ func TestRedisHangs(t *testing.T) {
 	// Close is bounded by its context even though a batch is stuck.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	within(t, 3*time.Second, "Close", func() {
+	within(t, 10*time.Second, "Close", func() {
 		if err := r.Close(ctx); err == nil {
 			t.Error("Close with Redis hanging reported success")
 		}

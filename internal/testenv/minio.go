@@ -67,7 +67,9 @@ func NewMinIO(t testing.TB) *MinIOServer {
 	return s
 }
 
-func startMinIO(dir string) (*MinIOServer, error) {
+// startMinIO starts MinIO with its data in dir; env adds server settings
+// (e.g. notification targets).
+func startMinIO(dir string, env ...string) (*MinIOServer, error) {
 	bin, err := lookBinary("TESTENV_MINIO_BIN", "minio", filepath.Join(cacheDir(), "bin", "minio"))
 	if err != nil {
 		return nil, err
@@ -101,6 +103,7 @@ func startMinIO(dir string) (*MinIOServer, error) {
 			},
 			logPath: filepath.Join(dir, "minio.log"),
 		}
+		s.proc.env = append(s.proc.env, env...)
 		if last = s.start(); last == nil {
 			return s, nil
 		}
@@ -114,13 +117,27 @@ func (s *MinIOServer) start() error {
 		return err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
+	mc, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	if err != nil {
+		return fmt.Errorf("testenv: minio client: %w", err)
+	}
 	return s.proc.waitReady(func() bool {
 		resp, err := hc.Get("http://" + s.Endpoint + "/minio/health/ready")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		// /minio/health/ready answers 200 before MinIO has loaded its
+		// users; until then (seconds on a loaded machine) signed
+		// requests fail with "Server not initialized yet". Ready means
+		// a signed request works (minio/minio#11862: by design).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = mc.ListBuckets(ctx)
+		return err == nil
 	})
 }
 
