@@ -339,7 +339,7 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 	if a.redis == nil || a.s3 == nil {
 		return usageError{fmt.Errorf("config: key %q: uploads need redis.addrs and origin.kind s3", "upload.enabled")}
 	}
-	d := upload.Deps{Redis: a.redis, S3: a.s3.Core(), Limiter: a.limiter, Logger: a.root}
+	d := upload.Deps{Redis: a.redis, S3: a.s3, Limiter: a.limiter, Logger: a.root}
 	if c, ok := a.proxyDeps.Catalog.(upload.Registry); ok {
 		d.Catalog = c
 	}
