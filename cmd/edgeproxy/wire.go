@@ -275,15 +275,18 @@ func newRedis(c RedisConfig) redis.UniversalClient {
 		return d
 	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        c.Addrs,
-		MasterName:   c.MasterName,
-		Username:     c.Username,
-		Password:     c.Password,
-		DB:           c.DB,
-		DialTimeout:  def(c.DialTimeout, time.Second),
-		ReadTimeout:  def(c.ReadTimeout, 500*time.Millisecond),
-		WriteTimeout: def(c.WriteTimeout, 500*time.Millisecond),
-		PoolSize:     c.PoolSize,
+		Addrs:      c.Addrs,
+		MasterName: c.MasterName,
+		Username:   c.Username,
+		Password:   c.Password,
+		// Only the failover client (master_name set) uses these.
+		SentinelUsername: c.SentinelUsername,
+		SentinelPassword: c.SentinelPassword,
+		DB:               c.DB,
+		DialTimeout:      def(c.DialTimeout, time.Second),
+		ReadTimeout:      def(c.ReadTimeout, 500*time.Millisecond),
+		WriteTimeout:     def(c.WriteTimeout, 500*time.Millisecond),
+		PoolSize:         c.PoolSize,
 		// Without it go-redis ignores context deadlines, and a hung Redis
 		// would hold each caller until the socket timeouts.
 		ContextTimeoutEnabled: true,
