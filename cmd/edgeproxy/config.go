@@ -111,7 +111,7 @@ type RedisConfig struct {
 	// EDGEPROXY_REDIS_SENTINEL_PASSWORD.
 	SentinelUsername string `yaml:"sentinel_username"`
 	SentinelPassword string `yaml:"sentinel_password"`
-	DB       int    `yaml:"db"`
+	DB               int    `yaml:"db"`
 	// DialTimeout bounds a connect. Default 1s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// ReadTimeout and WriteTimeout bound one command's I/O. Default 500ms:
