@@ -160,7 +160,14 @@ const (
 )
 
 // Read checks the connection's first bytes for leading empty lines.
+// It first sends what a hold still keeps back.
 func (c *frontConn) Read(p []byte) (int, error) {
+	if c.held != nil {
+		// Never wait for the client while holding its answer (writev.go).
+		if err := sendHeld(c); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.Conn.Read(p)
 	if c.lead != leadDone && n > 0 && !c.leadOK(p[:n]) {
 		c.linger.Store(true)

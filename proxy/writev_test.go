@@ -80,6 +80,19 @@ func TestSendHeld(t *testing.T) {
 	if _, err := io.ReadFull(client, got[:5]); err != nil || string(got[:5]) != "later" {
 		t.Fatalf("read %q, %v", got[:5], err)
 	}
+
+	// A connection that reads (waits for the next request) sends what it
+	// held first, whatever the server did in between.
+	holdHeader(server)
+	server.Write([]byte("answer"))
+	client.Write([]byte("x"))
+	server.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := server.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("server Read = %d, %v", n, err)
+	}
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "answer" {
+		t.Fatalf("read %q, %v", got, err)
+	}
 }
 
 // TestHoldHeaderLimits: a flush larger than a header block (pipelined
