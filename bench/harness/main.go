@@ -142,8 +142,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	minioBin, err := minioBinary(ctx, root)
-	if err != nil {
+	if err := ensureMinIO(ctx, root); err != nil {
 		return err
 	}
 
@@ -160,11 +159,11 @@ func run(ctx context.Context, o options) error {
 	}
 
 	logf("starting MinIO")
-	org, err := startOrigin(ctx, minioBin, filepath.Join(tmp, "minio"))
+	org, err := startOrigin(ctx, filepath.Join(tmp, "minio"))
 	if err != nil {
 		return err
 	}
-	defer org.proc.stop()
+	defer org.Close()
 	objs := []object{hot4K, hot1M, hot256M}
 	hot := append([]object{}, objs...)
 	for r := 1; r <= o.rounds; r++ {

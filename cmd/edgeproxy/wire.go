@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
+	"github.com/edgeproxy/edgeproxy/internal/redisconn"
 	"github.com/edgeproxy/edgeproxy/limiter"
 )
 
@@ -42,26 +43,17 @@ func newRedis(c RedisConfig) redis.UniversalClient {
 	if len(c.Addrs) == 0 {
 		return nil
 	}
-	def := func(d, v time.Duration) time.Duration {
-		if d == 0 {
-			return v
-		}
-		return d
-	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
+	return redis.NewUniversalClient(redisconn.Options(redis.UniversalOptions{
 		Addrs:        c.Addrs,
 		MasterName:   c.MasterName,
 		Username:     c.Username,
 		Password:     c.Password,
 		DB:           c.DB,
-		DialTimeout:  def(c.DialTimeout, time.Second),
-		ReadTimeout:  def(c.ReadTimeout, 500*time.Millisecond),
-		WriteTimeout: def(c.WriteTimeout, 500*time.Millisecond),
+		DialTimeout:  c.DialTimeout,
+		ReadTimeout:  c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout,
 		PoolSize:     c.PoolSize,
-		// Without it go-redis ignores context deadlines, and a hung Redis
-		// would hold each caller until the socket timeouts.
-		ContextTimeoutEnabled: true,
-	})
+	}))
 }
 
 // AuthConfig is the auth section: the token verifier's settings, the

@@ -21,7 +21,8 @@ type MinIOServer struct {
 	Endpoint  string
 	AccessKey string
 	SecretKey string
-	proc      *process
+	// Proc is the server process.
+	Proc *Process
 }
 
 var (
@@ -41,11 +42,9 @@ func MinIO(t testing.TB) *MinIOServer {
 			sharedMinIOErr = err
 			return
 		}
-		sharedMinIO, sharedMinIOErr = startMinIO(dir)
+		sharedMinIO, sharedMinIOErr = StartMinIO(context.Background(), dir)
 		registerShared(func() {
-			if sharedMinIO != nil {
-				sharedMinIO.proc.stop()
-			}
+			sharedMinIO.Close()
 			os.RemoveAll(dir)
 		})
 	})
@@ -59,26 +58,32 @@ func MinIO(t testing.TB) *MinIOServer {
 // ends. Stop and Start simulate an origin outage on the same address.
 func NewMinIO(t testing.TB) *MinIOServer {
 	t.Helper()
-	s, err := startMinIO(t.TempDir())
+	s, err := StartMinIO(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.proc.stop)
+	t.Cleanup(s.Close)
 	return s
 }
 
-func startMinIO(dir string) (*MinIOServer, error) {
-	bin, err := lookBinary("TESTENV_MINIO_BIN", "minio", filepath.Join(cacheDir(), "bin", "minio"))
+// StartMinIO starts a MinIO server on a free loopback port with its data
+// and log under dir (created if missing) and waits until it serves signed
+// requests. The caller ends it with Close.
+func StartMinIO(ctx context.Context, dir string) (*MinIOServer, error) {
+	bin, err := MinIOBinary()
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("testenv: minio dir: %w", err)
+	}
 	var last error
 	for range 3 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
-		cport, err := freePort()
+		cport, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -87,38 +92,40 @@ func startMinIO(dir string) (*MinIOServer, error) {
 			AccessKey: "edgeproxy-test",
 			SecretKey: "edgeproxy-test-secret",
 		}
-		s.proc = &process{
-			name: "minio",
-			bin:  bin,
-			args: []string{"server", "--quiet", "--address", s.Endpoint,
+		s.Proc = &Process{
+			Name: "minio",
+			Bin:  bin,
+			Args: []string{"server", "--quiet", "--address", s.Endpoint,
 				"--console-address", "127.0.0.1:" + itoa(cport), filepath.Join(dir, "data")},
-			env: []string{
+			Env: []string{
 				"MINIO_ROOT_USER=" + s.AccessKey,
 				"MINIO_ROOT_PASSWORD=" + s.SecretKey,
 				"MINIO_BROWSER=off",
 				"MINIO_UPDATE=off",
 				"MINIO_CI_CD=1",
 			},
-			logPath: filepath.Join(dir, "minio.log"),
+			LogPath: filepath.Join(dir, "minio.log"),
 		}
-		if last = s.start(); last == nil {
+		if last = s.Restart(ctx); last == nil {
 			return s, nil
 		}
-		s.proc.stop()
+		s.Close()
 	}
 	return nil, last
 }
 
-func (s *MinIOServer) start() error {
-	if err := s.proc.start(); err != nil {
+// Restart starts a stopped server again on the same address and data
+// directory and waits until it serves signed requests.
+func (s *MinIOServer) Restart(ctx context.Context) error {
+	if err := s.Proc.Start(); err != nil {
 		return err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	mc, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	mc, err := s.NewClient()
 	if err != nil {
-		return fmt.Errorf("testenv: minio client: %w", err)
+		return err
 	}
-	return s.proc.waitReady(func() bool {
+	return s.Proc.WaitReady(ctx, startTimeout, func() bool {
 		resp, err := hc.Get("http://" + s.Endpoint + "/minio/health/ready")
 		if err != nil {
 			return false
@@ -131,36 +138,53 @@ func (s *MinIOServer) start() error {
 		// users; until then (seconds on a loaded machine) signed
 		// requests fail with "Server not initialized yet". Ready means
 		// a signed request works (minio/minio#11862: by design).
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		_, err = mc.ListBuckets(ctx)
+		_, err = mc.ListBuckets(lctx)
 		return err == nil
 	})
+}
+
+// Close ends the server; its address refuses connections until Restart.
+// It is safe to call more than once.
+func (s *MinIOServer) Close() {
+	if s != nil {
+		s.Proc.Stop()
+	}
 }
 
 // Stop ends the server; its address refuses connections until Start.
 func (s *MinIOServer) Stop(t testing.TB) {
 	t.Helper()
-	s.proc.stop()
+	s.Close()
 }
 
 // Start restarts a stopped server on the same address and data directory.
 func (s *MinIOServer) Start(t testing.TB) {
 	t.Helper()
-	if err := s.start(); err != nil {
+	if err := s.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// Client returns a minio-go client for the server.
-func (s *MinIOServer) Client(t testing.TB) *minio.Client {
-	t.Helper()
+// NewClient returns a minio-go client for the server.
+func (s *MinIOServer) NewClient() (*minio.Client, error) {
 	c, err := minio.New(s.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
 		Secure: false,
 	})
 	if err != nil {
-		t.Fatalf("testenv: minio client: %v", err)
+		return nil, fmt.Errorf("testenv: minio client: %w", err)
+	}
+	return c, nil
+}
+
+// Client returns a minio-go client for the server.
+func (s *MinIOServer) Client(t testing.TB) *minio.Client {
+	t.Helper()
+	c, err := s.NewClient()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return c
 }
