@@ -433,7 +433,7 @@ func TestDiskETagChangeDropsOldVersion(t *testing.T) {
 	readAll(t, c, "b", "k")
 	settle(t, c)
 	o.put("b", "k", randomBytes(3<<10, 49))
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	readAll(t, c, "b", "k")
 	settle(t, c)
 	if st := c.Stats(); st.DiskChunks != 3 || len(chunkFiles(t, dir)) != 3 {

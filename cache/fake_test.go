@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -154,36 +155,19 @@ func (b *fakeBody) Read(p []byte) (int, error) {
 
 func (b *fakeBody) Close() error { return nil }
 
-// fakeClock is a manual clock for TTL tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1800000000, 0)} }
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock is the clock of TTL tests.
+func newFakeClock() *fakeclock.Clock { return fakeclock.At(time.Unix(1800000000, 0)) }
 
 // newTestCache builds a cache closed at the end of the test. A non-nil
 // clock replaces time.Now.
-func newTestCache(t testing.TB, cfg Config, o Origin, clk *fakeClock) *Cache {
+func newTestCache(t testing.TB, cfg Config, o Origin, clk *fakeclock.Clock) *Cache {
 	t.Helper()
 	c, err := New(cfg, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if clk != nil {
-		c.now = clk.now
+		c.now = clk.Now
 	}
 	t.Cleanup(func() { c.Close() })
 	return c

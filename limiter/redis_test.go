@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -73,7 +74,7 @@ func TestRedisClusterRequestRate(t *testing.T) {
 func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	srv := testenv.NewRedis(t)
 	rdb := newRedisClient(t, srv.Addr)
-	clk := newFakeClock()
+	clk := fakeclock.New()
 	// A budget roomy enough for a loaded test machine; the hung-server test
 	// checks the default one.
 	cfg := Config{RequestRate: 0.1, RequestBurst: 2, Redis: RedisConfig{Backoff: time.Minute, Timeout: 200 * time.Millisecond}}
@@ -174,7 +175,7 @@ func TestRedisFailureLogsToConfiguredLogger(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := Config{RequestRate: 1, Redis: RedisConfig{Timeout: 5 * time.Second}}
-	l, err := New(cfg, newFakeClock().Now, WithRedis(rdb), WithLogger(log))
+	l, err := New(cfg, fakeclock.New().Now, WithRedis(rdb), WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,9 +96,7 @@ func TestShapeLowRateWaitsAreShort(t *testing.T) {
 	r := l.Shape(&zeroReader{}, le, 0)
 	defer r.Close()
 	got := readFor(t, r, clk.Now, clk.Now().Add(60*time.Second), make([]byte, 64*KiB))
-	clk.mu.Lock()
-	longest := clk.maxSleep
-	clk.mu.Unlock()
+	longest := clk.MaxSleep()
 	if longest > 250*time.Millisecond {
 		t.Errorf("longest wait %v at %d B/s, want <= 250ms", longest, rate)
 	}

@@ -8,7 +8,7 @@ package proxy_test
 //
 // These tests must hold on a loaded 2-core machine, so no assertion depends
 // on how promptly the machine runs anything:
-//   - A single download is shaped on a virtual clock (virtualClock): the
+//   - A single download is shaped on a virtual clock (fakeclock): the
 //     limiter's waits advance it instead of sleeping, so the time the
 //     download takes is computed exactly and checked to one slice.
 //   - Concurrent downloads need the real clock. A token bucket cannot
@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -186,10 +187,14 @@ func startLimited(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps prox
 	return startLimitedOn(t, time.Now, cfg, pcfg, deps, opts...)
 }
 
-// startVirtual is startLimited on a virtual clock: see virtualClock.
-func startVirtual(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps) (*limitedProxy, *virtualClock) {
+// startVirtual is startLimited on a virtual clock (fakeclock): its sleep
+// advances the clock by the wait instead of waiting, so the wall-clock time
+// the download takes is replaced by the sum of the waits the limiter asked
+// for, exact however loaded the machine is. It is exact for one reader at a
+// time only: concurrent readers would each advance it by their own wait.
+func startVirtual(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps) (*limitedProxy, *fakeclock.Clock) {
 	t.Helper()
-	clk := &virtualClock{now: time.Unix(1_900_000_000, 0)}
+	clk := fakeclock.At(time.Unix(1_900_000_000, 0))
 	return startLimitedOn(t, clk.Now, cfg, pcfg, deps, limiter.WithSleep(clk.Sleep)), clk
 }
 
@@ -213,33 +218,6 @@ func startLimitedOn(t testing.TB, now func() time.Time, cfg limiter.Config, pcfg
 }
 
 func (lp *limitedProxy) url(key string) string { return lp.p.URL + "/download/" + key }
-
-// virtualClock is the limiter's clock for tests with a single shaped
-// download: its sleep advances the clock by the wait instead of waiting, so
-// the wall-clock time the download takes is replaced by the sum of the
-// waits the limiter asked for, exact however loaded the machine is. It is
-// exact for one reader at a time only: concurrent readers would each
-// advance it by their own wait.
-type virtualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return nil
-}
 
 // shapedTime is how long n bytes take at rate after a full bucket of burst.
 func shapedTime(n, burst int64, rate float64) time.Duration {

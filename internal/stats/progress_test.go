@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
@@ -160,7 +161,7 @@ func TestProgressThrottle(t *testing.T) {
 	rdb := client(t, testenv.Redis(t).Addr)
 	cfg := testConfig(t)
 	cfg.ProgressInterval = time.Hour // the background sweep never ticks
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r, err := newRecorder(cfg, rdb, testLogger(t), clk.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -231,30 +232,12 @@ func TestProgressSlowTransferSwept(t *testing.T) {
 	})
 }
 
-// fakeClock is a manually advanced clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestTaskEviction(t *testing.T) {
 	rdb := client(t, testenv.Redis(t).Addr)
 	cfg := testConfig(t)
 	cfg.MaxTasks = 3
 	cfg.TaskIdle = time.Minute
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r, err := newRecorder(cfg, rdb, nil, clk.Now)
 	if err != nil {
 		t.Fatal(err)
