@@ -84,11 +84,11 @@ func TestRedisOutage(t *testing.T) {
 
 	r.Start(t) // empty dataset: the token has to be issued again
 	var tok2 string
-	waitFor(t, 10*time.Second, "Redis to be usable again", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "Redis to be usable again", func() bool {
 		tok2, _, err = v.Create(ctx, TokenSpec{FileID: "f"})
 		return err == nil
 	})
-	waitFor(t, 10*time.Second, "Verify to succeed again", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "Verify to succeed again", func() bool {
 		_, err := v.Verify(ctx, tok2, "f", ipA)
 		return err == nil
 	})
@@ -238,7 +238,7 @@ func TestSlowRedisBudget(t *testing.T) {
 				}
 			})
 		}
-		waitFor(t, 10*time.Second, "both lookup slots busy", func() bool { return len(v.sem) == 2 })
+		testenv.WaitFor(t, 10*time.Second, "both lookup slots busy", func() bool { return len(v.sem) == 2 })
 		start := time.Now()
 		for i := range 50 {
 			_, err := v.Verify(ctx, "sometoken", "f", ipA)

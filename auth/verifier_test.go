@@ -48,20 +48,6 @@ func newTestVerifier(t *testing.T, cfg Config, c redis.UniversalClient) *Verifie
 	return v
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
-}
-
 // waitReady waits until each verifier's revocation listener is subscribed
 // and has done its purge-on-subscribe: from then on a revocation reaches it,
 // and what the test caches is not dropped by that purge. (Counting the
@@ -81,7 +67,7 @@ func waitReady(t testing.TB, vs ...*Verifier) {
 // waitSubscribers waits until n clients listen on the verifier's channel.
 func waitSubscribers(t *testing.T, c redis.UniversalClient, channel string, n int64) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "revocation subscribers", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "revocation subscribers", func() bool {
 		m, err := c.PubSubNumSub(context.Background(), channel).Result()
 		return err == nil && m[channel] >= n
 	})
@@ -471,7 +457,7 @@ func TestRevokeBroadcast(t *testing.T) {
 	}
 	// Milliseconds in practice (BenchmarkRevokePropagation); the cache
 	// would keep the entry for an hour, so 10 s still proves the broadcast.
-	waitFor(t, 10*time.Second, "revocation to reach the second verifier", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "revocation to reach the second verifier", func() bool {
 		_, ok := v2.cache.Peek(tok)
 		return !ok
 	})

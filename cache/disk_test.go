@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -357,7 +358,7 @@ func TestDiskQueueFull(t *testing.T) {
 	if got, _ := readAll(t, c, "b", "k"); !bytes.Equal(got, data) {
 		t.Fatal("bytes")
 	}
-	waitFor(t, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
+	testenv.WaitFor(t, 10*time.Second, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
 	if st := c.Stats(); st.DiskDropped < 8-2 {
 		t.Fatalf("dropped %d chunks, want at least 6 of 8", st.DiskDropped)
 	}

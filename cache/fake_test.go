@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -214,27 +215,11 @@ func readAll(t testing.TB, c *Cache, bucket, key string) ([]byte, string) {
 	return readRange(t, c, context.Background(), bucket, key, info.ETag, 0, info.Size)
 }
 
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 // settle waits until no fill is in flight and the memory tier applied its
 // Sets, so tests can assert on the cache's contents.
 func settle(t testing.TB, c *Cache) {
 	t.Helper()
-	waitFor(t, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
+	testenv.WaitFor(t, 10*time.Second, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
 	c.mem.Wait()
 	if c.disk != nil {
 		c.disk.flush()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestShapeUnlimitedReturnsBody(t *testing.T) {
@@ -375,7 +377,7 @@ func TestShapeCloseWhileWaiting(t *testing.T) {
 		if viaLimiter {
 			want-- // the janitor is gone too
 		}
-		waitFor(t, 10*time.Second, "goroutines back to baseline", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "goroutines back to baseline", func() bool {
 			return runtime.NumGoroutine() <= want
 		})
 		if _, err := r.Read(make([]byte, 10)); !errors.Is(err, ErrClosed) {

@@ -30,34 +30,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
-
-// syncBuffer is the access log's destination: server goroutines write it
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testProxy is a proxy.Server serving on a loopback listener.
 type testProxy struct {
 	Addr string // "127.0.0.1:port"
 	URL  string // "http://" + Addr
-	Log  *syncBuffer
+	Log  *testenv.LockedBuffer
 
 	cancel context.CancelFunc
 	done   chan error // receives Serve's result once
@@ -74,7 +56,7 @@ func startProxy(t testing.TB, cfg proxy.Config, deps proxy.Deps) *testProxy {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
-	p := &testProxy{Log: new(syncBuffer), done: make(chan error, 1)}
+	p := &testProxy{Log: new(testenv.LockedBuffer), done: make(chan error, 1)}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(p.Log, nil))
 	}
@@ -346,22 +328,6 @@ func randBytes(seed uint64, n int) []byte {
 func sha(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; ; {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(delay) // polling interval, not synchronisation
-		delay = min(2*delay, 50*time.Millisecond)
-	}
 }
 
 // countingObjects wraps an origin and counts the body readers it opens and

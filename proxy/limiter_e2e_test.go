@@ -338,7 +338,7 @@ func TestLimiterE2EFairShare(t *testing.T) {
 	// Measure from one second in (arrivals and initial bursts settled) to
 	// four seconds in, then hang up everyone.
 	from, to := start.Add(time.Second), start.Add(4*time.Second)
-	waitFor(t, 10*time.Second, "the measuring window passed", func() bool { return time.Now().After(to.Add(50 * time.Millisecond)) })
+	testenv.WaitFor(t, 10*time.Second, "the measuring window passed", func() bool { return time.Now().After(to.Add(50 * time.Millisecond)) })
 	cancel()
 	wg.Wait()
 	for i := range clients {
@@ -420,7 +420,7 @@ func TestLimiterE2EConcurrencyCap(t *testing.T) {
 		t.Errorf("rejections %v, want one client_concurrency", st.Rejections)
 	}
 	// Both slots are given back once the bodies are closed.
-	waitFor(t, 10*time.Second, "a new download admitted", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a new download admitted", func() bool {
 		resp, body := do(t, lp.c, http.MethodGet, lp.url("obj"), "Range", "bytes=0-99")
 		return resp.StatusCode == 206 && string(body) == string(data[:100])
 	})
@@ -457,12 +457,12 @@ func TestLimiterE2EHangupReleasesSlot(t *testing.T) {
 	// ...and given back when the client goes away mid-download.
 	c.Close()
 	hungUp := time.Now()
-	waitFor(t, 10*time.Second, "a new download admitted after the hang-up", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a new download admitted after the hang-up", func() bool {
 		resp, body := do(t, lp.c, http.MethodGet, lp.url("obj"), "Range", "bytes=0-99")
 		return resp.StatusCode == 206 && string(body) == string(data[:100])
 	})
 	t.Logf("slot released %v after the hang-up", time.Since(hungUp).Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "no download in progress", func() bool { return lp.lim.Stats().ActiveDownloads == 0 })
+	testenv.WaitFor(t, 10*time.Second, "no download in progress", func() bool { return lp.lim.Stats().ActiveDownloads == 0 })
 }
 
 // TestLimiterE2EUserIdentity: with token auth, the client is the token's

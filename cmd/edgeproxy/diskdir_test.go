@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // dirOriginConfig writes a config file serving a local directory origin
@@ -174,7 +176,7 @@ func TestDiskDirClaimedAndReopened(t *testing.T) {
 		}
 		if i == 0 {
 			httpGet(t, "http://"+p.addr+"/download/hello.txt", "hello\n")
-			if !eventually(10*time.Second, func() bool { before = countChunkFiles(t, dir); return before > 0 }) {
+			if !testenv.Poll(context.Background(), 10*time.Second, func() bool { before = countChunkFiles(t, dir); return before > 0 }) {
 				t.Fatal("no chunk file written")
 			}
 		} else if n := countChunkFiles(t, dir); n != before {
@@ -258,7 +260,7 @@ func cancelWhenServing(t *testing.T, cancel func()) func(addr string) {
 	return func(addr string) {
 		go func() {
 			defer cancel()
-			if !eventually(20*time.Second, func() bool {
+			if !testenv.Poll(context.Background(), 20*time.Second, func() bool {
 				resp, err := noKeepAlive.Get("http://" + addr + "/healthz")
 				if err == nil {
 					resp.Body.Close()

@@ -124,8 +124,8 @@ func cleanEnv() []string {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *lockedBuffer
-	stdout *lockedBuffer
+	stderr *testenv.LockedBuffer
+	stdout *testenv.LockedBuffer
 	done   chan struct{} // closed when the process has exited
 	// adminAddr is the admin listener's address, when it logged one.
 	adminAddr atomic.Value
@@ -140,9 +140,9 @@ func start(t *testing.T, args []string, env []string) *proc {
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = append(cleanEnv(), env...)
 	pr, pw := io.Pipe()
-	logs := &lockedBuffer{}
+	logs := &testenv.LockedBuffer{}
 	cmd.Stderr = pw
-	stdout := &lockedBuffer{}
+	stdout := &testenv.LockedBuffer{}
 	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,24 +176,6 @@ func start(t *testing.T, args []string, env []string) *proc {
 	return p
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var bearerRE = regexp.MustCompile(`Bearer ([A-Za-z0-9_-]+)' (http://\S+/download/hello.txt)`)
 
 // TestDemoServesAndDrainsOnSIGTERM runs the README's first command: the
@@ -202,7 +184,7 @@ var bearerRE = regexp.MustCompile(`Bearer ([A-Za-z0-9_-]+)' (http://\S+/download
 func TestDemoServesAndDrainsOnSIGTERM(t *testing.T) {
 	p := start(t, []string{"-demo"}, []string{"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0"})
 	var m []string
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		m = bearerRE.FindStringSubmatch(p.stdout.String())
 		return m != nil
 	}) {
@@ -357,20 +339,4 @@ func (g rngReader) Read(p []byte) (int, error) {
 		p[i] = byte(g.r.Uint32())
 	}
 	return len(p), nil
-}
-
-// eventually reports whether cond became true before timeout, checking it
-// every 10ms: for state another process changes (its output, Redis).
-func eventually(timeout time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-deadline:
-			return cond()
-		case <-tick.C:
-		}
-	}
-	return true
 }

@@ -102,7 +102,7 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	taskKey := stats.TaskKeyPrefix + stats.TaskID(token, "f.bin")
 	var task map[string]string
-	eventually(10*time.Second, func() bool {
+	testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		task, _ = rdb.HGetAll(ctx, taskKey).Result()
 		n, _ := rdb.Get(ctx, stats.AccessKeyPrefix+"f.bin").Int64()
 		return task["status"] == "COMPLETED" && n == parts
@@ -142,7 +142,7 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	// The download log has one entry per response, and no token.
 	var entries []redis.XMessage
-	eventually(10*time.Second, func() bool {
+	testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		entries, _ = rdb.XRange(ctx, "download:log", "-", "+").Result()
 		return len(entries) >= parts
 	})

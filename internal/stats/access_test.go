@@ -85,7 +85,7 @@ func TestAccessFlushLoop(t *testing.T) {
 	for range 7 {
 		r.Access(id)
 	}
-	waitFor(t, 5*time.Second, "background flush", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "background flush", func() bool {
 		n, _ := r.Count(context.Background(), id)
 		return n == 7
 	})

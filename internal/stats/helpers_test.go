@@ -83,18 +83,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// waitFor polls cond every few milliseconds until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval, not synchronisation
-	}
-}
-
 // within runs f in a goroutine and fails the test if it has not returned
 // after d: the request path must never wait for Redis.
 func within(t testing.TB, d time.Duration, what string, f func()) {
@@ -173,7 +161,7 @@ func (e *events) settle() []event {
 	if err := e.rdb.Publish(context.Background(), e.channel, sentinel).Err(); err != nil {
 		e.t.Fatal(err)
 	}
-	waitFor(e.t, 5*time.Second, "sentinel", func() bool {
+	testenv.WaitFor(e.t, 5*time.Second, "sentinel", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		return len(e.raw) > 0 && e.raw[len(e.raw)-1] == sentinel

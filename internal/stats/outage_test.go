@@ -70,7 +70,7 @@ func TestRedisDown(t *testing.T) {
 	}
 
 	srv.Start(t)
-	waitFor(t, 10*time.Second, "a flush after restart", func() bool { return r.Flush(ctx) == nil })
+	testenv.WaitFor(t, 10*time.Second, "a flush after restart", func() bool { return r.Flush(ctx) == nil })
 	for f, want := range map[string]int64{"a": 101, "b": 100, "e": 100, "new-0": 0} {
 		if n, err := r.Count(ctx, u+f); err != nil || n != want {
 			t.Errorf("Count(%s) = %d, %v; want %d", f, n, err, want)
@@ -90,7 +90,7 @@ func TestRedisDown(t *testing.T) {
 	lastID := TaskID(fmt.Sprint("tok-", u, "dl-", 29), u+"dl-4")
 	firstID := TaskID(fmt.Sprint("tok-", u, "dl-", 0), u+"dl-0")
 	var last, first map[string]string
-	waitFor(t, 10*time.Second, "progress after restart (last COMPLETED, first ABORTED at 524288 bytes)", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "progress after restart (last COMPLETED, first ABORTED at 524288 bytes)", func() bool {
 		last, first = hget(t, check, lastID), hget(t, check, firstID)
 		return last["status"] == "COMPLETED" && first["status"] == "ABORTED" && first["bytes_delivered"] == "524288"
 	})
@@ -149,7 +149,7 @@ func TestRedisHangs(t *testing.T) {
 	u := uniq(t)
 	// Let the background writers get stuck first.
 	requestPath(r, u, 10, 5)
-	waitFor(t, 5*time.Second, "writers busy", func() bool { return r.Stats().Flushes > 0 })
+	testenv.WaitFor(t, 5*time.Second, "writers busy", func() bool { return r.Stats().Flushes > 0 })
 
 	within(t, 2*time.Second, "request path with Redis hanging", func() {
 		for i := range 10_000 {

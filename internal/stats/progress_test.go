@@ -88,7 +88,7 @@ func TestProgressAbortResume(t *testing.T) {
 	id := TaskID(info.Token, info.FileID)
 	waitHash := func(status Status, bytes int) {
 		t.Helper()
-		waitFor(t, 5*time.Second, fmt.Sprintf("task %s with %d bytes", status, bytes), func() bool {
+		testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("task %s with %d bytes", status, bytes), func() bool {
 			h := hget(t, rdb, id)
 			return h["status"] == string(status) && h["bytes_delivered"] == strconv.Itoa(bytes)
 		})
@@ -206,7 +206,7 @@ func TestProgressThrottle(t *testing.T) {
 			t.Fatalf("%s: last write %s %d bytes, want %s %d", s.name, st, b, s.status, s.bytes)
 		}
 	}
-	waitFor(t, 5*time.Second, "writes", func() bool { return r.Stats().ProgressWrites == 5 })
+	testenv.WaitFor(t, 5*time.Second, "writes", func() bool { return r.Stats().ProgressWrites == 5 })
 }
 
 // TestProgressSlowTransferSwept: a transfer too slow to cross a 5% mark is
@@ -222,12 +222,12 @@ func TestProgressSlowTransferSwept(t *testing.T) {
 	tr := r.StartTransfer(info)
 	defer tr.Finish(nil)
 	tr.Delivered(1000)
-	waitFor(t, 5*time.Second, "swept progress", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "swept progress", func() bool {
 		h := hget(t, rdb, id)
 		return h["status"] == "PROGRESSING" && h["bytes_delivered"] == "1000"
 	})
 	tr.Delivered(1000)
-	waitFor(t, 5*time.Second, "swept progress", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "swept progress", func() bool {
 		return hget(t, rdb, id)["bytes_delivered"] == "2000"
 	})
 }
