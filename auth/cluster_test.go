@@ -58,7 +58,7 @@ func startCluster(t *testing.T) []string {
 		})
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		testenv.WaitFor(t, 10*time.Second, "cluster node "+addr, func() bool {
-			c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+			c := testenv.NewRedisClient(addr, testenv.NoRetries)
 			defer c.Close()
 			return c.Ping(context.Background()).Err() == nil
 		})
@@ -73,7 +73,7 @@ func startCluster(t *testing.T) []string {
 	}
 	for _, addr := range addrs {
 		testenv.WaitFor(t, 15*time.Second, "cluster_state:ok on "+addr, func() bool {
-			c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+			c := testenv.NewRedisClient(addr, testenv.NoRetries)
 			defer c.Close()
 			info, err := c.ClusterInfo(context.Background()).Result()
 			return err == nil && strings.Contains(info, "cluster_state:ok")

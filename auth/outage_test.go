@@ -184,10 +184,10 @@ func TestSlowRedisBudget(t *testing.T) {
 	addr := hangingServer(t)
 	const bound = 10 * time.Second // with a 30 s ReadTimeout
 	slowClient := func(ctxTimeouts bool, readTimeout time.Duration) *redis.Client {
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second,
-			ReadTimeout: readTimeout, ContextTimeoutEnabled: ctxTimeouts})
-		t.Cleanup(func() { c.Close() })
-		return c
+		return testenv.RedisClient(t, addr, testenv.NoRetries, func(o *redis.Options) {
+			o.ReadTimeout = readTimeout
+			o.ContextTimeoutEnabled = ctxTimeouts
+		})
 	}
 
 	t.Run("budget", func(t *testing.T) {

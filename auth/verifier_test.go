@@ -33,9 +33,7 @@ func testConfig(t *testing.T) Config {
 
 func newTestClient(t *testing.T, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr, testenv.NoRetries)
 }
 
 func newTestVerifier(t *testing.T, cfg Config, c redis.UniversalClient) *Verifier {

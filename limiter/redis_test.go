@@ -19,9 +19,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newRedisClient(t *testing.T, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr)
 }
 
 func TestRedisClusterRequestRate(t *testing.T) {
@@ -140,9 +138,12 @@ func TestRedisHungServerKeepsBudget(t *testing.T) {
 	}()
 	// The client's own timeout is 30 s, so an Admit that ignored its
 	// 20 ms budget would take that long; 10 s leaves a loaded machine
-	// plenty of room.
-	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
-	t.Cleanup(func() { rdb.Close() })
+	// plenty of room. Context deadlines are off in this client, so only
+	// the limiter's own bound can end the call early.
+	rdb := testenv.RedisClient(t, ln.Addr().String(), func(o *redis.Options) {
+		o.ReadTimeout, o.WriteTimeout = 30*time.Second, 30*time.Second
+		o.ContextTimeoutEnabled = false
+	})
 	l, err := New(Config{RequestRate: 100}, nil, WithRedis(rdb))
 	if err != nil {
 		t.Fatal(err)
@@ -170,8 +171,7 @@ func TestRedisFailureLogsToConfiguredLogger(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: every command fails at once
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer rdb.Close()
+	rdb := testenv.RedisClient(t, addr, testenv.NoRetries)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := Config{RequestRate: 1, Redis: RedisConfig{Timeout: 5 * time.Second}}

@@ -73,9 +73,7 @@ func newAuthEnv(t *testing.T, redisAddr string) *authEnv {
 // with no retries so that an outage fails at once.
 func newRedisClient(t testing.TB, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, DialTimeout: time.Second})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr, testenv.NoRetries)
 }
 
 func (e *authEnv) checkLog() {

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
@@ -68,8 +66,7 @@ func TestClientIPConfig(t *testing.T) {
 // the balancer was one client and was locked out together.
 func TestTrustedProxiesWithoutLimits(t *testing.T) {
 	r := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
+	rdb := r.Client(t)
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
 		t.Fatal(err)

@@ -47,8 +47,7 @@ func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
 	}
 	defer c.Close()
 
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t).Addr})
-	defer rdb.Close()
+	rdb := testenv.Redis(t).Client(t)
 	hotKey := "hotset-prefetch-test"
 	// c is hottest but does not fit the 3.5 MiB budget; a and b do.
 	rdb.ZAdd(ctx, hotKey, redis.Z{Score: 30, Member: "c.bin"}, redis.Z{Score: 20, Member: "b.bin"}, redis.Z{Score: 10, Member: "a.bin"})

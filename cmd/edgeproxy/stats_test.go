@@ -25,8 +25,7 @@ import (
 // the download log stream.
 func TestStatsEndToEnd(t *testing.T) {
 	r := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
+	rdb := r.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -38,9 +38,7 @@ func uniq(t testing.TB) string {
 // client returns a go-redis client for addr, closed when the test ends.
 func client(t testing.TB, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr)
 }
 
 // testConfig has keys unique to the test and no background flush, so

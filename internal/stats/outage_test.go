@@ -33,8 +33,7 @@ func requestPath(r *Recorder, prefix string, files, downloads int) {
 // and drops past the bound are counted.
 func TestRedisDown(t *testing.T) {
 	srv := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := srv.Client(t, testenv.NoRetries, func(o *redis.Options) { o.DialTimeout = 200 * time.Millisecond })
 	cfg := testConfig(t)
 	cfg.MaxPending = 10
 	cfg.ProgressInterval = 20 * time.Millisecond
@@ -132,9 +131,10 @@ func blackhole(t *testing.T) string {
 // background write is stuck for its timeout, and still the request path
 // returns at once; the bounded queues drop and count instead of growing.
 func TestRedisHangs(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: blackhole(t), ReadTimeout: 5 * time.Second,
-		WriteTimeout: 5 * time.Second, MaxRetries: -1, PoolSize: 4})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testenv.RedisClient(t, blackhole(t), testenv.NoRetries, func(o *redis.Options) {
+		o.ReadTimeout, o.WriteTimeout, o.PoolSize = 5*time.Second, 5*time.Second, 4
+		o.ContextTimeoutEnabled = false // stuck for the socket timeouts, whatever the contexts say
+	})
 	cfg := testConfig(t)
 	cfg.FlushInterval = 10 * time.Millisecond
 	cfg.ProgressInterval = 10 * time.Millisecond

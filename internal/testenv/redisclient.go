@@ -34,3 +34,7 @@ func (r *RedisServer) Client(t testing.TB, tweak ...func(*redis.Options)) *redis
 	t.Helper()
 	return RedisClient(t, r.Addr, tweak...)
 }
+
+// NoRetries is the tweak of tests that count commands or time an outage:
+// go-redis retries a failed command three times by default.
+func NoRetries(o *redis.Options) { o.MaxRetries = -1 }
