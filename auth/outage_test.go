@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -139,49 +138,13 @@ func TestFailOpenCached(t *testing.T) {
 	wantCode(t, err, ErrAuthUnavailable)
 }
 
-// hangingServer accepts connections and never answers, like a Redis stuck
-// in a long command or a black-holed network path.
-func hangingServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			cn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, cn)
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, cn := range conns {
-			cn.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
-}
-
 // TestSlowRedisBudget: against a server that never answers, Verify gives up
 // at its budget. A budget that did not hold would show as a wait for the
 // client's own ReadTimeout, so the bounds sit well between the two: far
 // above the 50 ms budget for a loaded machine, well below the timeout.
 func TestSlowRedisBudget(t *testing.T) {
 	ctx := context.Background()
-	addr := hangingServer(t)
+	addr := testenv.Blackhole(t)
 	const bound = 10 * time.Second // with a 30 s ReadTimeout
 	slowClient := func(ctxTimeouts bool, readTimeout time.Duration) *redis.Client {
 		return testenv.RedisClient(t, addr, testenv.NoRetries, func(o *redis.Options) {

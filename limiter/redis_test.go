@@ -114,33 +114,12 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 
 func TestRedisHungServerKeepsBudget(t *testing.T) {
 	// A server that accepts and never answers: only the budget can save Admit.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 1024)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	addr := testenv.Blackhole(t)
 	// The client's own timeout is 30 s, so an Admit that ignored its
 	// 20 ms budget would take that long; 10 s leaves a loaded machine
 	// plenty of room. Context deadlines are off in this client, so only
 	// the limiter's own bound can end the call early.
-	rdb := testenv.RedisClient(t, ln.Addr().String(), func(o *redis.Options) {
+	rdb := testenv.RedisClient(t, addr, func(o *redis.Options) {
 		o.ReadTimeout, o.WriteTimeout = 30*time.Second, 30*time.Second
 		o.ContextTimeoutEnabled = false
 	})

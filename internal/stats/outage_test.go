@@ -3,9 +3,6 @@ package stats
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -95,43 +92,11 @@ func TestRedisDown(t *testing.T) {
 	})
 }
 
-// blackhole accepts connections and never answers: a Redis that hangs.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
 // TestRedisHangs: with a Redis that accepts and never replies, every
 // background write is stuck for its timeout, and still the request path
 // returns at once; the bounded queues drop and count instead of growing.
 func TestRedisHangs(t *testing.T) {
-	rdb := testenv.RedisClient(t, blackhole(t), testenv.NoRetries, func(o *redis.Options) {
+	rdb := testenv.RedisClient(t, testenv.Blackhole(t), testenv.NoRetries, func(o *redis.Options) {
 		o.ReadTimeout, o.WriteTimeout, o.PoolSize = 5*time.Second, 5*time.Second, 4
 		o.ContextTimeoutEnabled = false // stuck for the socket timeouts, whatever the contexts say
 	})
