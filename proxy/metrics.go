@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
@@ -59,14 +60,14 @@ func (c *requestCounters) count(ctx *fasthttp.RequestCtx, route string) {
 // cacheLabel maps the X-Cache value to a constant string.
 func cacheLabel(v []byte) string {
 	switch string(v) {
-	case "HIT":
-		return "HIT"
-	case "MISS":
-		return "MISS"
-	case "PARTIAL":
-		return "PARTIAL"
-	case "STALE":
-		return "STALE"
+	case cache.StatusHit:
+		return cache.StatusHit
+	case cache.StatusMiss:
+		return cache.StatusMiss
+	case cache.StatusPartial:
+		return cache.StatusPartial
+	case cache.StatusStale:
+		return cache.StatusStale
 	case "":
 		return "NONE"
 	}

@@ -106,7 +106,10 @@ type Config struct {
 	TokenCookie string `yaml:"token_cookie"`
 }
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the first invalid field. Every constructor taking a Config
+// starts with it.
+func (c Config) withDefaults() (Config, error) {
 	if c.Listen == "" {
 		c.Listen = ":8080"
 	}
@@ -147,6 +150,7 @@ func (c *Config) setDefaults() {
 	if c.TokenCookie == "" {
 		c.TokenCookie = "download_token"
 	}
+	return c, c.validate()
 }
 
 func (c *Config) validate() error {
@@ -261,8 +265,8 @@ type Server struct {
 
 // New validates cfg and builds a Server.
 func New(cfg Config, deps Deps) (*Server, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	hosts, err := cfg.hostTable()

@@ -195,7 +195,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		if a.stats == nil || !cfg.Cache.Enabled {
 			return nil, usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
 		}
-		cfg.Prefetch.setDefaults()
+		cfg.Prefetch = cfg.Prefetch.withDefaults()
 		a.prefetch = &prefetcher{cfg: cfg.Prefetch, cache: a.cache, hot: a.stats.Hot, catalog: acc.catalog,
 			bucket: cfg.Proxy.DownloadBucket, log: log.With("component", "prefetch")}
 	}
@@ -258,7 +258,7 @@ func setMemoryLimit(c cache.Config, log *slog.Logger) {
 	}
 	mem := c.MemoryBytes
 	if mem == 0 {
-		mem = 256 << 20
+		mem = cache.DefaultMemoryBytes
 	}
 	limit := mem + memoryOverhead
 	debug.SetMemoryLimit(limit)

@@ -57,8 +57,7 @@ func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
 	}
 	defer rec.Close(ctx)
 
-	cfg := PrefetchConfig{TopN: 10, Bytes: 3<<20 + 1<<19, Rate: 1 << 30}
-	cfg.setDefaults()
+	cfg := PrefetchConfig{TopN: 10, Bytes: 3<<20 + 1<<19, Rate: 1 << 30}.withDefaults()
 	p := &prefetcher{cfg: cfg, cache: c, hot: rec.Hot, bucket: "b", log: log}
 	if n := p.run(ctx); n != 3<<20 {
 		t.Fatalf("prefetched %d bytes, want %d (a.bin + b.bin)", n, 3<<20)
