@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 	"github.com/valyala/fasthttp"
 )
 
@@ -84,7 +85,7 @@ func checkHeaderBlock(b []byte) *apiError {
 		if colon < 1 || !isToken(line[:colon]) {
 			return errBadRequest
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
+		name, value := line[:colon], httpsyntax.TrimOWS(line[colon+1:])
 		if !isFieldValue(value) {
 			return errBadRequest
 		}
@@ -128,7 +129,7 @@ func hasUserinfo(target []byte) bool {
 
 // Byte classes of RFC 9110 5.5 (field-vchar, obs-text, SP, HTAB) and RFC
 // 3986 3.2.2 (reg-name, IP-literal and port characters); tchar is
-// isTokenChar (bearer.go).
+// httpsyntax.IsTchar.
 var fieldValueByte, hostByte [256]bool
 
 func init() {
@@ -141,7 +142,7 @@ func init() {
 
 func isToken(b []byte) bool {
 	for _, c := range b {
-		if !isTokenChar(c) {
+		if !httpsyntax.IsTchar(c) {
 			return false
 		}
 	}
