@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 CPUS="$(nproc)"
 LOGDIR="${LOGDIR:-$(mktemp -d -t edgeproxy-stress.XXXXXX)}"
+mkdir -p "$LOGDIR"
 
 hogs=()
 stop_hogs() {
@@ -35,6 +36,12 @@ else
   done
 fi
 echo "stress.sh: $CPUS CPU hog(s) running; $RUNS runs; logs in $LOGDIR" >&2
+
+# test.sh defaults to ./... only when given no arguments at all, and this
+# script always adds -count=1.
+if [ "$#" -eq 0 ]; then
+  set -- ./...
+fi
 
 failed=0
 for i in $(seq "$RUNS"); do
