@@ -174,18 +174,14 @@ func readBody(resp *http.Response) ([]byte, error) {
 // status line and header fields exactly as received.
 func rawExchange(t testing.TB, addr, method, req string) (resp *http.Response, body []byte, head string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.Dial(t, addr, "")
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatalf("write request: %v", err)
 	}
 	var raw bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(c, &raw))
-	resp, err = http.ReadResponse(br, &http.Request{Method: method})
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
 		t.Fatalf("read response to %q: %v (got %q)", firstLine(req), err, raw.String())
 	}
