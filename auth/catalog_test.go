@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -79,8 +80,8 @@ func TestCatalogNegativeCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1_700_000_000, 0)
-	cat.now = func() time.Time { return now }
+	clk := fakeclock.At(time.Unix(1_700_000_000, 0))
+	cat.now = clk.Now
 	lookups := func(want int) {
 		t.Helper()
 		if got := hgetall.N("hgetall"); got != want {
@@ -100,10 +101,10 @@ func TestCatalogNegativeCache(t *testing.T) {
 		missing("a")
 	}
 	lookups(1)
-	now = now.Add(3*time.Second - time.Nanosecond)
+	clk.Advance(3*time.Second - time.Nanosecond)
 	missing("a")
 	lookups(1)
-	now = now.Add(time.Nanosecond) // NegativeTTL has passed
+	clk.Advance(time.Nanosecond) // NegativeTTL has passed
 	missing("a")
 	lookups(2)
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -155,8 +156,8 @@ func TestVerifyExpiry(t *testing.T) {
 		cfg.CacheTTL = time.Hour
 		v := newTestVerifier(t, cfg, c)
 		waitReady(t, v) // its purge must not empty the cache later
-		now := time.Unix(1_900_000_000, 0)
-		v.now = func() time.Time { return now }
+		clk := fakeclock.At(time.Unix(1_900_000_000, 0))
+		v.now = clk.Now
 		c.Set(ctx, cfg.KeyPrefix+"short", "file_id=1", time.Minute)
 		if _, err := v.Verify(ctx, "short", "1", ipA); err != nil {
 			t.Fatal(err)
@@ -167,13 +168,13 @@ func TestVerifyExpiry(t *testing.T) {
 		c.Del(ctx, cfg.KeyPrefix+"short") // from now on only the cache knows the token
 		// The TTL was read within seconds of the SET even on a busy
 		// machine; 50 s later the key still lives.
-		now = now.Add(50 * time.Second)
+		clk.Advance(50 * time.Second)
 		if _, err := v.Verify(ctx, "short", "1", ipA); err != nil {
 			t.Fatalf("cached token refused before its key TTL: %v", err)
 		}
 		// The cache TTL is an hour: only the key's TTL, remembered with
 		// the cached record, can refuse it a minute after the SET.
-		now = now.Add(10*time.Second + time.Millisecond)
+		clk.Advance(10*time.Second + time.Millisecond)
 		_, err := v.Verify(ctx, "short", "1", ipA)
 		wantCode(t, err, ErrTokenInvalid)
 	})
@@ -183,18 +184,18 @@ func TestVerifyExpiry(t *testing.T) {
 		cfg.CacheTTL = time.Hour
 		v := newTestVerifier(t, cfg, c)
 		waitReady(t, v) // its purge must not empty the cache later
-		now := time.Unix(1_900_000_000, 0)
-		v.now = func() time.Time { return now }
-		c.HSet(ctx, cfg.KeyPrefix+"exp", "file_id", "1", "expires_at", now.Add(10*time.Second).Unix())
+		clk := fakeclock.At(time.Unix(1_900_000_000, 0))
+		v.now = clk.Now
+		c.HSet(ctx, cfg.KeyPrefix+"exp", "file_id", "1", "expires_at", clk.Now().Add(10*time.Second).Unix())
 		if _, err := v.Verify(ctx, "exp", "1", ipA); err != nil {
 			t.Fatal(err)
 		}
 		c.Del(ctx, cfg.KeyPrefix+"exp") // from now on only the cache knows the token
-		now = now.Add(9 * time.Second)
+		clk.Advance(9 * time.Second)
 		if _, err := v.Verify(ctx, "exp", "1", ipA); err != nil {
 			t.Fatalf("cached token refused before expires_at: %v", err)
 		}
-		now = now.Add(time.Second)
+		clk.Advance(time.Second)
 		_, err := v.Verify(ctx, "exp", "1", ipA)
 		wantCode(t, err, ErrTokenInvalid)
 	})
@@ -385,8 +386,8 @@ func TestSessionIdleWindow(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SessionIdle = time.Minute
 	v := newTestVerifier(t, cfg, c)
-	now := time.Now()
-	v.now = func() time.Time { return now }
+	clk := fakeclock.At(time.Now())
+	v.now = clk.Now
 
 	tok, _, err := v.Create(ctx, TokenSpec{FileID: "f", MaxUses: 2, TTL: time.Hour})
 	if err != nil {
@@ -395,7 +396,7 @@ func TestSessionIdleWindow(t *testing.T) {
 	uses := func() int { n, _ := c.HGet(ctx, cfg.KeyPrefix+tok, "uses").Int(); return n }
 	step := func(d time.Duration, ip netip.Addr, want *Error, wantUses int) {
 		t.Helper()
-		now = now.Add(d)
+		clk.Advance(d)
 		_, err := v.Verify(ctx, tok, "f", ip)
 		if want == nil && err != nil {
 			t.Fatalf("at +%v from %v: %v", d, ip, err)
@@ -473,8 +474,8 @@ func TestThrottleGuessing(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.FailuresPerMinute = 5
 	v := newTestVerifier(t, cfg, c)
-	now := time.Now()
-	v.now = func() time.Time { return now }
+	clk := fakeclock.At(time.Now())
+	v.now = clk.Now
 	tok, _, err := v.Create(ctx, TokenSpec{FileID: "f"})
 	if err != nil {
 		t.Fatal(err)
@@ -491,7 +492,7 @@ func TestThrottleGuessing(t *testing.T) {
 	if _, err := v.Verify(ctx, tok, "f", ipB); err != nil {
 		t.Fatalf("other client: %v", err)
 	}
-	now = now.Add(time.Minute)
+	clk.Advance(time.Minute)
 	if _, err := v.Verify(ctx, tok, "f", ipA); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
