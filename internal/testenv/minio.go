@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,44 +25,22 @@ type MinIOServer struct {
 }
 
 var (
-	sharedMinIOOnce sync.Once
-	sharedMinIO     *MinIOServer
-	sharedMinIOErr  error
-	bucketSeq       atomic.Int64
+	sharedMinIO shared[*MinIOServer]
+	bucketSeq   atomic.Int64
 )
 
 // MinIO returns the MinIO server shared by the tests of this binary,
 // starting it on first use. Tests use their own buckets (NewBucket).
 func MinIO(t testing.TB) *MinIOServer {
 	t.Helper()
-	sharedMinIOOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "edgeproxy-minio-")
-		if err != nil {
-			sharedMinIOErr = err
-			return
-		}
-		sharedMinIO, sharedMinIOErr = StartMinIO(context.Background(), dir)
-		registerShared(func() {
-			sharedMinIO.Close()
-			os.RemoveAll(dir)
-		})
-	})
-	if sharedMinIOErr != nil {
-		t.Fatal(sharedMinIOErr)
-	}
-	return sharedMinIO
+	return sharedMinIO.get(t, "minio", StartMinIO)
 }
 
 // NewMinIO starts a MinIO server for this test alone, stopped when the test
 // ends. Stop and Start simulate an origin outage on the same address.
 func NewMinIO(t testing.TB) *MinIOServer {
 	t.Helper()
-	s, err := StartMinIO(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return dedicated(t, StartMinIO)
 }
 
 // StartMinIO starts a MinIO server on a free loopback port with its data

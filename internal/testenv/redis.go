@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 )
 
@@ -18,44 +17,20 @@ type RedisServer struct {
 	Proc *Process
 }
 
-var (
-	sharedRedisOnce sync.Once
-	sharedRedis     *RedisServer
-	sharedRedisErr  error
-)
+var sharedRedis shared[*RedisServer]
 
 // Redis returns the redis-server shared by the tests of this binary, starting
 // it on first use. Tests share its keyspace: use keys unique to the test.
 func Redis(t testing.TB) *RedisServer {
 	t.Helper()
-	sharedRedisOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "edgeproxy-redis-")
-		if err != nil {
-			sharedRedisErr = err
-			return
-		}
-		sharedRedis, sharedRedisErr = StartRedis(context.Background(), dir)
-		registerShared(func() {
-			sharedRedis.Close()
-			os.RemoveAll(dir)
-		})
-	})
-	if sharedRedisErr != nil {
-		t.Fatal(sharedRedisErr)
-	}
-	return sharedRedis
+	return sharedRedis.get(t, "redis", StartRedis)
 }
 
 // NewRedis starts a redis-server for this test alone; it is stopped when
 // the test ends. Stop and Start simulate an outage on the same address.
 func NewRedis(t testing.TB) *RedisServer {
 	t.Helper()
-	r, err := StartRedis(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return r
+	return dedicated(t, StartRedis)
 }
 
 // StartRedis starts a redis-server on a free loopback port with its files
