@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 // FileMeta describes a downloadable file: where it lives in the origin and
@@ -105,10 +107,7 @@ func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Lo
 	case cfg.NegativeSize < 0:
 		return nil, fmt.Errorf("auth: catalog config negative_size=%d: must be positive", cfg.NegativeSize)
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
-	c := &Catalog{cfg: cfg, client: client, log: logger.With("component", "catalog"), now: time.Now}
+	c := &Catalog{cfg: cfg, client: client, log: logging.For(logger, "catalog"), now: time.Now}
 	if cfg.CacheTTL > 0 {
 		c.cache = expirable.NewLRU[string, FileMeta](cfg.CacheSize, nil, cfg.CacheTTL)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 // Grant is what a successful Verify hands the proxy.
@@ -73,7 +75,7 @@ func (e *cacheEntry) usable(now time.Time) bool {
 
 // New returns a Verifier using client, which may be a standalone, Sentinel or
 // Cluster client. It starts listening for revocations at once; call Close
-// when done. A nil logger means slog.Default().
+// when done. A nil logger discards.
 //
 // Create the client with ContextTimeoutEnabled: true. Verify returns at the
 // budget either way, but without it go-redis ignores context deadlines, so a
@@ -88,13 +90,10 @@ func New(cfg Config, client redis.UniversalClient, logger *slog.Logger) (*Verifi
 	if err != nil {
 		return nil, err
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
 	v := &Verifier{
 		cfg:      cfg,
 		client:   client,
-		log:      logger.With("component", "auth"),
+		log:      logging.For(logger, "auth"),
 		now:      time.Now,
 		sem:      make(chan struct{}, cfg.MaxInFlight),
 		throttle: newThrottle(cfg.FailuresPerMinute, cfg.ThrottleSize),

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -90,9 +91,7 @@ func New(cfg Config, o Origin, log *slog.Logger) (*Cache, error) {
 	if o == nil {
 		return nil, errors.New("cache: origin is nil")
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = logging.For(log, "cache")
 	c := &Cache{
 		cfg:      cfg,
 		origin:   o,

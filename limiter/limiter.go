@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 // ErrClosed is returned by Admit and by shaped readers once the Limiter (or
@@ -87,7 +89,7 @@ func WithRedis(c redis.UniversalClient) Option {
 
 // WithLogger sends the limiter's log lines (Redis fallbacks) to log, so
 // they follow the process's log.format and log.level. The default is
-// slog.Default().
+// to discard them.
 func WithLogger(log *slog.Logger) Option {
 	return func(l *Limiter) { l.log = log }
 }
@@ -114,9 +116,7 @@ func New(cfg Config, now func() time.Time, opts ...Option) (*Limiter, error) {
 	for _, o := range opts {
 		o(l)
 	}
-	if l.log == nil {
-		l.log = slog.Default()
-	}
+	l.log = logging.For(l.log, "limiter")
 	if s.GlobalRate > 0 {
 		l.global = rate.NewLimiter(rate.Limit(s.GlobalRate), int(max(s.GlobalRate/4, MinBurst)))
 	}

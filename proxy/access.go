@@ -148,6 +148,7 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, d *download, lease *limiter.Le
 	t.lease = lease
 	s.startStats(t, ctx, d, off, n, size)
 	ctx.Response.SetBodyStream(t, int(n))
+	d.streamed = true
 }
 
 // Errors of the access checks.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -504,9 +505,8 @@ func TestAuthE2ERevocation(t *testing.T) {
 	pB := e.start(proxy.Config{DownloadAuth: proxy.AuthToken}, proxy.Deps{Tokens: vB})
 
 	adminKey := e.secret("admin-key-0123456789abcdef")
-	admin := proxy.NewAdmin(proxy.AdminConfig{Key: adminKey}, nil, nil, e.logger)
-	admin.RegisterAuth(vA, nil, pA.URL)
-	as := httptest.NewServer(admin)
+	api := admin.New(admin.Config{Key: adminKey}, admin.Deps{Tokens: vA, DownloadBase: pA.URL, Logger: e.logger})
+	as := httptest.NewServer(api)
 	t.Cleanup(as.Close)
 	adminDo := func(method, path, body string) (*http.Response, []byte) {
 		req, _ := http.NewRequest(method, as.URL+path, strings.NewReader(body))

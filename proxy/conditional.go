@@ -2,10 +2,10 @@ package proxy
 
 import "time"
 
-// Conditions holds the raw values of the request's conditional header fields,
+// conditions holds the raw values of the request's conditional header fields,
 // nil or empty when a field is absent. The caller fills it from fasthttp
-// without copying, so a Conditions must not outlive the request it came from.
-type Conditions struct {
+// without copying, so a conditions must not outlive the request it came from.
+type conditions struct {
 	IfMatch           []byte
 	IfNoneMatch       []byte
 	IfModifiedSince   []byte
@@ -15,8 +15,8 @@ type Conditions struct {
 	HasRange bool
 }
 
-// Outcome is the result of evaluating preconditions.
-type Outcome struct {
+// outcome is the result of evaluating preconditions.
+type outcome struct {
 	// Status is 0 to proceed with the method, 304 Not Modified or
 	// 412 Precondition Failed.
 	Status int
@@ -26,7 +26,7 @@ type Outcome struct {
 	UseRange bool
 }
 
-// Evaluate decides the preconditions of a request for the current
+// evaluate decides the preconditions of a request for the current
 // representation, following the order of RFC 9110 section 13.2.2 so that the
 // precedence between the fields is decided in this one place.
 //
@@ -34,7 +34,7 @@ type Outcome struct {
 // entity-tag as on the wire (quoted, `"abc"`); lastModified is its
 // modification time, zero when unknown. date is the response's Date: when
 // the proxy generates the response (or the origin's Date when known); it
-// decides whether lastModified is a strong validator. Evaluate assumes the
+// decides whether lastModified is a strong validator. evaluate assumes the
 // representation exists (so `*` always matches); the caller answers 404
 // before asking.
 //
@@ -54,7 +54,7 @@ type Outcome struct {
 //     lastModified at full precision (sub-second where the origin has it),
 //     which can only make the date weaker, never stronger. A date in the
 //     future is therefore weak too.
-//   - Range handling is defined for GET only (RFC 9110 14.2); Evaluate
+//   - Range handling is defined for GET only (RFC 9110 14.2); evaluate
 //     reports UseRange for HEAD too, so the caller can send the same header
 //     fields that the GET would get, and false for every other method.
 //   - A list member that is not a valid entity-tag (unquoted, missing end
@@ -62,10 +62,10 @@ type Outcome struct {
 //     because etagc includes the comma and the list cannot be resynchronized.
 //     Members before it still count. `*` matches only as the whole field.
 //
-// Evaluate does not allocate.
-func Evaluate(c *Conditions, isGetOrHead bool, etag string, lastModified, date time.Time) Outcome {
+// evaluate does not allocate.
+func evaluate(c *conditions, isGetOrHead bool, etag string, lastModified, date time.Time) outcome {
 	if c == nil {
-		return Outcome{}
+		return outcome{}
 	}
 	lmKnown := !lastModified.IsZero()
 	lm := lastModified.Unix()
@@ -74,11 +74,11 @@ func Evaluate(c *Conditions, isGetOrHead bool, etag string, lastModified, date t
 	// Step 2 (13.1.4): If-Unmodified-Since only when If-Match is absent.
 	if v := condTrimOWS(c.IfMatch); len(v) > 0 {
 		if !matchETagList(v, etag, false) {
-			return Outcome{Status: 412}
+			return outcome{Status: 412}
 		}
 	} else if v := condTrimOWS(c.IfUnmodifiedSince); len(v) > 0 && lmKnown {
 		if d, ok := parseHTTPDate(v); ok && lm > d {
-			return Outcome{Status: 412}
+			return outcome{Status: 412}
 		}
 	}
 
@@ -88,26 +88,26 @@ func Evaluate(c *Conditions, isGetOrHead bool, etag string, lastModified, date t
 	if v := condTrimOWS(c.IfNoneMatch); len(v) > 0 {
 		if matchETagList(v, etag, true) {
 			if isGetOrHead {
-				return Outcome{Status: 304}
+				return outcome{Status: 304}
 			}
-			return Outcome{Status: 412}
+			return outcome{Status: 412}
 		}
 	} else if v := condTrimOWS(c.IfModifiedSince); isGetOrHead && len(v) > 0 && lmKnown {
 		if d, ok := parseHTTPDate(v); ok && lm <= d {
-			return Outcome{Status: 304}
+			return outcome{Status: 304}
 		}
 	}
 
 	// Step 5 (13.1.5): If-Range decides whether Range applies. It is ignored
 	// without a Range header field.
 	if !c.HasRange || !isGetOrHead {
-		return Outcome{}
+		return outcome{}
 	}
 	v := condTrimOWS(c.IfRange)
 	if len(v) == 0 {
-		return Outcome{UseRange: true}
+		return outcome{UseRange: true}
 	}
-	return Outcome{UseRange: ifRangeMatches(v, etag, lastModified, date)}
+	return outcome{UseRange: ifRangeMatches(v, etag, lastModified, date)}
 }
 
 // ifRangeMatches evaluates an If-Range value: an entity-tag compared strongly

@@ -24,114 +24,114 @@ func TestEvaluate(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		c       Conditions
+		c       conditions
 		getHead bool
 		etag    string    // default condETag
 		lm      time.Time // default condLM
 		date    time.Time // the response's Date; default condDateNow
 		noLM    bool      // Last-Modified unknown
-		want    Outcome
+		want    outcome
 	}{
 		// No conditions.
-		{name: "none", c: Conditions{}, getHead: true, want: Outcome{}},
-		{name: "none with range", c: Conditions{HasRange: true}, getHead: true, want: Outcome{UseRange: true}},
-		{name: "range ignored for other methods", c: Conditions{HasRange: true}, getHead: false, want: Outcome{}},
+		{name: "none", c: conditions{}, getHead: true, want: outcome{}},
+		{name: "none with range", c: conditions{HasRange: true}, getHead: true, want: outcome{UseRange: true}},
+		{name: "range ignored for other methods", c: conditions{HasRange: true}, getHead: false, want: outcome{}},
 
 		// Step 1: If-Match, strong comparison.
-		{name: "if-match equal", c: Conditions{IfMatch: b(`"abc"`)}, getHead: true, want: Outcome{}},
-		{name: "if-match differs", c: Conditions{IfMatch: b(`"xyz"`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "if-match star", c: Conditions{IfMatch: b(`*`)}, getHead: true, want: Outcome{}},
-		{name: "if-match star with OWS", c: Conditions{IfMatch: b(" * ")}, getHead: true, want: Outcome{}},
-		{name: "if-match weak never matches", c: Conditions{IfMatch: b(`W/"abc"`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "if-match list", c: Conditions{IfMatch: b(`"a", W/"b" , "abc"`)}, getHead: true, want: Outcome{}},
-		{name: "if-match list no match", c: Conditions{IfMatch: b(`"a", W/"abc" , "c"`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "if-match unquoted", c: Conditions{IfMatch: b(`abc`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "if-match missing end quote", c: Conditions{IfMatch: b(`"abc`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "if-match only commas", c: Conditions{IfMatch: b(` , ,`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "if-match with weak current etag", c: Conditions{IfMatch: b(`W/"abc"`)}, getHead: true, etag: `W/"abc"`, want: Outcome{Status: 412}},
-		{name: "if-match for PUT-like method", c: Conditions{IfMatch: b(`"abc"`)}, getHead: false, want: Outcome{}},
-		{name: "if-match fails for other method", c: Conditions{IfMatch: b(`"x"`)}, getHead: false, want: Outcome{Status: 412}},
-		{name: "empty if-match is absent", c: Conditions{IfMatch: b("")}, getHead: true, want: Outcome{}},
-		{name: "whitespace if-match is absent", c: Conditions{IfMatch: b("  ")}, getHead: true, want: Outcome{}},
+		{name: "if-match equal", c: conditions{IfMatch: b(`"abc"`)}, getHead: true, want: outcome{}},
+		{name: "if-match differs", c: conditions{IfMatch: b(`"xyz"`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "if-match star", c: conditions{IfMatch: b(`*`)}, getHead: true, want: outcome{}},
+		{name: "if-match star with OWS", c: conditions{IfMatch: b(" * ")}, getHead: true, want: outcome{}},
+		{name: "if-match weak never matches", c: conditions{IfMatch: b(`W/"abc"`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "if-match list", c: conditions{IfMatch: b(`"a", W/"b" , "abc"`)}, getHead: true, want: outcome{}},
+		{name: "if-match list no match", c: conditions{IfMatch: b(`"a", W/"abc" , "c"`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "if-match unquoted", c: conditions{IfMatch: b(`abc`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "if-match missing end quote", c: conditions{IfMatch: b(`"abc`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "if-match only commas", c: conditions{IfMatch: b(` , ,`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "if-match with weak current etag", c: conditions{IfMatch: b(`W/"abc"`)}, getHead: true, etag: `W/"abc"`, want: outcome{Status: 412}},
+		{name: "if-match for PUT-like method", c: conditions{IfMatch: b(`"abc"`)}, getHead: false, want: outcome{}},
+		{name: "if-match fails for other method", c: conditions{IfMatch: b(`"x"`)}, getHead: false, want: outcome{Status: 412}},
+		{name: "empty if-match is absent", c: conditions{IfMatch: b("")}, getHead: true, want: outcome{}},
+		{name: "whitespace if-match is absent", c: conditions{IfMatch: b("  ")}, getHead: true, want: outcome{}},
 
 		// Step 2: If-Unmodified-Since.
-		{name: "ius after lm", c: Conditions{IfUnmodifiedSince: after}, getHead: true, want: Outcome{}},
-		{name: "ius equal lm", c: Conditions{IfUnmodifiedSince: at}, getHead: true, want: Outcome{}},
-		{name: "ius before lm", c: Conditions{IfUnmodifiedSince: before}, getHead: true, want: Outcome{Status: 412}},
-		{name: "ius invalid date ignored", c: Conditions{IfUnmodifiedSince: b("yesterday")}, getHead: true, want: Outcome{}},
-		{name: "ius unknown lm ignored", c: Conditions{IfUnmodifiedSince: before}, getHead: true, noLM: true, want: Outcome{}},
-		{name: "if-match true skips ius", c: Conditions{IfMatch: b(`"abc"`), IfUnmodifiedSince: before}, getHead: true, want: Outcome{}},
-		{name: "ius sub-second lm", c: Conditions{IfUnmodifiedSince: at}, getHead: true, lm: condLM.Add(900 * time.Millisecond), want: Outcome{}},
+		{name: "ius after lm", c: conditions{IfUnmodifiedSince: after}, getHead: true, want: outcome{}},
+		{name: "ius equal lm", c: conditions{IfUnmodifiedSince: at}, getHead: true, want: outcome{}},
+		{name: "ius before lm", c: conditions{IfUnmodifiedSince: before}, getHead: true, want: outcome{Status: 412}},
+		{name: "ius invalid date ignored", c: conditions{IfUnmodifiedSince: b("yesterday")}, getHead: true, want: outcome{}},
+		{name: "ius unknown lm ignored", c: conditions{IfUnmodifiedSince: before}, getHead: true, noLM: true, want: outcome{}},
+		{name: "if-match true skips ius", c: conditions{IfMatch: b(`"abc"`), IfUnmodifiedSince: before}, getHead: true, want: outcome{}},
+		{name: "ius sub-second lm", c: conditions{IfUnmodifiedSince: at}, getHead: true, lm: condLM.Add(900 * time.Millisecond), want: outcome{}},
 
 		// Step 3: If-None-Match, weak comparison.
-		{name: "inm match", c: Conditions{IfNoneMatch: b(`"abc"`)}, getHead: true, want: Outcome{Status: 304}},
-		{name: "inm weak match", c: Conditions{IfNoneMatch: b(`W/"abc"`)}, getHead: true, want: Outcome{Status: 304}},
-		{name: "inm list match", c: Conditions{IfNoneMatch: b(`"a", W/"b" , "abc"`)}, getHead: true, want: Outcome{Status: 304}},
-		{name: "inm list weak match", c: Conditions{IfNoneMatch: b(`"a",W/"abc"`)}, getHead: true, want: Outcome{Status: 304}},
-		{name: "inm no match", c: Conditions{IfNoneMatch: b(`"a", W/"b" , "c"`)}, getHead: true, want: Outcome{}},
-		{name: "inm star", c: Conditions{IfNoneMatch: b(`*`)}, getHead: true, want: Outcome{Status: 304}},
-		{name: "inm match other method", c: Conditions{IfNoneMatch: b(`"abc"`)}, getHead: false, want: Outcome{Status: 412}},
-		{name: "inm star other method", c: Conditions{IfNoneMatch: b(`*`)}, getHead: false, want: Outcome{Status: 412}},
-		{name: "inm unquoted", c: Conditions{IfNoneMatch: b(`abc`)}, getHead: true, want: Outcome{}},
-		{name: "inm missing end quote", c: Conditions{IfNoneMatch: b(`"abc`)}, getHead: true, want: Outcome{}},
-		{name: "inm malformed ends list", c: Conditions{IfNoneMatch: b(`"x" junk, "abc"`)}, getHead: true, want: Outcome{}},
-		{name: "inm match before malformed", c: Conditions{IfNoneMatch: b(`"abc", junk`)}, getHead: true, want: Outcome{Status: 304}},
-		{name: "inm lowercase w/", c: Conditions{IfNoneMatch: b(`w/"abc"`)}, getHead: true, want: Outcome{}},
-		{name: "inm star inside list is malformed", c: Conditions{IfNoneMatch: b(`"x", *`)}, getHead: true, want: Outcome{}},
-		{name: "inm prefix is not a match", c: Conditions{IfNoneMatch: b(`"ab"`)}, getHead: true, want: Outcome{}},
-		{name: "inm no match keeps range", c: Conditions{IfNoneMatch: b(`"x"`), HasRange: true}, getHead: true, want: Outcome{UseRange: true}},
+		{name: "inm match", c: conditions{IfNoneMatch: b(`"abc"`)}, getHead: true, want: outcome{Status: 304}},
+		{name: "inm weak match", c: conditions{IfNoneMatch: b(`W/"abc"`)}, getHead: true, want: outcome{Status: 304}},
+		{name: "inm list match", c: conditions{IfNoneMatch: b(`"a", W/"b" , "abc"`)}, getHead: true, want: outcome{Status: 304}},
+		{name: "inm list weak match", c: conditions{IfNoneMatch: b(`"a",W/"abc"`)}, getHead: true, want: outcome{Status: 304}},
+		{name: "inm no match", c: conditions{IfNoneMatch: b(`"a", W/"b" , "c"`)}, getHead: true, want: outcome{}},
+		{name: "inm star", c: conditions{IfNoneMatch: b(`*`)}, getHead: true, want: outcome{Status: 304}},
+		{name: "inm match other method", c: conditions{IfNoneMatch: b(`"abc"`)}, getHead: false, want: outcome{Status: 412}},
+		{name: "inm star other method", c: conditions{IfNoneMatch: b(`*`)}, getHead: false, want: outcome{Status: 412}},
+		{name: "inm unquoted", c: conditions{IfNoneMatch: b(`abc`)}, getHead: true, want: outcome{}},
+		{name: "inm missing end quote", c: conditions{IfNoneMatch: b(`"abc`)}, getHead: true, want: outcome{}},
+		{name: "inm malformed ends list", c: conditions{IfNoneMatch: b(`"x" junk, "abc"`)}, getHead: true, want: outcome{}},
+		{name: "inm match before malformed", c: conditions{IfNoneMatch: b(`"abc", junk`)}, getHead: true, want: outcome{Status: 304}},
+		{name: "inm lowercase w/", c: conditions{IfNoneMatch: b(`w/"abc"`)}, getHead: true, want: outcome{}},
+		{name: "inm star inside list is malformed", c: conditions{IfNoneMatch: b(`"x", *`)}, getHead: true, want: outcome{}},
+		{name: "inm prefix is not a match", c: conditions{IfNoneMatch: b(`"ab"`)}, getHead: true, want: outcome{}},
+		{name: "inm no match keeps range", c: conditions{IfNoneMatch: b(`"x"`), HasRange: true}, getHead: true, want: outcome{UseRange: true}},
 
 		// Step 4: If-Modified-Since.
-		{name: "ims equal lm", c: Conditions{IfModifiedSince: at}, getHead: true, want: Outcome{Status: 304}},
-		{name: "ims after lm", c: Conditions{IfModifiedSince: after}, getHead: true, want: Outcome{Status: 304}},
-		{name: "ims before lm", c: Conditions{IfModifiedSince: before}, getHead: true, want: Outcome{}},
-		{name: "ims sub-second lm", c: Conditions{IfModifiedSince: at}, getHead: true, lm: condLM.Add(999 * time.Millisecond), want: Outcome{Status: 304}},
-		{name: "ims invalid date", c: Conditions{IfModifiedSince: b("Sun, 32 Nov 1994 08:49:37 GMT")}, getHead: true, want: Outcome{}},
-		{name: "ims unknown lm", c: Conditions{IfModifiedSince: after}, getHead: true, noLM: true, want: Outcome{}},
-		{name: "ims other method ignored", c: Conditions{IfModifiedSince: after}, getHead: false, want: Outcome{}},
-		{name: "ims far future still 304", c: Conditions{IfModifiedSince: b("Fri, 01 Jan 2100 00:00:00 GMT")}, getHead: true, want: Outcome{Status: 304}},
-		{name: "ims ignored when inm present", c: Conditions{IfNoneMatch: b(`"x"`), IfModifiedSince: after}, getHead: true, want: Outcome{}},
-		{name: "ims rfc850", c: Conditions{IfModifiedSince: b("Wednesday, 04-Mar-26 10:20:30 GMT")}, getHead: true, want: Outcome{Status: 304}},
-		{name: "ims asctime", c: Conditions{IfModifiedSince: b("Wed Mar  4 10:20:30 2026")}, getHead: true, want: Outcome{Status: 304}},
-		{name: "ims asctime one second early", c: Conditions{IfModifiedSince: b("Wed Mar  4 10:20:29 2026")}, getHead: true, want: Outcome{}},
+		{name: "ims equal lm", c: conditions{IfModifiedSince: at}, getHead: true, want: outcome{Status: 304}},
+		{name: "ims after lm", c: conditions{IfModifiedSince: after}, getHead: true, want: outcome{Status: 304}},
+		{name: "ims before lm", c: conditions{IfModifiedSince: before}, getHead: true, want: outcome{}},
+		{name: "ims sub-second lm", c: conditions{IfModifiedSince: at}, getHead: true, lm: condLM.Add(999 * time.Millisecond), want: outcome{Status: 304}},
+		{name: "ims invalid date", c: conditions{IfModifiedSince: b("Sun, 32 Nov 1994 08:49:37 GMT")}, getHead: true, want: outcome{}},
+		{name: "ims unknown lm", c: conditions{IfModifiedSince: after}, getHead: true, noLM: true, want: outcome{}},
+		{name: "ims other method ignored", c: conditions{IfModifiedSince: after}, getHead: false, want: outcome{}},
+		{name: "ims far future still 304", c: conditions{IfModifiedSince: b("Fri, 01 Jan 2100 00:00:00 GMT")}, getHead: true, want: outcome{Status: 304}},
+		{name: "ims ignored when inm present", c: conditions{IfNoneMatch: b(`"x"`), IfModifiedSince: after}, getHead: true, want: outcome{}},
+		{name: "ims rfc850", c: conditions{IfModifiedSince: b("Wednesday, 04-Mar-26 10:20:30 GMT")}, getHead: true, want: outcome{Status: 304}},
+		{name: "ims asctime", c: conditions{IfModifiedSince: b("Wed Mar  4 10:20:30 2026")}, getHead: true, want: outcome{Status: 304}},
+		{name: "ims asctime one second early", c: conditions{IfModifiedSince: b("Wed Mar  4 10:20:29 2026")}, getHead: true, want: outcome{}},
 
 		// Precedence between steps.
-		{name: "if-match failure wins over inm", c: Conditions{IfMatch: b(`"x"`), IfNoneMatch: b(`"abc"`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "ius failure wins over inm", c: Conditions{IfUnmodifiedSince: before, IfNoneMatch: b(`"abc"`)}, getHead: true, want: Outcome{Status: 412}},
-		{name: "ius failure wins over ims", c: Conditions{IfUnmodifiedSince: before, IfModifiedSince: after}, getHead: true, want: Outcome{Status: 412}},
-		{name: "if-match pass then inm 304", c: Conditions{IfMatch: b(`"abc"`), IfNoneMatch: b(`"abc"`)}, getHead: true, want: Outcome{Status: 304}},
-		{name: "inm 304 wins over if-range", c: Conditions{IfNoneMatch: b(`*`), IfRange: b(`"abc"`), HasRange: true}, getHead: true, want: Outcome{Status: 304}},
-		{name: "ims 304 wins over range", c: Conditions{IfModifiedSince: at, HasRange: true}, getHead: true, want: Outcome{Status: 304}},
-		{name: "412 clears range", c: Conditions{IfMatch: b(`"x"`), HasRange: true}, getHead: true, want: Outcome{Status: 412}},
+		{name: "if-match failure wins over inm", c: conditions{IfMatch: b(`"x"`), IfNoneMatch: b(`"abc"`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "ius failure wins over inm", c: conditions{IfUnmodifiedSince: before, IfNoneMatch: b(`"abc"`)}, getHead: true, want: outcome{Status: 412}},
+		{name: "ius failure wins over ims", c: conditions{IfUnmodifiedSince: before, IfModifiedSince: after}, getHead: true, want: outcome{Status: 412}},
+		{name: "if-match pass then inm 304", c: conditions{IfMatch: b(`"abc"`), IfNoneMatch: b(`"abc"`)}, getHead: true, want: outcome{Status: 304}},
+		{name: "inm 304 wins over if-range", c: conditions{IfNoneMatch: b(`*`), IfRange: b(`"abc"`), HasRange: true}, getHead: true, want: outcome{Status: 304}},
+		{name: "ims 304 wins over range", c: conditions{IfModifiedSince: at, HasRange: true}, getHead: true, want: outcome{Status: 304}},
+		{name: "412 clears range", c: conditions{IfMatch: b(`"x"`), HasRange: true}, getHead: true, want: outcome{Status: 412}},
 
 		// Step 5: If-Range.
-		{name: "if-range etag match", c: Conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, want: Outcome{UseRange: true}},
-		{name: "if-range etag mismatch", c: Conditions{IfRange: b(`"xyz"`), HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range weak etag never matches", c: Conditions{IfRange: b(`W/"abc"`), HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range list is invalid", c: Conditions{IfRange: b(`"abc", "x"`), HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range missing end quote", c: Conditions{IfRange: b(`"abc`), HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range star is invalid", c: Conditions{IfRange: b(`*`), HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range date equal", c: Conditions{IfRange: at, HasRange: true}, getHead: true, want: Outcome{UseRange: true}},
-		{name: "if-range date later", c: Conditions{IfRange: after, HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range date earlier", c: Conditions{IfRange: before, HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range date sub-second lm", c: Conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), want: Outcome{UseRange: true}},
-		{name: "if-range date unknown lm", c: Conditions{IfRange: at, HasRange: true}, getHead: true, noLM: true, want: Outcome{}},
-		{name: "if-range invalid date", c: Conditions{IfRange: b("tomorrow"), HasRange: true}, getHead: true, want: Outcome{}},
-		{name: "if-range without range", c: Conditions{IfRange: b(`"abc"`)}, getHead: true, want: Outcome{}},
-		{name: "if-range after passing conditions", c: Conditions{IfMatch: b(`"abc"`), IfNoneMatch: b(`"x"`), IfRange: b(`"abc"`), HasRange: true}, getHead: true, want: Outcome{UseRange: true}},
-		{name: "if-range malformed current etag", c: Conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, etag: `abc`, want: Outcome{}},
-		{name: "if-range weak current etag", c: Conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, etag: `W/"abc"`, want: Outcome{}},
+		{name: "if-range etag match", c: conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, want: outcome{UseRange: true}},
+		{name: "if-range etag mismatch", c: conditions{IfRange: b(`"xyz"`), HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range weak etag never matches", c: conditions{IfRange: b(`W/"abc"`), HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range list is invalid", c: conditions{IfRange: b(`"abc", "x"`), HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range missing end quote", c: conditions{IfRange: b(`"abc`), HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range star is invalid", c: conditions{IfRange: b(`*`), HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range date equal", c: conditions{IfRange: at, HasRange: true}, getHead: true, want: outcome{UseRange: true}},
+		{name: "if-range date later", c: conditions{IfRange: after, HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range date earlier", c: conditions{IfRange: before, HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range date sub-second lm", c: conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), want: outcome{UseRange: true}},
+		{name: "if-range date unknown lm", c: conditions{IfRange: at, HasRange: true}, getHead: true, noLM: true, want: outcome{}},
+		{name: "if-range invalid date", c: conditions{IfRange: b("tomorrow"), HasRange: true}, getHead: true, want: outcome{}},
+		{name: "if-range without range", c: conditions{IfRange: b(`"abc"`)}, getHead: true, want: outcome{}},
+		{name: "if-range after passing conditions", c: conditions{IfMatch: b(`"abc"`), IfNoneMatch: b(`"x"`), IfRange: b(`"abc"`), HasRange: true}, getHead: true, want: outcome{UseRange: true}},
+		{name: "if-range malformed current etag", c: conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, etag: `abc`, want: outcome{}},
+		{name: "if-range weak current etag", c: conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, etag: `W/"abc"`, want: outcome{}},
 
 		// Step 5, RFC 9110 13.1.5 with 8.8.2.2: a Last-Modified less than a
 		// second before the response's Date is weak, so If-Range fails.
-		{name: "if-range date lm exactly 1s before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(time.Second), want: Outcome{UseRange: true}},
-		{name: "if-range date lm in same second as date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM, want: Outcome{}},
-		{name: "if-range date lm 999ms before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(999 * time.Millisecond), want: Outcome{}},
-		{name: "if-range date sub-second lm under 1s before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), date: condLM.Add(1200 * time.Millisecond), want: Outcome{}},
-		{name: "if-range date sub-second lm 1s before date", c: Conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), date: condLM.Add(1500 * time.Millisecond), want: Outcome{UseRange: true}},
-		{name: "if-range date lm in the future", c: Conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(-time.Hour), want: Outcome{}},
-		{name: "if-range etag ignores date", c: Conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, date: condLM, want: Outcome{UseRange: true}},
-		{name: "ims unaffected by date", c: Conditions{IfModifiedSince: at}, getHead: true, date: condLM, want: Outcome{Status: 304}},
+		{name: "if-range date lm exactly 1s before date", c: conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(time.Second), want: outcome{UseRange: true}},
+		{name: "if-range date lm in same second as date", c: conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM, want: outcome{}},
+		{name: "if-range date lm 999ms before date", c: conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(999 * time.Millisecond), want: outcome{}},
+		{name: "if-range date sub-second lm under 1s before date", c: conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), date: condLM.Add(1200 * time.Millisecond), want: outcome{}},
+		{name: "if-range date sub-second lm 1s before date", c: conditions{IfRange: at, HasRange: true}, getHead: true, lm: condLM.Add(500 * time.Millisecond), date: condLM.Add(1500 * time.Millisecond), want: outcome{UseRange: true}},
+		{name: "if-range date lm in the future", c: conditions{IfRange: at, HasRange: true}, getHead: true, date: condLM.Add(-time.Hour), want: outcome{}},
+		{name: "if-range etag ignores date", c: conditions{IfRange: b(`"abc"`), HasRange: true}, getHead: true, date: condLM, want: outcome{UseRange: true}},
+		{name: "ims unaffected by date", c: conditions{IfModifiedSince: at}, getHead: true, date: condLM, want: outcome{Status: 304}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,27 +150,27 @@ func TestEvaluate(t *testing.T) {
 				date = condDateNow
 			}
 			c := tt.c
-			if got := Evaluate(&c, tt.getHead, etag, lm, date); got != tt.want {
-				t.Errorf("Evaluate(%+v, %v, %q, %v, %v) = %+v, want %+v", tt.c, tt.getHead, etag, lm, date, got, tt.want)
+			if got := evaluate(&c, tt.getHead, etag, lm, date); got != tt.want {
+				t.Errorf("evaluate(%+v, %v, %q, %v, %v) = %+v, want %+v", tt.c, tt.getHead, etag, lm, date, got, tt.want)
 			}
 		})
 	}
 }
 
 func TestEvaluateNil(t *testing.T) {
-	if got := Evaluate(nil, true, condETag, condLM, condDateNow); got != (Outcome{}) {
-		t.Errorf("Evaluate(nil) = %+v, want zero", got)
+	if got := evaluate(nil, true, condETag, condLM, condDateNow); got != (outcome{}) {
+		t.Errorf("evaluate(nil) = %+v, want zero", got)
 	}
 }
 
 func TestEvaluateEmptyETag(t *testing.T) {
 	// Without an entity-tag only `*` can match.
-	c := &Conditions{IfMatch: []byte(`""`)}
-	if got := Evaluate(c, true, "", condLM, condDateNow); got.Status != 412 {
+	c := &conditions{IfMatch: []byte(`""`)}
+	if got := evaluate(c, true, "", condLM, condDateNow); got.Status != 412 {
 		t.Errorf(`If-Match "" with no etag: %+v, want 412`, got)
 	}
-	c = &Conditions{IfMatch: []byte(`*`)}
-	if got := Evaluate(c, true, "", condLM, condDateNow); got.Status != 0 {
+	c = &conditions{IfMatch: []byte(`*`)}
+	if got := evaluate(c, true, "", condLM, condDateNow); got.Status != 0 {
 		t.Errorf(`If-Match * with no etag: %+v, want 0`, got)
 	}
 }
@@ -367,12 +367,12 @@ func containsString(s, sub string) bool {
 	return false
 }
 
-func ExampleEvaluate() {
+func Example_evaluate() {
 	lm := time.Date(2026, time.March, 4, 10, 20, 30, 0, time.UTC)
-	c := &Conditions{IfNoneMatch: []byte(`W/"v1", "v2"`), IfModifiedSince: []byte("Thu, 01 Jan 2099 00:00:00 GMT")}
-	fmt.Println(Evaluate(c, true, `"v2"`, lm, lm.Add(time.Hour)))
-	c = &Conditions{IfRange: []byte(`"v1"`), HasRange: true}
-	fmt.Println(Evaluate(c, true, `"v2"`, lm, lm.Add(time.Hour)))
+	c := &conditions{IfNoneMatch: []byte(`W/"v1", "v2"`), IfModifiedSince: []byte("Thu, 01 Jan 2099 00:00:00 GMT")}
+	fmt.Println(evaluate(c, true, `"v2"`, lm, lm.Add(time.Hour)))
+	c = &conditions{IfRange: []byte(`"v1"`), HasRange: true}
+	fmt.Println(evaluate(c, true, `"v2"`, lm, lm.Add(time.Hour)))
 	// Output:
 	// {304 false}
 	// {0 false}
@@ -381,11 +381,11 @@ func ExampleEvaluate() {
 // BenchmarkEvaluate measures the per-request cost of a typical revalidation:
 // a browser's If-None-Match plus If-Modified-Since, and a resumed download.
 func BenchmarkEvaluate(b *testing.B) {
-	revalidate := &Conditions{IfNoneMatch: []byte(`"abc"`), IfModifiedSince: []byte("Wed, 04 Mar 2026 10:20:30 GMT")}
-	resume := &Conditions{IfRange: []byte("Wed, 04 Mar 2026 10:20:30 GMT"), HasRange: true}
+	revalidate := &conditions{IfNoneMatch: []byte(`"abc"`), IfModifiedSince: []byte("Wed, 04 Mar 2026 10:20:30 GMT")}
+	resume := &conditions{IfRange: []byte("Wed, 04 Mar 2026 10:20:30 GMT"), HasRange: true}
 	b.ReportAllocs()
 	for b.Loop() {
-		Evaluate(revalidate, true, condETag, condLM, condDateNow)
-		Evaluate(resume, true, condETag, condLM, condDateNow)
+		evaluate(revalidate, true, condETag, condLM, condDateNow)
+		evaluate(resume, true, condETag, condLM, condDateNow)
 	}
 }

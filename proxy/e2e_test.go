@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/objectkey"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -586,7 +587,7 @@ func TestE2EPathTricks(t *testing.T) {
 		{"backslash", "/download/..%5csecret.txt", "127.0.0.1"},
 		{"bad escape", "/download/%zz", "127.0.0.1"},
 		{"invalid utf-8", "/download/%ff", "127.0.0.1"},
-		{"overlong", "/download/" + strings.Repeat("a", proxy.MaxKeyLength+1), "127.0.0.1"},
+		{"overlong", "/download/" + strings.Repeat("a", objectkey.MaxLength+1), "127.0.0.1"},
 		{"host route dot-dot", "/../secret.txt", "files.example.com"},
 		{"host route encoded", "/%2e%2e/secret.txt", "files.example.com"},
 	}
@@ -623,7 +624,7 @@ func TestE2EPathTricks(t *testing.T) {
 	}
 
 	// The longest allowed key is a lookup, not an error.
-	resp, body := do(t, f.c, http.MethodGet, f.url(strings.Repeat("a", proxy.MaxKeyLength)))
+	resp, body := do(t, f.c, http.MethodGet, f.url(strings.Repeat("a", objectkey.MaxLength)))
 	wantError(t, resp, body, 404, "not_found")
 }
 

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Route is what a request's host maps to.
-type Route struct {
+// route is what a request's host maps to.
+type route struct {
 	// Name identifies the route in logs and metrics. Default: the pattern.
 	Name string
 	// Bucket is the origin bucket the host serves. Required.
@@ -28,7 +28,7 @@ type Route struct {
 	classRate int64
 }
 
-// Route modes and authentication schemes accepted by NewHostTable.
+// Route modes and authentication schemes accepted by newHostTable.
 const (
 	ModeProxy    = "proxy"
 	ModeRedirect = "redirect"
@@ -41,14 +41,14 @@ const (
 // covers any bracketed IPv6 literal. Longer hosts never match.
 const maxHostName = 253
 
-// HostTable maps Host header values to routes. It is immutable once built and
+// hostTable maps Host header values to routes. It is immutable once built and
 // safe for concurrent use.
-type HostTable struct {
-	exact map[string]*Route // normalized host name -> route
-	wild  map[string]*Route // suffix after "*." -> route
+type hostTable struct {
+	exact map[string]*route // normalized host name -> route
+	wild  map[string]*route // suffix after "*." -> route
 }
 
-// NewHostTable builds a table from patterns to routes.
+// newHostTable builds a table from patterns to routes.
 //
 // A pattern is an exact host name ("files.example.com"), a bracketed IPv6
 // literal ("[::1]"), or a leading wildcard ("*.cdn.example.com"). A wildcard
@@ -60,10 +60,10 @@ type HostTable struct {
 // name (or has a port, or a '*' elsewhere), two patterns that are equal after
 // normalization, and a route with a bad field are errors naming the pattern.
 // Empty Name, Mode and Auth are filled with their defaults.
-func NewHostTable(routes map[string]Route) (*HostTable, error) {
-	t := &HostTable{
-		exact: make(map[string]*Route, len(routes)),
-		wild:  make(map[string]*Route),
+func newHostTable(routes map[string]route) (*hostTable, error) {
+	t := &hostTable{
+		exact: make(map[string]*route, len(routes)),
+		wild:  make(map[string]*route),
 	}
 	// Sorted, so that the error for a duplicate names the same pattern on
 	// every run.
@@ -114,7 +114,7 @@ func normalizePattern(p string) (norm string, wildcard bool, err error) {
 }
 
 // checkRoute validates r and fills its defaults.
-func checkRoute(pattern string, r Route) (*Route, error) {
+func checkRoute(pattern string, r route) (*route, error) {
 	if r.Name == "" {
 		r.Name = pattern
 	}
@@ -145,9 +145,9 @@ func checkRoute(pattern string, r Route) (*Route, error) {
 // port, upper case and a trailing dot ("Files.Example.COM.:8443"), or be a
 // bracketed IPv6 literal ("[::1]:8080"). An exact pattern wins over
 // wildcards; among wildcards the longest suffix wins. An empty or malformed
-// host matches nothing. The returned Route is shared: do not modify it.
+// host matches nothing. The returned route is shared: do not modify it.
 // Lookup does not allocate.
-func (t *HostTable) Lookup(host []byte) (*Route, bool) {
+func (t *hostTable) Lookup(host []byte) (*route, bool) {
 	if t == nil {
 		return nil, false
 	}
@@ -288,10 +288,10 @@ func validIPv6Literal(name []byte) bool {
 }
 
 // routes lists the table's routes (for start-time checks), each once.
-func (t *HostTable) routes() []*Route {
-	seen := make(map[*Route]bool)
-	var out []*Route
-	for _, m := range []map[string]*Route{t.exact, t.wild} {
+func (t *hostTable) routes() []*route {
+	seen := make(map[*route]bool)
+	var out []*route
+	for _, m := range []map[string]*route{t.exact, t.wild} {
 		for _, r := range m {
 			if !seen[r] {
 				seen[r] = true

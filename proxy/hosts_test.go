@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-func testHostTable(t testing.TB) *HostTable {
+func testHostTable(t testing.TB) *hostTable {
 	t.Helper()
-	tab, err := NewHostTable(map[string]Route{
+	tab, err := newHostTable(map[string]route{
 		"files.example.com":      {Name: "files", Bucket: "files"},
 		"Media.Example.com.":     {Bucket: "media", Mode: ModeRedirect, RedirectTTL: time.Minute},
 		"*.cdn.example.com":      {Name: "cdn", Bucket: "cdn", Auth: AuthSigned},
@@ -111,11 +111,11 @@ func TestHostTableDefaults(t *testing.T) {
 	if !ok || r.Auth != AuthSigned || r.Bucket != "cdn" {
 		t.Errorf("cdn route = %+v, %v", r, ok)
 	}
-	var nilTable *HostTable
+	var nilTable *hostTable
 	if r, ok := nilTable.Lookup([]byte("files.example.com")); ok || r != nil {
 		t.Errorf("nil table matched: %+v", r)
 	}
-	empty, err := NewHostTable(nil)
+	empty, err := newHostTable(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,40 +125,40 @@ func TestHostTableDefaults(t *testing.T) {
 }
 
 func TestNewHostTableErrors(t *testing.T) {
-	ok := Route{Bucket: "b"}
+	ok := route{Bucket: "b"}
 	tests := []struct {
 		name    string
-		routes  map[string]Route
+		routes  map[string]route
 		wantErr string
 	}{
-		{"duplicate by case", map[string]Route{"files.example.com": ok, "FILES.example.com": ok}, `"files.example.com" duplicates "FILES.example.com"`},
-		{"duplicate by trailing dot", map[string]Route{"a.com": ok, "a.com.": ok}, `"a.com." duplicates "a.com"`},
-		{"duplicate wildcard", map[string]Route{"*.a.com": ok, "*.A.com": ok}, `"*.a.com" duplicates "*.A.com"`},
-		{"empty pattern", map[string]Route{"": ok}, `host pattern ""`},
-		{"bare star", map[string]Route{"*": ok}, `host pattern "*"`},
-		{"star dot", map[string]Route{"*.": ok}, `host pattern "*."`},
-		{"inner star", map[string]Route{"a.*.com": ok}, `host pattern "a.*.com"`},
-		{"star without dot", map[string]Route{"*a.com": ok}, `host pattern "*a.com"`},
-		{"double star", map[string]Route{"*.*.a.com": ok}, `host pattern "*.*.a.com"`},
-		{"port", map[string]Route{"a.com:8080": ok}, `host pattern "a.com:8080"`},
-		{"empty label", map[string]Route{"a..com": ok}, `host pattern "a..com"`},
-		{"leading dot", map[string]Route{".a.com": ok}, `host pattern ".a.com"`},
-		{"slash", map[string]Route{"a.com/x": ok}, `host pattern "a.com/x"`},
-		{"space", map[string]Route{"a .com": ok}, `host pattern "a .com"`},
-		{"long label", map[string]Route{strings.Repeat("a", 64) + ".com": ok}, `host pattern`},
-		{"wildcard ipv6", map[string]Route{"*.[::1]": ok}, `host pattern "*.[::1]"`},
-		{"unbracketed ipv6", map[string]Route{"::1": ok}, `host pattern "::1"`},
-		{"missing bucket", map[string]Route{"a.com": {}}, `host "a.com": Bucket is empty`},
-		{"bad mode", map[string]Route{"a.com": {Bucket: "b", Mode: "mirror"}}, `host "a.com": Mode "mirror"`},
-		{"bad auth", map[string]Route{"a.com": {Bucket: "b", Auth: "basic"}}, `host "a.com": Auth "basic"`},
-		{"negative ttl", map[string]Route{"a.com": {Bucket: "b", RedirectTTL: -time.Second}}, `host "a.com": RedirectTTL -1s`},
+		{"duplicate by case", map[string]route{"files.example.com": ok, "FILES.example.com": ok}, `"files.example.com" duplicates "FILES.example.com"`},
+		{"duplicate by trailing dot", map[string]route{"a.com": ok, "a.com.": ok}, `"a.com." duplicates "a.com"`},
+		{"duplicate wildcard", map[string]route{"*.a.com": ok, "*.A.com": ok}, `"*.a.com" duplicates "*.A.com"`},
+		{"empty pattern", map[string]route{"": ok}, `host pattern ""`},
+		{"bare star", map[string]route{"*": ok}, `host pattern "*"`},
+		{"star dot", map[string]route{"*.": ok}, `host pattern "*."`},
+		{"inner star", map[string]route{"a.*.com": ok}, `host pattern "a.*.com"`},
+		{"star without dot", map[string]route{"*a.com": ok}, `host pattern "*a.com"`},
+		{"double star", map[string]route{"*.*.a.com": ok}, `host pattern "*.*.a.com"`},
+		{"port", map[string]route{"a.com:8080": ok}, `host pattern "a.com:8080"`},
+		{"empty label", map[string]route{"a..com": ok}, `host pattern "a..com"`},
+		{"leading dot", map[string]route{".a.com": ok}, `host pattern ".a.com"`},
+		{"slash", map[string]route{"a.com/x": ok}, `host pattern "a.com/x"`},
+		{"space", map[string]route{"a .com": ok}, `host pattern "a .com"`},
+		{"long label", map[string]route{strings.Repeat("a", 64) + ".com": ok}, `host pattern`},
+		{"wildcard ipv6", map[string]route{"*.[::1]": ok}, `host pattern "*.[::1]"`},
+		{"unbracketed ipv6", map[string]route{"::1": ok}, `host pattern "::1"`},
+		{"missing bucket", map[string]route{"a.com": {}}, `host "a.com": Bucket is empty`},
+		{"bad mode", map[string]route{"a.com": {Bucket: "b", Mode: "mirror"}}, `host "a.com": Mode "mirror"`},
+		{"bad auth", map[string]route{"a.com": {Bucket: "b", Auth: "basic"}}, `host "a.com": Auth "basic"`},
+		{"negative ttl", map[string]route{"a.com": {Bucket: "b", RedirectTTL: -time.Second}}, `host "a.com": RedirectTTL -1s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 5 { // map order varies; the error must not
-				tab, err := NewHostTable(tt.routes)
+				tab, err := newHostTable(tt.routes)
 				if err == nil || tab != nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "proxy: ") {
-					t.Fatalf("NewHostTable: %v, %v; want error containing %s", tab, err, tt.wantErr)
+					t.Fatalf("newHostTable: %v, %v; want error containing %s", tab, err, tt.wantErr)
 				}
 			}
 		})
@@ -168,7 +168,7 @@ func TestNewHostTableErrors(t *testing.T) {
 // TestHostTableDistinctKinds checks that "*.a.com" and "a.com" are two
 // patterns, not duplicates, and that each matches only its own hosts.
 func TestHostTableDistinctKinds(t *testing.T) {
-	tab, err := NewHostTable(map[string]Route{"a.com": {Name: "apex", Bucket: "b"}, "*.a.com": {Name: "sub", Bucket: "b"}})
+	tab, err := newHostTable(map[string]route{"a.com": {Name: "apex", Bucket: "b"}, "*.a.com": {Name: "sub", Bucket: "b"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package proxy
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/edgeproxy/edgeproxy/internal/objectkey"
+)
 
 // keyCacheBytes bounds the key cache: the raw paths and keys it holds plus
 // keyEntryOverhead per entry. It is a fixed budget, part of the heap the
@@ -17,7 +21,7 @@ const keyEntryOverhead = 64
 
 // keyCache interns validated object keys by their raw request path, so a
 // hot object's key is decoded and allocated once, not on every request:
-// ObjectKey must return a string the cache can keep, and that string is
+// objectkey.Parse must return a string the cache can keep, and that string is
 // the only allocation a cache hit would otherwise make. Looking up a map
 // with string(bytes) does not allocate.
 //
@@ -33,7 +37,7 @@ type keyCache struct {
 	bytes int // cost of the entries of m, at most keyCacheBytes
 }
 
-// objectKey returns ObjectKey(raw), from the cache when raw was added.
+// objectKey returns objectkey.Parse(raw), from the cache when raw was added.
 // cached reports a cache hit; otherwise the key is a fresh string the
 // caller may pass to add once the request has earned it.
 func (c *keyCache) objectKey(raw []byte) (key string, cached bool, err error) {
@@ -43,11 +47,11 @@ func (c *keyCache) objectKey(raw []byte) (key string, cached bool, err error) {
 	if ok {
 		return key, true, nil
 	}
-	key, err = ObjectKey(raw)
+	key, err = objectkey.Parse(raw)
 	return key, false, err
 }
 
-// add interns key, the ObjectKey of raw. Entries too large for the budget
+// add interns key, the objectkey.Parse of raw. Entries too large for the budget
 // are not kept.
 func (c *keyCache) add(raw []byte, key string) {
 	cost := len(raw) + len(key) + keyEntryOverhead

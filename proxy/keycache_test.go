@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/objectkey"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -129,9 +130,9 @@ func TestKeyCacheFilledOnlyWhenAuthorised(t *testing.T) {
 // the cache stays within keyCacheBytes.
 func TestKeyCacheByteBound(t *testing.T) {
 	var c keyCache
-	long := strings.Repeat("k", MaxKeyLength-8)
+	long := strings.Repeat("k", objectkey.MaxLength-8)
 	peak := 0
-	for i := range 3 * keyCacheBytes / (2*MaxKeyLength + keyEntryOverhead) {
+	for i := range 3 * keyCacheBytes / (2*objectkey.MaxLength + keyEntryOverhead) {
 		raw := []byte(long + strconv.Itoa(i))
 		key, cached, err := c.objectKey(raw)
 		if err != nil || cached {

@@ -23,14 +23,14 @@ import (
 // on a leading blank line. The trailing CRLF after the close delimiter is
 // what Go and nginx send too.
 
-// NewBoundary returns a fresh random multipart boundary: 26 characters of
+// newBoundary returns a fresh random multipart boundary: 26 characters of
 // base32 (A-Z, 2-7) carrying 128 bits from crypto/rand, so it cannot
 // plausibly occur inside the bytes it separates.
-func NewBoundary() string { return rand.Text() }
+func newBoundary() string { return rand.Text() }
 
-// MultipartLength returns the exact length of the body NewMultipartBody
+// multipartLength returns the exact length of the body newMultipartBody
 // produces for the same arguments, so the 206 can carry Content-Length.
-func MultipartLength(boundary, contentType string, spans []Span, size int64) int64 {
+func multipartLength(boundary, contentType string, spans []span, size int64) int64 {
 	contentType = partContentType(contentType)
 	var n int64
 	for i, s := range spans {
@@ -42,13 +42,13 @@ func MultipartLength(boundary, contentType string, spans []Span, size int64) int
 // partData says where one part's file bytes lie in a multipart body.
 type partData struct {
 	bodyOff int64 // offset in the body of the part's first file byte
-	span    Span  // the file bytes the part carries
+	span    span  // the file bytes the part carries
 }
 
-// multipartLayout returns, for the body NewMultipartBody produces with the
+// multipartLayout returns, for the body newMultipartBody produces with the
 // same arguments, where each part's file bytes lie, so that the bytes
 // written to the client can be told apart from part headers.
-func multipartLayout(boundary, contentType string, spans []Span, size int64) []partData {
+func multipartLayout(boundary, contentType string, spans []span, size int64) []partData {
 	contentType = partContentType(contentType)
 	out := make([]partData, len(spans))
 	var pos int64
@@ -73,7 +73,7 @@ func fileBytesIn(parts []partData, from, to int64) int64 {
 	return n
 }
 
-// NewMultipartBody returns a reader of the whole multipart/byteranges body
+// newMultipartBody returns a reader of the whole multipart/byteranges body
 // for spans of a size-byte representation; the caller sets the response
 // Content-Type to "multipart/byteranges; boundary=" + boundary. Each part
 // carries Content-Type: contentType, omitted when contentType is empty or
@@ -89,7 +89,7 @@ func fileBytesIn(parts []partData, from, to int64) int64 {
 // sticky. Close closes the part reader currently open, if any.
 //
 // The reader is not safe for concurrent use: Read and Close must not race.
-func NewMultipartBody(boundary, contentType string, spans []Span, size int64, open func(off, n int64) (io.ReadCloser, error)) io.ReadCloser {
+func newMultipartBody(boundary, contentType string, spans []span, size int64, open func(off, n int64) (io.ReadCloser, error)) io.ReadCloser {
 	m := &multipartBody{
 		boundary:    boundary,
 		contentType: partContentType(contentType),
@@ -106,7 +106,7 @@ var errMultipartClosed = errors.New("proxy: multipart body closed")
 
 type multipartBody struct {
 	boundary, contentType string
-	spans                 []Span
+	spans                 []span
 	size                  int64
 	open                  func(off, n int64) (io.ReadCloser, error)
 
@@ -232,7 +232,7 @@ const (
 
 // appendPartHeader appends the delimiter and headers that precede part s.
 // partHeaderLen must agree with it byte for byte.
-func appendPartHeader(dst []byte, first bool, boundary, contentType string, s Span, size int64) []byte {
+func appendPartHeader(dst []byte, first bool, boundary, contentType string, s span, size int64) []byte {
 	if !first {
 		dst = append(dst, "\r\n"...)
 	}
@@ -245,11 +245,11 @@ func appendPartHeader(dst []byte, first bool, boundary, contentType string, s Sp
 		dst = append(dst, "\r\n"...)
 	}
 	dst = append(dst, partContentRangeName...)
-	dst = AppendContentRange(dst, s, size)
+	dst = appendContentRange(dst, s, size)
 	return append(dst, "\r\n\r\n"...)
 }
 
-func partHeaderLen(first bool, boundary, contentType string, s Span, size int64) int {
+func partHeaderLen(first bool, boundary, contentType string, s span, size int64) int {
 	n := 2 + len(boundary) + 2 // "--" BOUNDARY CRLF
 	if !first {
 		n += 2

@@ -14,12 +14,12 @@ import (
 	"testing/iotest"
 )
 
-// partSource is a fake origin for NewMultipartBody: it serves data, records
+// partSource is a fake origin for newMultipartBody: it serves data, records
 // every open and close, and injects faults.
 type partSource struct {
 	t       *testing.T
 	data    []byte
-	opens   []Span // arguments of each open call, in order
+	opens   []span // arguments of each open call, in order
 	current *fakePart
 	parts   []*fakePart
 	openErr error // returned by open when set
@@ -40,7 +40,7 @@ func (s *partSource) open(off, n int64) (io.ReadCloser, error) {
 	if s.current != nil && s.current.closed == 0 {
 		s.t.Errorf("open(%d, %d) while the previous part reader is still open", off, n)
 	}
-	s.opens = append(s.opens, Span{off, n})
+	s.opens = append(s.opens, span{off, n})
 	if s.openErr != nil {
 		return nil, s.openErr
 	}
@@ -86,7 +86,7 @@ func testData(n int) []byte {
 
 // refMultipart formats the expected body with fmt, independently of the
 // append helpers under test.
-func refMultipart(boundary, contentType string, spans []Span, size int64, data []byte) []byte {
+func refMultipart(boundary, contentType string, spans []span, size int64, data []byte) []byte {
 	var b bytes.Buffer
 	for i, s := range spans {
 		if i > 0 {
@@ -121,18 +121,18 @@ func TestMultipartBodyParses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spans, err := ParseRange(nil, []byte(tt.header), size)
+			spans, err := parseRange(nil, []byte(tt.header), size)
 			if err != nil {
 				t.Fatal(err)
 			}
-			boundary := NewBoundary()
+			boundary := newBoundary()
 			src := &partSource{t: t, data: data}
-			body, err := io.ReadAll(NewMultipartBody(boundary, tt.contentType, spans, size, src.open))
+			body, err := io.ReadAll(newMultipartBody(boundary, tt.contentType, spans, size, src.open))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := int64(len(body)), MultipartLength(boundary, tt.contentType, spans, size); got != want {
-				t.Fatalf("body is %d bytes, MultipartLength says %d", got, want)
+			if got, want := int64(len(body)), multipartLength(boundary, tt.contentType, spans, size); got != want {
+				t.Fatalf("body is %d bytes, multipartLength says %d", got, want)
 			}
 			if !bytes.HasPrefix(body, []byte("--"+boundary+"\r\n")) || !bytes.HasSuffix(body, []byte("\r\n--"+boundary+"--\r\n")) {
 				t.Fatalf("body does not start with the first delimiter or end with the close delimiter:\n%q", body)
@@ -151,7 +151,7 @@ func TestMultipartBodyParses(t *testing.T) {
 				if got := part.Header.Values("Content-Type"); tt.contentType == "" && len(got) != 0 || tt.contentType != "" && !slices.Equal(got, []string{tt.contentType}) {
 					t.Errorf("part %d Content-Type = %q, want %q", i, got, tt.contentType)
 				}
-				if got, want := part.Header.Get("Content-Range"), string(AppendContentRange(nil, s, size)); got != want {
+				if got, want := part.Header.Get("Content-Range"), string(appendContentRange(nil, s, size)); got != want {
 					t.Errorf("part %d Content-Range = %q, want %q", i, got, want)
 				}
 				if len(part.Header) != 1+min(1, len(tt.contentType)) {
@@ -172,7 +172,7 @@ func TestMultipartBodyParses(t *testing.T) {
 	}
 }
 
-// TestMultipartLengthRandom compares the body and MultipartLength with a
+// TestMultipartLengthRandom compares the body and multipartLength with a
 // reference formatter over random span sets, read in odd-sized pieces.
 func TestMultipartLengthRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
@@ -183,19 +183,19 @@ func TestMultipartLengthRandom(t *testing.T) {
 		if iter%10 == 0 { // lengths with many digits too
 			size = int64(len(data))
 		}
-		var spans []Span
-		for start := r.Int64N(size); start < size && len(spans) < MaxRanges; {
+		var spans []span
+		for start := r.Int64N(size); start < size && len(spans) < maxRanges; {
 			n := 1 + r.Int64N(size-start)
 			if r.IntN(2) == 0 {
 				n = 1 + r.Int64N(min(size-start, 50))
 			}
-			spans = append(spans, Span{start, n})
+			spans = append(spans, span{start, n})
 			start += n + 1 + r.Int64N(size/4+1)
 		}
-		boundary := NewBoundary()[:1+r.IntN(26)]
+		boundary := newBoundary()[:1+r.IntN(26)]
 		ct := types[r.IntN(len(types))]
 		src := &partSource{t: t, data: data[:size]}
-		body := NewMultipartBody(boundary, ct, spans, size, src.open)
+		body := newMultipartBody(boundary, ct, spans, size, src.open)
 		var reader io.Reader = body
 		switch iter % 3 {
 		case 0:
@@ -215,8 +215,8 @@ func TestMultipartLengthRandom(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("iteration %d (spans %v, type %q): body differs from reference\n got %q\nwant %q", iter, spans, ct, got, want)
 		}
-		if n := MultipartLength(boundary, ct, spans, size); n != int64(len(got)) {
-			t.Fatalf("iteration %d: MultipartLength = %d, body is %d bytes", iter, n, len(got))
+		if n := multipartLength(boundary, ct, spans, size); n != int64(len(got)) {
+			t.Fatalf("iteration %d: multipartLength = %d, body is %d bytes", iter, n, len(got))
 		}
 		if len(src.opens) != len(spans) {
 			t.Fatalf("iteration %d: %d opens for %d parts", iter, len(src.opens), len(spans))
@@ -231,19 +231,19 @@ func TestMultipartLengthRandom(t *testing.T) {
 
 func TestMultipartBodyIOTest(t *testing.T) {
 	data := testData(5000)
-	spans := []Span{{0, 1}, {10, 1000}, {4000, 1000}}
+	spans := []span{{0, 1}, {10, 1000}, {4000, 1000}}
 	want := refMultipart("b0undary", "x/y", spans, 5000, data)
 	src := &partSource{t: t, data: data}
-	if err := iotest.TestReader(NewMultipartBody("b0undary", "x/y", spans, 5000, src.open), want); err != nil {
+	if err := iotest.TestReader(newMultipartBody("b0undary", "x/y", spans, 5000, src.open), want); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestMultipartBodyNoSpans(t *testing.T) {
 	src := &partSource{t: t}
-	got, err := io.ReadAll(NewMultipartBody("B", "x/y", nil, 10, src.open))
-	if err != nil || string(got) != "--B--\r\n" || MultipartLength("B", "x/y", nil, 10) != int64(len(got)) {
-		t.Fatalf("got %q, %v; MultipartLength %d", got, err, MultipartLength("B", "x/y", nil, 10))
+	got, err := io.ReadAll(newMultipartBody("B", "x/y", nil, 10, src.open))
+	if err != nil || string(got) != "--B--\r\n" || multipartLength("B", "x/y", nil, 10) != int64(len(got)) {
+		t.Fatalf("got %q, %v; multipartLength %d", got, err, multipartLength("B", "x/y", nil, 10))
 	}
 	if len(src.opens) != 0 {
 		t.Fatalf("%d opens", len(src.opens))
@@ -252,9 +252,9 @@ func TestMultipartBodyNoSpans(t *testing.T) {
 
 func TestMultipartBodyLazy(t *testing.T) {
 	data := testData(1000)
-	spans := []Span{{0, 10}, {100, 50}, {900, 100}}
+	spans := []span{{0, 10}, {100, 50}, {900, 100}}
 	src := &partSource{t: t, data: data}
-	body := NewMultipartBody("BOUND", "x/y", spans, 1000, src.open)
+	body := newMultipartBody("BOUND", "x/y", spans, 1000, src.open)
 	defer body.Close()
 
 	hdr := appendPartHeader(nil, true, "BOUND", "x/y", spans[0], 1000)
@@ -296,7 +296,7 @@ func TestMultipartBodyLazy(t *testing.T) {
 
 func TestMultipartBodyErrors(t *testing.T) {
 	data := testData(1000)
-	spans := []Span{{0, 10}, {100, 50}}
+	spans := []span{{0, 10}, {100, 50}}
 	errOpen := errors.New("origin down")
 	errRead := errors.New("connection reset")
 	tests := []struct {
@@ -312,7 +312,7 @@ func TestMultipartBodyErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &tt.src
 			src.t, src.data = t, data
-			body := NewMultipartBody("B", "", spans, 1000, src.open)
+			body := newMultipartBody("B", "", spans, 1000, src.open)
 			got, err := io.ReadAll(body)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("ReadAll error = %v, want %v", err, tt.want)
@@ -345,11 +345,11 @@ func TestMultipartBodyErrors(t *testing.T) {
 // together with io.EOF; that is a complete part, not an error.
 func TestMultipartBodyEOFWithLastBytes(t *testing.T) {
 	data := testData(100)
-	spans := []Span{{0, 10}, {50, 50}}
+	spans := []span{{0, 10}, {50, 50}}
 	open := func(off, n int64) (io.ReadCloser, error) {
 		return io.NopCloser(iotest.DataErrReader(bytes.NewReader(data[off : off+n]))), nil
 	}
-	got, err := io.ReadAll(NewMultipartBody("B", "", spans, 100, open))
+	got, err := io.ReadAll(newMultipartBody("B", "", spans, 100, open))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,10 +360,10 @@ func TestMultipartBodyEOFWithLastBytes(t *testing.T) {
 
 func TestMultipartBodyCloseMidBody(t *testing.T) {
 	data := testData(1000)
-	spans := []Span{{0, 100}, {500, 100}}
+	spans := []span{{0, 100}, {500, 100}}
 	errClose := errors.New("close failed")
 	src := &partSource{t: t, data: data, closeEr: errClose}
-	body := NewMultipartBody("B", "x/y", spans, 1000, src.open)
+	body := newMultipartBody("B", "x/y", spans, 1000, src.open)
 	buf := make([]byte, len(appendPartHeader(nil, true, "B", "x/y", spans[0], 1000))+5)
 	if _, err := io.ReadFull(body, buf); err != nil {
 		t.Fatal(err)
@@ -391,7 +391,7 @@ func TestMultipartBodyCloseMidBody(t *testing.T) {
 func TestNewBoundary(t *testing.T) {
 	seen := make(map[string]bool)
 	for range 100 {
-		b := NewBoundary()
+		b := newBoundary()
 		if len(b) < 20 || len(b) > 70 {
 			t.Fatalf("boundary %q has length %d", b, len(b))
 		}
@@ -421,7 +421,7 @@ func TestDecimalLen(t *testing.T) {
 
 func BenchmarkMultipartBody(b *testing.B) {
 	data := testData(1 << 20)
-	spans, err := ParseRange(nil, []byte("bytes=0-65535,131072-262143,-4096"), int64(len(data)))
+	spans, err := parseRange(nil, []byte("bytes=0-65535,131072-262143,-4096"), int64(len(data)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -429,10 +429,10 @@ func BenchmarkMultipartBody(b *testing.B) {
 		return io.NopCloser(bytes.NewReader(data[off : off+n])), nil
 	}
 	buf := make([]byte, 32<<10)
-	b.SetBytes(MultipartLength("B", "application/octet-stream", spans, int64(len(data))))
+	b.SetBytes(multipartLength("B", "application/octet-stream", spans, int64(len(data))))
 	b.ReportAllocs()
 	for b.Loop() {
-		body := NewMultipartBody("B", "application/octet-stream", spans, int64(len(data)), open)
+		body := newMultipartBody("B", "application/octet-stream", spans, int64(len(data)), open)
 		if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{body}, buf); err != nil {
 			b.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 // refFileMask builds the body with fmt, as refMultipart does, and marks
 // which of its bytes are file bytes: an independent account of where the
 // parts' data lie.
-func refFileMask(boundary, contentType string, spans []Span, size int64) []bool {
+func refFileMask(boundary, contentType string, spans []span, size int64) []bool {
 	var b bytes.Buffer
 	var mask []bool
 	head := func(s string) {
@@ -56,11 +56,11 @@ func countTrue(m []bool) int64 {
 
 // checkLayout compares multipartLayout and fileBytesIn with the reference
 // mask for every prefix of the body.
-func checkLayout(t *testing.T, boundary, ct string, spans []Span, size int64) {
+func checkLayout(t *testing.T, boundary, ct string, spans []span, size int64) {
 	t.Helper()
 	mask := refFileMask(boundary, partContentType(ct), spans, size)
-	if n := MultipartLength(boundary, ct, spans, size); n != int64(len(mask)) {
-		t.Fatalf("reference body %d bytes, MultipartLength %d", len(mask), n)
+	if n := multipartLength(boundary, ct, spans, size); n != int64(len(mask)) {
+		t.Fatalf("reference body %d bytes, multipartLength %d", len(mask), n)
 	}
 	layout := multipartLayout(boundary, ct, spans, size)
 	if len(layout) != len(spans) {
@@ -99,23 +99,23 @@ func checkLayout(t *testing.T, boundary, ct string, spans []Span, size int64) {
 // TestMultipartLayout: the bytes of a multipart body that carry file data
 // are exactly the parts' data, never the headers (issue 9, defect 5).
 func TestMultipartLayout(t *testing.T) {
-	checkLayout(t, "B", "text/plain", []Span{{500000, 499998}, {999999, 1}}, 1000000)
-	var one []Span
+	checkLayout(t, "B", "text/plain", []span{{500000, 499998}, {999999, 1}}, 1000000)
+	var one []span
 	for i := range int64(32) {
-		one = append(one, Span{i * 90, 1})
+		one = append(one, span{i * 90, 1})
 	}
 	checkLayout(t, "0123456789ABCDEFGHIJKLMNOP", "", one, 3000)
-	checkLayout(t, "x", "a/b\r\nX-Injected: 1", []Span{{0, 1}, {5, 5}}, 10)
+	checkLayout(t, "x", "a/b\r\nX-Injected: 1", []span{{0, 1}, {5, 5}}, 10)
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
 		size := 1 + r.Int64N(5000)
-		var spans []Span
-		for start := r.Int64N(size); start < size && len(spans) < MaxRanges; {
+		var spans []span
+		for start := r.Int64N(size); start < size && len(spans) < maxRanges; {
 			n := 1 + r.Int64N(min(size-start, 100))
-			spans = append(spans, Span{start, n})
+			spans = append(spans, span{start, n})
 			start += n + 1 + r.Int64N(size/4+1)
 		}
-		checkLayout(t, NewBoundary()[:1+r.IntN(26)], "application/octet-stream", spans, size)
+		checkLayout(t, newBoundary()[:1+r.IntN(26)], "application/octet-stream", spans, size)
 	}
 }
 
@@ -125,9 +125,9 @@ func FuzzFileBytesIn(f *testing.F) {
 		if size <= 0 || size > 1<<20 || s1 < 0 || n1 <= 0 || s2 < 0 || n2 <= 0 || s1+n1 >= s2 || s2+n2 > size {
 			return
 		}
-		spans := []Span{{s1, n1}, {s2, n2}}
+		spans := []span{{s1, n1}, {s2, n2}}
 		layout := multipartLayout("bnd", "", spans, size)
-		total := MultipartLength("bnd", "", spans, size)
+		total := multipartLength("bnd", "", spans, size)
 		cut = min(max(cut, 0), total)
 		a, b := fileBytesIn(layout, 0, cut), fileBytesIn(layout, cut, total)
 		if a < 0 || b < 0 || a+b != n1+n2 {
@@ -170,7 +170,7 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 func TestTrackedBodyReportsWrittenFileBytes(t *testing.T) {
 	s := &Server{metrics: newRequestCounters(), log: slog.New(slog.DiscardHandler)}
 	data := testData(3000)
-	spans := []Span{{2000, 500}, {0, 1000}, {2700, 300}}
+	spans := []span{{2000, 500}, {0, 1000}, {2700, 300}}
 	const boundary = "bnd"
 	body := refMultipart(boundary, "", spans, 3000, data)
 	mask := refFileMask(boundary, "", spans, 3000)
@@ -181,7 +181,7 @@ func TestTrackedBodyReportsWrittenFileBytes(t *testing.T) {
 			var want, n int64
 			if multipart {
 				srcPart := &partSource{t: t, data: data}
-				src = NewMultipartBody(boundary, "", spans, 3000, srcPart.open)
+				src = newMultipartBody(boundary, "", spans, 3000, srcPart.open)
 				n = int64(len(body))
 				want = countTrue(mask[:min(limit, n)])
 			} else {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -181,8 +182,8 @@ func (c *Config) validate() error {
 }
 
 // hostTable builds the routing table from the configured routes.
-func (c *Config) hostTable() (*HostTable, error) {
-	m := make(map[string]Route)
+func (c *Config) hostTable() (*hostTable, error) {
+	m := make(map[string]route)
 	for i, rc := range c.Routes {
 		if len(rc.Hosts) == 0 {
 			return nil, fmt.Errorf("proxy: routes[%d].hosts: required", i)
@@ -198,10 +199,10 @@ func (c *Config) hostTable() (*HostTable, error) {
 			if _, dup := m[h]; dup {
 				return nil, fmt.Errorf("proxy: routes[%d].hosts: %q listed twice", i, h)
 			}
-			m[h] = Route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
+			m[h] = route{Name: h, Bucket: rc.Bucket, Mode: rc.Mode, Auth: rc.Auth, RedirectTTL: ttl, RateClass: rc.RateClass}
 		}
 	}
-	return NewHostTable(m) // its errors name the pattern
+	return newHostTable(m) // its errors name the pattern
 }
 
 // Deps are the parts the proxy is wired to.
@@ -211,7 +212,8 @@ type Deps struct {
 	// Origin is the store behind Objects, used for /readyz and presigned
 	// redirects. Required.
 	Origin origin.Store
-	// Logger receives the access log and errors. Default slog.Default().
+	// Logger receives the access log and errors, with component=proxy.
+	// Nil discards them.
 	Logger *slog.Logger
 	// Tokens checks download tokens; required by routes with auth "token".
 	Tokens TokenVerifier
@@ -243,9 +245,9 @@ type Server struct {
 	objects Objects
 	origin  origin.Store
 	log     *slog.Logger
-	hosts   *HostTable
+	hosts   *hostTable
 	// download is the route of /download/{fileId}.
-	download Route
+	download route
 	// accessLog caches *cfg.AccessLog for the hot path.
 	accessLog bool
 	// downloadEnabled: /download/ has a bucket or a catalog to read.
@@ -279,9 +281,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Objects == nil {
 		deps.Objects = deps.Origin
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
+	deps.Logger = logging.For(deps.Logger, "proxy")
 	if cfg.DownloadBucket == "" && deps.Catalog == nil && len(cfg.Routes) == 0 {
 		return nil, errors.New("proxy: download_bucket: required when there are no routes and no file catalog")
 	}
@@ -291,7 +291,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		origin:  deps.Origin,
 		log:     deps.Logger,
 		hosts:   hosts,
-		download: Route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
+		download: route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
 			RateClass: cfg.DownloadRateClass},
 		accessLog:       *cfg.AccessLog,
 		downloadEnabled: cfg.DownloadBucket != "" || deps.Catalog != nil,

@@ -8,44 +8,44 @@ import (
 	"strconv"
 )
 
-// Span is one satisfiable byte range: bytes [Start, Start+Length) of the
-// representation. Spans returned by ParseRange always have 0 <= Start,
+// span is one satisfiable byte range: bytes [Start, Start+Length) of the
+// representation. Spans returned by parseRange always have 0 <= Start,
 // Length > 0 and Start+Length <= size.
-type Span struct{ Start, Length int64 }
+type span struct{ Start, Length int64 }
 
 // End returns the offset one past the span's last byte.
-func (s Span) End() int64 { return s.Start + s.Length }
+func (s span) End() int64 { return s.Start + s.Length }
 
 // The three ways a Range header can fail to produce spans. Each tells the
 // caller what to answer, so the handler never has to look inside the header.
 var (
-	// ErrRangeInvalid: the header is not a bytes range set we understand
+	// errRangeInvalid: the header is not a bytes range set we understand
 	// (bad syntax, another unit, last-pos < first-pos). RFC 9110 14.2 says
 	// to ignore such a header: serve 200 with the full representation.
-	ErrRangeInvalid = errors.New("proxy: invalid range")
-	// ErrRangeUnsatisfiable: the header is valid but no range overlaps the
+	errRangeInvalid = errors.New("proxy: invalid range")
+	// errRangeUnsatisfiable: the header is valid but no range overlaps the
 	// representation. Answer 416 with Content-Range: bytes */SIZE
-	// (RFC 9110 15.5.17), see AppendUnsatisfiedRange.
-	ErrRangeUnsatisfiable = errors.New("proxy: range not satisfiable")
-	// ErrTooManyRanges: the range set trips the abuse policy (see
-	// ParseRange). RFC 9110 14.2 lets a server ignore Range, so serve 200
+	// (RFC 9110 15.5.17), see appendUnsatisfiedRange.
+	errRangeUnsatisfiable = errors.New("proxy: range not satisfiable")
+	// errTooManyRanges: the range set trips the abuse policy (see
+	// parseRange). RFC 9110 14.2 lets a server ignore Range, so serve 200
 	// with the full representation.
-	ErrTooManyRanges = errors.New("proxy: too many ranges")
+	errTooManyRanges = errors.New("proxy: too many ranges")
 )
 
 // Limits of the abuse policy. Each part of a multipart/byteranges answer
 // costs a part header and possibly an origin request, and overlapping ranges
 // were the amplification behind CVE-2011-3192 (Apache "Range: bytes=0-,0-,...").
 const (
-	// MaxRanges is the most spans ParseRange returns, counted after
+	// maxRanges is the most spans parseRange returns, counted after
 	// overlapping and adjacent ranges have been merged.
-	MaxRanges = 32
-	// MaxRangeSpecs is the most non-empty range-specs a header may list,
-	// before merging. A caller whose dst has room for MaxRangeSpecs spans
-	// gets ParseRange without allocation.
-	MaxRangeSpecs = 2 * MaxRanges
-	// MaxRangeHeaderLen is the longest Range field value considered, in bytes.
-	MaxRangeHeaderLen = 4096
+	maxRanges = 32
+	// maxRangeSpecs is the most non-empty range-specs a header may list,
+	// before merging. A caller whose dst has room for maxRangeSpecs spans
+	// gets parseRange without allocation.
+	maxRangeSpecs = 2 * maxRanges
+	// maxRangeHeaderLen is the longest Range field value considered, in bytes.
+	maxRangeHeaderLen = 4096
 	// maxRangeOverlaps is how many satisfiable ranges may ask again for bytes
 	// an earlier one (in start order) already covers. Real clients send
 	// disjoint ranges; re-asking for the same bytes is only useful to attack.
@@ -53,7 +53,7 @@ const (
 	maxRangeOverlaps = 2
 )
 
-// ParseRange appends the spans of header, the value of a Range field
+// parseRange appends the spans of header, the value of a Range field
 // (RFC 9110 14.2), for a representation of size bytes to dst, and returns
 // the extended slice. On error it returns dst unchanged.
 //
@@ -63,38 +63,38 @@ const (
 // requires, but at least one range-spec must remain. A range-spec is
 // "first-last", "first-" (to the end) or "-suffix" (the last suffix bytes);
 // numbers are ASCII digits only. last < first invalidates the whole header.
-// Any error of syntax or any other unit gives ErrRangeInvalid.
+// Any error of syntax or any other unit gives errRangeInvalid.
 //
 // Satisfiability (RFC 9110 14.1.3): last is clamped to size-1 and a suffix to
 // size, so huge numbers, even beyond int64, are clamped rather than
 // overflowing; a range whose first >= size, or a suffix of 0, selects nothing
-// and is dropped. If nothing remains the result is ErrRangeUnsatisfiable.
+// and is dropped. If nothing remains the result is errRangeUnsatisfiable.
 //
 // Size 0: every range is unsatisfiable. RFC 9110 14.1.3 calls a non-zero
 // suffix satisfiable even then, yet it selects no byte, and Content-Range
 // cannot express an empty range; we answer 416 with "bytes */0", which tells
 // the client the length, rather than pretend to have a part to send.
-// A negative size (length unknown) gives ErrRangeInvalid: serve 200.
+// A negative size (length unknown) gives errRangeInvalid: serve 200.
 //
 // The result is sorted by Start, with overlapping and adjacent ranges merged
 // (RFC 9110 14.2 permits coalescing), so a single span means a single-part
 // 206. Abuse policy (RFC 9110 14.2 lets a server ignore Range), each giving
-// ErrTooManyRanges: a header longer than MaxRangeHeaderLen; more than
-// MaxRangeSpecs range-specs; more than maxRangeOverlaps ranges that overlap
-// an earlier one; more than MaxRanges spans after merging.
+// errTooManyRanges: a header longer than maxRangeHeaderLen; more than
+// maxRangeSpecs range-specs; more than maxRangeOverlaps ranges that overlap
+// an earlier one; more than maxRanges spans after merging.
 //
-// ParseRange does not allocate when cap(dst)-len(dst) >= MaxRangeSpecs.
-func ParseRange(dst []Span, header []byte, size int64) ([]Span, error) {
-	if len(header) > MaxRangeHeaderLen {
-		return dst, ErrTooManyRanges
+// parseRange does not allocate when cap(dst)-len(dst) >= maxRangeSpecs.
+func parseRange(dst []span, header []byte, size int64) ([]span, error) {
+	if len(header) > maxRangeHeaderLen {
+		return dst, errTooManyRanges
 	}
 	if size < 0 {
-		return dst, ErrRangeInvalid
+		return dst, errRangeInvalid
 	}
 	header = rangeTrimOWS(header)
 	eq := bytes.IndexByte(header, '=')
 	if eq < 0 || !rangeEqualFold(header[:eq], "bytes") {
-		return dst, ErrRangeInvalid
+		return dst, errRangeInvalid
 	}
 	base := len(dst)
 	specs := 0
@@ -106,8 +106,8 @@ func ParseRange(dst []Span, header []byte, size int64) ([]Span, error) {
 			elem = rest[:comma]
 		}
 		if elem = rangeTrimOWS(elem); len(elem) > 0 {
-			if specs++; specs > MaxRangeSpecs {
-				return dst[:base], ErrTooManyRanges
+			if specs++; specs > maxRangeSpecs {
+				return dst[:base], errTooManyRanges
 			}
 			s, ok, err := parseRangeSpec(elem, size)
 			if err != nil {
@@ -123,56 +123,56 @@ func ParseRange(dst []Span, header []byte, size int64) ([]Span, error) {
 		rest = rest[comma+1:]
 	}
 	if specs == 0 {
-		return dst[:base], ErrRangeInvalid
+		return dst[:base], errRangeInvalid
 	}
 	if len(dst) == base {
-		return dst, ErrRangeUnsatisfiable
+		return dst, errRangeUnsatisfiable
 	}
 	n, overlaps := coalesceSpans(dst[base:])
-	if overlaps > maxRangeOverlaps || n > MaxRanges {
-		return dst[:base], ErrTooManyRanges
+	if overlaps > maxRangeOverlaps || n > maxRanges {
+		return dst[:base], errTooManyRanges
 	}
 	return dst[:base+n], nil
 }
 
 // parseRangeSpec parses one non-empty range-spec. ok is false when the range is
 // valid but selects no byte of a size-byte representation.
-func parseRangeSpec(b []byte, size int64) (s Span, ok bool, err error) {
+func parseRangeSpec(b []byte, size int64) (s span, ok bool, err error) {
 	dash := bytes.IndexByte(b, '-')
 	if dash < 0 {
-		return Span{}, false, ErrRangeInvalid
+		return span{}, false, errRangeInvalid
 	}
 	first, last := b[:dash], b[dash+1:]
 	if len(first) == 0 { // suffix-range: the last n bytes
 		n, valid := parseRangeDigits(last)
 		if !valid {
-			return Span{}, false, ErrRangeInvalid
+			return span{}, false, errRangeInvalid
 		}
 		n = min(n, size)
-		return Span{Start: size - n, Length: n}, n > 0, nil
+		return span{Start: size - n, Length: n}, n > 0, nil
 	}
 	start, valid := parseRangeDigits(first)
 	if !valid {
-		return Span{}, false, ErrRangeInvalid
+		return span{}, false, errRangeInvalid
 	}
 	end := int64(math.MaxInt64) // "first-": to the end
 	if len(last) > 0 {
 		if end, valid = parseRangeDigits(last); !valid || compareRangeDigits(first, last) > 0 {
-			return Span{}, false, ErrRangeInvalid
+			return span{}, false, errRangeInvalid
 		}
 	}
 	if start >= size {
-		return Span{}, false, nil
+		return span{}, false, nil
 	}
 	end = min(end, size-1)
-	return Span{Start: start, Length: end - start + 1}, true, nil
+	return span{Start: start, Length: end - start + 1}, true, nil
 }
 
 // coalesceSpans sorts spans by start and merges overlapping and adjacent ones in
 // place. It returns how many spans remain at the front of spans and how
 // many input spans overlapped (not merely touched) an earlier one.
-func coalesceSpans(spans []Span) (n, overlaps int) {
-	slices.SortFunc(spans, func(a, b Span) int {
+func coalesceSpans(spans []span) (n, overlaps int) {
+	slices.SortFunc(spans, func(a, b span) int {
 		switch {
 		case a.Start < b.Start:
 			return -1
@@ -274,9 +274,9 @@ func rangeEqualFold(b []byte, s string) bool {
 	return true
 }
 
-// AppendContentRange appends the Content-Range value "bytes START-END/SIZE"
+// appendContentRange appends the Content-Range value "bytes START-END/SIZE"
 // (RFC 9110 14.4) for s to dst.
-func AppendContentRange(dst []byte, s Span, size int64) []byte {
+func appendContentRange(dst []byte, s span, size int64) []byte {
 	dst = append(dst, "bytes "...)
 	dst = strconv.AppendInt(dst, s.Start, 10)
 	dst = append(dst, '-')
@@ -285,9 +285,9 @@ func AppendContentRange(dst []byte, s Span, size int64) []byte {
 	return strconv.AppendInt(dst, size, 10)
 }
 
-// AppendUnsatisfiedRange appends the Content-Range value "bytes */SIZE" that
+// appendUnsatisfiedRange appends the Content-Range value "bytes */SIZE" that
 // a 416 answer carries (RFC 9110 14.4) to dst.
-func AppendUnsatisfiedRange(dst []byte, size int64) []byte {
+func appendUnsatisfiedRange(dst []byte, size int64) []byte {
 	dst = append(dst, "bytes */"...)
 	return strconv.AppendInt(dst, size, 10)
 }

@@ -50,52 +50,65 @@ var (
 // legitimately take hours.
 const opTimeout = 30 * time.Second
 
-// Handler is the fasthttp handler of the download listener.
+// Handler is the fasthttp handler of the download listener. It is the one
+// place a response is logged: on the way out for every response answered
+// here, or, for a streamed body, when fasthttp closes that body after its
+// last byte (trackedBody.Close), so that the line holds the bytes sent.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	var d download
+	if s.handle(ctx, &d) {
+		s.logRequest(ctx, d.routeName(), d.err)
+	}
+}
+
+// handle answers the request. It reports whether the access log line is
+// still to be written: false for the health probes (never logged) and for
+// a streamed body (logged when it closes).
+func (s *Server) handle(ctx *fasthttp.RequestCtx, d *download) (log bool) {
 	if e := checkRequest(&ctx.Request.Header); e != nil {
 		s.reject(ctx, e)
-		return
+		d.err = e
+		return true
 	}
 	path := ctx.Request.URI().PathOriginal()
 	switch string(path) {
 	case pathHealthz:
 		ctx.Response.Header.SetContentTypeBytes(hdrContentTypeJSON)
 		ctx.Response.SetBodyRaw(bodyOK)
-		return
+		return false
 	case pathReadyz:
 		s.ready(ctx)
-		return
+		return false
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		writeError(ctx, errMethod)
 		ctx.Response.Header.SetCanonical(hdrAllow, hdrAllowValue)
-		s.logRequest(ctx, "", nil)
-		return
+		return true
 	}
-	var d download
-	if err := s.resolve(ctx, path, &d); err != nil {
-		s.fail(ctx, &d, err)
-		return
+	if err := s.resolve(ctx, path, d); err != nil {
+		s.fail(ctx, d, err)
+		return true
 	}
-	if err := s.authorize(ctx, &d); err != nil {
-		s.fail(ctx, &d, err)
-		return
+	if err := s.authorize(ctx, d); err != nil {
+		s.fail(ctx, d, err)
+		return true
 	}
-	if err := s.lookupCatalog(ctx, &d); err != nil {
-		s.fail(ctx, &d, err)
-		return
+	if err := s.lookupCatalog(ctx, d); err != nil {
+		s.fail(ctx, d, err)
+		return true
 	}
 	if d.route.Mode == ModeRedirect {
-		s.redirect(ctx, &d)
-		return
+		s.redirect(ctx, d)
+		return true
 	}
-	s.serve(ctx, &d)
+	s.serve(ctx, d)
+	return !d.streamed
 }
 
 // download is what one request resolved to. It lives on the handler's
 // stack; strings in it are copies, safe to keep after the handler returns.
 type download struct {
-	route *Route
+	route *route
 	// fileID names the file in statistics: the catalog id on /download/,
 	// the object key on host routes. Tokens are checked against
 	// Server.tokenFileID, which scopes host-route keys to their bucket.
@@ -116,6 +129,20 @@ type download struct {
 	// contentType is the catalog's media type for the file, validated;
 	// empty to send the object's own.
 	contentType string
+	// err is what the answer failed with, for the access log; nil for a
+	// success.
+	err error
+	// streamed is set when the response body is a stream that writes the
+	// access log line itself when it closes.
+	streamed bool
+}
+
+// routeName is the route for the access log; empty before one was found.
+func (d *download) routeName() string {
+	if d.route == nil {
+		return ""
+	}
+	return d.route.Name
 }
 
 // rememberKey interns d's key once the request has passed authorisation
@@ -199,7 +226,7 @@ func (s *Server) lookupCatalog(ctx *fasthttp.RequestCtx, d *download) error {
 	return nil
 }
 
-// fail answers err and logs it.
+// fail answers err and keeps it for the access log.
 func (s *Server) fail(ctx *fasthttp.RequestCtx, d *download, err error) {
 	e := errorFor(err)
 	writeError(ctx, e)
@@ -210,11 +237,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, d *download, err error) {
 	if e.status == fasthttp.StatusUnauthorized {
 		ctx.Response.Header.SetCanonical(hdrWWWAuthenticate, hdrBearer)
 	}
-	name := ""
-	if d != nil && d.route != nil {
-		name = d.route.Name
-	}
-	s.logRequest(ctx, name, err)
+	d.err = err
 }
 
 // serve answers a GET or HEAD for one object.
@@ -253,7 +276,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	req := &ctx.Request.Header
 	h := &ctx.Response.Header
 	rangeHdr := req.Peek(fasthttp.HeaderRange)
-	cond := Conditions{
+	cond := conditions{
 		IfMatch:           req.Peek(fasthttp.HeaderIfMatch),
 		IfNoneMatch:       req.Peek(fasthttp.HeaderIfNoneMatch),
 		IfModifiedSince:   req.Peek(fasthttp.HeaderIfModifiedSince),
@@ -263,7 +286,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	}
 	// The response's Date is taken as the request's arrival: earlier than
 	// the response itself, so it can only make a Last-Modified weaker.
-	out := Evaluate(&cond, true, info.ETag, info.LastModified, ctx.Time())
+	out := evaluate(&cond, true, info.ETag, info.LastModified, ctx.Time())
 	switch out.Status {
 	case fasthttp.StatusPreconditionFailed:
 		return errPrecondition
@@ -271,21 +294,19 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 		// RFC 9110 15.4.5: a 304 carries the validators a 200 would have.
 		setValidators(h, info)
 		h.SetStatusCode(fasthttp.StatusNotModified)
-		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
 
-	var spanBuf [MaxRangeSpecs]Span
-	var spans []Span
+	var spanBuf [maxRangeSpecs]span
+	var spans []span
 	if out.UseRange {
 		var err error
-		spans, err = ParseRange(spanBuf[:0], rangeHdr, info.Size)
+		spans, err = parseRange(spanBuf[:0], rangeHdr, info.Size)
 		switch {
-		case errors.Is(err, ErrRangeUnsatisfiable):
+		case errors.Is(err, errRangeUnsatisfiable):
 			writeError(ctx, errUnsatisfiable)
 			h.SetCanonical(hdrAcceptRanges, hdrBytes)
-			h.SetCanonical(hdrContentRange, AppendUnsatisfiedRange(nil, info.Size))
-			s.logRequest(ctx, d.route.Name, nil)
+			h.SetCanonical(hdrContentRange, appendUnsatisfiedRange(nil, info.Size))
 			return nil
 		case err != nil:
 			// Invalid syntax or an abusive set: ignore Range (RFC 9110 14.2).
@@ -315,12 +336,11 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 	if len(spans) == 1 {
 		off, n = spans[0].Start, spans[0].Length
 		var buf [64]byte
-		h.SetCanonical(hdrContentRange, AppendContentRange(buf[:0], spans[0], info.Size))
+		h.SetCanonical(hdrContentRange, appendContentRange(buf[:0], spans[0], info.Size))
 		h.SetStatusCode(fasthttp.StatusPartialContent)
 	}
 	if ctx.IsHead() || n == 0 {
 		h.SetContentLength(int(n))
-		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
 	lease, err := s.admit(ctx, d)
@@ -342,18 +362,17 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, d *download, info origin.Info
 // respondMultipart answers several ranges with one multipart/byteranges
 // body (RFC 9110 14.6) whose parts are opened one at a time as the client
 // reads, so memory stays at one part's stream.
-func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info origin.Info, spans []Span) error {
+func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info origin.Info, spans []span) error {
 	// Copy: the caller's array lives on its stack, and naming the copy
 	// differently keeps escape analysis from moving that array to the heap.
-	parts := append([]Span(nil), spans...)
-	boundary := NewBoundary()
+	parts := append([]span(nil), spans...)
+	boundary := newBoundary()
 	h := &ctx.Response.Header
 	h.SetContentType(hdrMultipartPrefix + boundary)
 	h.SetStatusCode(fasthttp.StatusPartialContent)
-	n := MultipartLength(boundary, info.ContentType, parts, info.Size)
+	n := multipartLength(boundary, info.ContentType, parts, info.Size)
 	if ctx.IsHead() {
 		h.SetContentLength(int(n))
-		s.logRequest(ctx, d.route.Name, nil)
 		return nil
 	}
 	lease, err := s.admit(ctx, d)
@@ -376,7 +395,7 @@ func (s *Server) respondMultipart(ctx *fasthttp.RequestCtx, d *download, info or
 		}
 		return s.objects.Open(context.Background(), bucket, key, etag, off, n)
 	}
-	body := NewMultipartBody(boundary, info.ContentType, parts, info.Size, open)
+	body := newMultipartBody(boundary, info.ContentType, parts, info.Size, open)
 	// Progress counts distinct bytes of the file: the layout tells the
 	// file bytes of each part from the part headers around them.
 	if s.stats != nil {
@@ -456,5 +475,4 @@ func (s *Server) redirect(ctx *fasthttp.RequestCtx, d *download) {
 	}
 	ctx.Response.Header.SetCanonical(hdrCacheControl, hdrNoStore)
 	ctx.Redirect(u, fasthttp.StatusFound)
-	s.logRequest(ctx, d.route.Name, nil)
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// NewHTTPServer returns the fasthttp server for the download listener,
+// newHTTPServer returns the fasthttp server for the download listener,
 // with the limits that keep slow or hostile clients from holding resources:
 // a header read timeout (slowloris), an idle timeout, a send timeout, a
 // maximum header size (larger requests get 431), no request bodies, and a
 // bound on connections. Serve also wraps the listener (listener.go).
-func (s *Server) NewHTTPServer() *fasthttp.Server {
+func (s *Server) newHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:        s.Handler,
 		Name:           "edgeproxy",
@@ -83,7 +83,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 }
 
 // reject answers a request checkRequest refused and closes the connection,
-// lingering: the rest of the request may still be arriving.
+// lingering: the rest of the request may still be arriving. Handler logs it.
 func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 	writeError(ctx, e)
 	ctx.SetConnectionClose()
@@ -91,7 +91,6 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 	if e == errBadHost {
 		ctx.URI().SetHostBytes(nil) // keep userinfo out of the access log
 	}
-	s.logRequest(ctx, "", e)
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then stops
@@ -99,7 +98,7 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 // before closing the connections that are left.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln = s.clientIP.Listener(ln, s.cfg.ReadTimeout) // PROXY protocol, when configured
-	srv := s.NewHTTPServer()
+	srv := s.newHTTPServer()
 	conns := &connSet{conns: make(map[net.Conn]struct{})}
 	srv.ConnState = conns.track
 	errc := make(chan error, 1)

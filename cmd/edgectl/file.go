@@ -19,7 +19,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/internal/objectkey"
 )
 
 // fileRequest is the body of PUT /v1/files/{id}.
@@ -90,7 +90,7 @@ The admin API is checked before the upload, so a wrong admin key costs no transf
 		return cmd.usagef("-s3-endpoint, -s3-secure and -s3-region need -src")
 	case r.Size < 0:
 		return cmd.usagef("-size must not be negative")
-	case !validKey(r.Key):
+	case !objectkey.Valid(r.Key):
 		return cmd.usagef("-key %q is not a valid object key (no empty, \".\" or \"..\" segments, no leading or trailing '/', no control characters)", r.Key)
 	}
 	if r.SHA256 != "" {
@@ -323,18 +323,6 @@ func parseEndpoint(s string) (host string, secure bool, err error) {
 		return "", false, bad
 	}
 	return s, secure, nil
-}
-
-// validKey applies the admin API's rules for catalog keys (the download
-// path's, see proxy.ObjectKey), so a key the API would refuse is caught
-// before the upload rather than after it.
-func validKey(key string) bool {
-	segs := strings.Split(key, "/")
-	for i, seg := range segs {
-		segs[i] = url.PathEscape(seg)
-	}
-	got, err := proxy.ObjectKey([]byte(strings.Join(segs, "/")))
-	return err == nil && got == key
 }
 
 // contentTypeOf guesses a media type from a file name's extension.

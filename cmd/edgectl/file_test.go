@@ -75,19 +75,6 @@ func TestResolveS3(t *testing.T) {
 	}
 }
 
-func TestValidKey(t *testing.T) {
-	for _, k := range []string{"a.iso", "iso/a b.iso", "x/y/z+1%2F.bin", "ü/ß"} {
-		if !validKey(k) {
-			t.Errorf("validKey(%q) = false", k)
-		}
-	}
-	for _, k := range []string{"", "/a", "a/", "a//b", "a/../b", ".", "..", "a\\b", "a\x00b", "a\nb", strings.Repeat("k", 1025)} {
-		if validKey(k) {
-			t.Errorf("validKey(%q) = true", k)
-		}
-	}
-}
-
 // Without -src, file put registers metadata only, as before, and prints
 // the record it registered.
 func TestFilePutMetadataOnly(t *testing.T) {

@@ -24,9 +24,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
-	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -35,7 +35,7 @@ const adminKey16 = "edgectl-test-admin-key"
 
 var realSeq atomic.Int64
 
-// realEnv is the real admin API (proxy.Admin with auth.Verifier and
+// realEnv is the real admin API (admin.API with auth.Verifier and
 // auth.Catalog on a real redis-server) on a loopback listener, plus the
 // shared MinIO server.
 type realEnv struct {
@@ -91,8 +91,8 @@ func startReal(t *testing.T) *realEnv {
 		t.Fatal(err)
 	}
 	env := &realEnv{verifier: v, catalog: cat, minio: testenv.MinIO(t), purger: &recordingPurger{}}
-	a := proxy.NewAdmin(proxy.AdminConfig{Key: adminKey16}, env.purger, func() any { return map[string]int{"hits": 5} }, logger)
-	a.RegisterAuth(v, cat, "http://edge.example")
+	a := admin.New(admin.Config{Key: adminKey16}, admin.Deps{Purger: env.purger, CacheStats: func() any { return map[string]int{"hits": 5} },
+		Tokens: v, Catalog: cat, DownloadBase: "http://edge.example", Logger: logger})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	env.addr = srv.URL
@@ -328,11 +328,11 @@ func TestFilePutRegisterFailsAfterUpload(t *testing.T) {
 	var puts atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet { // the preflight: no such file yet
-			proxy.WriteJSONError(w, http.StatusNotFound, "not_found", "no such file")
+			writeJSONError(w, http.StatusNotFound, "not_found", "no such file")
 			return
 		}
 		puts.Add(1)
-		proxy.WriteJSONError(w, http.StatusServiceUnavailable, "store_unavailable", "the token store could not be reached")
+		writeJSONError(w, http.StatusServiceUnavailable, "store_unavailable", "the token store could not be reached")
 	}))
 	t.Cleanup(srv.Close)
 	data := randomBytes(t, 777)
@@ -470,4 +470,11 @@ func TestPutHashedOnePass(t *testing.T) {
 	if _, _, err := putHashed(context.Background(), mc, short, 2000, bucket, "one/short.bin", ""); err == nil {
 		t.Fatal("putHashed of a short source succeeded")
 	}
+}
+
+// writeJSONError answers as the admin API does: a JSON body with a code.
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"code": code, "message": message})
 }

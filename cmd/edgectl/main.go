@@ -24,7 +24,7 @@
 // (its error on stderr), 2 invalid command line or environment.
 //
 // The admin API edgectl speaks (Authorization: Bearer KEY, JSON bodies,
-// snake_case), served by proxy.Admin:
+// snake_case), served by package admin:
 //
 //	POST   /v1/purge          {bucket, key | prefix} -> 200 {purged}
 //	GET    /v1/stats          -> 200 {...}

@@ -1,21 +1,18 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"runtime/debug"
+	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/edgeproxy/edgeproxy/admin"
+	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/config"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
+	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
@@ -24,17 +21,17 @@ import (
 // documented where it is declared. config.yaml at the repository root is
 // the annotated default.
 type Config struct {
-	Proxy    proxy.Config      `yaml:"proxy"`
-	Origin   OriginConfig      `yaml:"origin"`
-	Cache    CacheConfig       `yaml:"cache"`
-	Redis    RedisConfig       `yaml:"redis"`
-	Auth     AuthConfig        `yaml:"auth"`
-	Limiter  LimiterConfig     `yaml:"limiter"`
-	ClientIP clientip.Config   `yaml:"client_ip"`
-	Stats    StatsConfig       `yaml:"stats"`
-	Prefetch PrefetchConfig    `yaml:"prefetch"`
-	Admin    proxy.AdminConfig `yaml:"admin"`
-	Log      LogConfig         `yaml:"log"`
+	Proxy    proxy.Config    `yaml:"proxy"`
+	Origin   OriginConfig    `yaml:"origin"`
+	Cache    CacheConfig     `yaml:"cache"`
+	Redis    RedisConfig     `yaml:"redis"`
+	Auth     AuthConfig      `yaml:"auth"`
+	Limiter  LimiterConfig   `yaml:"limiter"`
+	ClientIP clientip.Config `yaml:"client_ip"`
+	Stats    StatsConfig     `yaml:"stats"`
+	Prefetch PrefetchConfig  `yaml:"prefetch"`
+	Admin    admin.Config    `yaml:"admin"`
+	Log      LogConfig       `yaml:"log"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -52,6 +49,15 @@ type CacheConfig struct {
 	// Default true; false streams every request from the origin.
 	Enabled      bool `yaml:"enabled"`
 	cache.Config `yaml:",inline"`
+}
+
+// StatsConfig is the stats section: access counts, download progress and
+// the download log in Redis.
+type StatsConfig struct {
+	// Enabled records statistics (needs redis.addrs). Default true when
+	// Redis is configured.
+	Enabled      *bool `yaml:"enabled"`
+	stats.Config `yaml:",inline"`
 }
 
 // LogConfig configures the process log (access log lines included).
@@ -81,186 +87,104 @@ func loadConfig(path string, environ []string) (Config, error) {
 	return cfg, nil
 }
 
-// app is the wired process.
-type app struct {
-	cfg   Config
-	log   *slog.Logger
-	proxy *proxy.Server
-	admin *proxy.Admin
-	// adminAddr is the admin listen address after defaults.
-	adminAddr string
-	cache     *cache.Cache
-	redis     redis.UniversalClient
-	redisErrs *redisErrors
-	stats     *stats.Recorder
-	prefetch  *prefetcher
-	access    accessDeps
-	closes    []func() error
+// RedisConfig locates the Redis that holds tokens, the catalog, statistics
+// and cluster-wide limits. One address is a standalone server; several are
+// a Cluster, or Sentinels when master_name is set. No address: no Redis,
+// and the features that need it are off (a route with auth "token" then
+// fails at start, not at run time).
+type RedisConfig struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	// Password; prefer EDGEPROXY_REDIS_PASSWORD.
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+	// DialTimeout bounds a connect. Default 1s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout and WriteTimeout bound one command's I/O. Default 500ms:
+	// callers on the request path set tighter budgets of their own.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PoolSize is connections per node. Default 10 per CPU (go-redis).
+	PoolSize int `yaml:"pool_size"`
 }
 
-func (a *app) close() {
-	for i := len(a.closes) - 1; i >= 0; i-- {
-		a.closes[i]()
-	}
+// AuthConfig is the auth section: the token verifier's settings, the
+// signed-URL keys and the file catalog.
+type AuthConfig struct {
+	auth.Config `yaml:",inline"`
+	// Signer holds the signed-URL keys; routes with auth "signed" need it.
+	Signer auth.SignerConfig `yaml:"signer"`
+	// Catalog resolves /download/{fileId} through Redis hashes
+	// file:meta:<id> when enabled.
+	Catalog CatalogConfig `yaml:"catalog"`
+	// PublicURL is the base of download URLs the admin API hands out with
+	// new tokens, e.g. https://dl.example.com. Default http:// + proxy.listen.
+	PublicURL string `yaml:"public_url"`
 }
 
-// build validates cfg by constructing every part; a configuration error is
-// a usageError naming the key. With checkOnly (edgeproxy -check) the cache
-// is validated but not built, so nothing on disk changes, and the proxy
-// reads the origin directly. build never changes process-wide settings;
-// app.serve does.
-func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
-	log, err := newLogger(cfg.Log, logw)
-	if err != nil {
-		return nil, err
-	}
-	a := &app{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			a.close()
-		}
-	}()
-	var store origin.Store
-	switch cfg.Origin.Kind {
-	case "s3":
-		s, err := origin.NewS3(cfg.Origin.S3)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("config: origin.s3: %w", err)}
-		}
-		a.closes = append(a.closes, s.Close)
-		store = s
-	case "dir":
-		d, err := origin.NewDir(cfg.Origin.Dir)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("config: origin.dir: %w", err)}
-		}
-		a.closes = append(a.closes, d.Close)
-		store = d
-	default:
-		return nil, usageError{fmt.Errorf("config: key %q: %q is not s3 or dir", "origin.kind", cfg.Origin.Kind)}
-	}
-
-	store, timed := wrapTimed(store)
-	var objects proxy.Objects = store
-	var purger proxy.Purger
-	var adminStats func() any
-	if cfg.Cache.Enabled && checkOnly {
-		if err := cache.Check(cfg.Cache.Config); err != nil {
-			return nil, cacheConfigError(err)
-		}
-	} else if cfg.Cache.Enabled {
-		c, err := cache.New(cfg.Cache.Config, store, log)
-		if err != nil {
-			return nil, cacheConfigError(err)
-		}
-		a.closes = append(a.closes, c.Close)
-		a.cache = c
-		objects, purger = c, c
-		adminStats = func() any { return map[string]any{"cache": c.Stats()} }
-	}
-
-	acc, err := a.buildAccess(cfg)
-	if err != nil {
-		return nil, err
-	}
-	a.access = acc
-	deps := proxy.Deps{Objects: objects, Origin: store, Logger: log}
-	if acc.tokens != nil {
-		deps.Tokens = acc.tokens
-	}
-	if acc.signer != nil {
-		deps.Signer = acc.signer
-	}
-	if acc.catalog != nil {
-		deps.Catalog = acc.catalog
-	}
-	deps.Limiter = acc.limiter
-	deps.ClientIP = acc.clientIP
-	if a.redis != nil && (cfg.Stats.Enabled == nil || *cfg.Stats.Enabled) {
-		r, err := stats.New(cfg.Stats.Config, a.redis, log)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("config: %w", err)}
-		}
-		a.closes = append(a.closes, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return r.Close(ctx)
-		})
-		a.stats = r
-		deps.Stats = statsAdapter{r}
-	} else if cfg.Stats.Enabled != nil && *cfg.Stats.Enabled {
-		return nil, usageError{fmt.Errorf("config: key %q: statistics need redis.addrs", "stats.enabled")}
-	}
-	if cfg.Prefetch.Enabled {
-		if a.stats == nil || !cfg.Cache.Enabled {
-			return nil, usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
-		}
-		cfg.Prefetch = cfg.Prefetch.withDefaults()
-		a.prefetch = &prefetcher{cfg: cfg.Prefetch, cache: a.cache, hot: a.stats.Hot, catalog: acc.catalog,
-			bucket: cfg.Proxy.DownloadBucket, log: log.With("component", "prefetch")}
-	}
-	p, err := proxy.New(cfg.Proxy, deps)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("config: %w", err)}
-	}
-	a.proxy = p
-	if err := cfg.Admin.Validate(); err != nil {
-		return nil, usageError{fmt.Errorf("config: %w", err)}
-	}
-	if cfg.Admin.Enabled() {
-		a.admin = proxy.NewAdmin(cfg.Admin, purger, adminStats, log)
-		base := cfg.Auth.PublicURL
-		if base == "" {
-			base = "http://" + p.Config().Listen
-		}
-		var tokens proxy.TokenAdmin
-		var catalog proxy.CatalogAdmin
-		if acc.tokens != nil {
-			tokens = acc.tokens
-		}
-		if acc.catalog != nil {
-			catalog = acc.catalog
-		}
-		a.admin.RegisterAuth(tokens, catalog, base)
-		mountOps(a.admin, a.newRegistry(timed, a.redisErrs))
-		if a.stats != nil {
-			registerStatsAdmin(a.admin, a.stats, a.redis)
-		}
-		a.adminAddr = cfg.Admin.Listen
-	}
-	return a, nil
+// CatalogConfig switches the file catalog on.
+type CatalogConfig struct {
+	// Enabled: /download/{fileId} looks fileId up in the catalog (404 when
+	// absent) instead of reading it as a key of proxy.download_bucket.
+	// Default false.
+	Enabled            bool `yaml:"enabled"`
+	auth.CatalogConfig `yaml:",inline"`
 }
 
-// cacheConfigError is the usage error for a cache that cannot be built. A
-// refused disk directory gets the one-line form of the other config
-// errors, naming the key.
-func cacheConfigError(err error) error {
-	var de *cache.DiskDirError
-	if errors.As(err, &de) {
-		return usageError{fmt.Errorf("config: key %q: %q %s", "cache.disk_dir", de.Dir, de.Reason)}
-	}
-	return usageError{fmt.Errorf("config: cache: %w", err)}
+// LimiterConfig is the limiter section.
+type LimiterConfig struct {
+	limiter.Config `yaml:",inline"`
+	// ClusterWide enforces request_rate across all edge nodes through Redis
+	// as well as per node. Default false.
+	ClusterWide bool `yaml:"cluster_wide"`
+	// TrustedProxies is deprecated: it is client_ip.trusted_proxies, read
+	// from here (with a warning at start) so that old files keep working.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
-// memoryOverhead is what the heap may hold beside the memory tier: chunks
-// of fills in flight (bounded by cache.fill_memory), connection buffers,
-// request state. Non-heap memory (stacks, runtime) comes on top, so the
-// process stays near memory_bytes + 100 MiB, the bound the cache promises.
-const memoryOverhead = 88 << 20
+// clientIPConfig is the client_ip section with the deprecated
+// limiter.trusted_proxies mapped onto it: used when client_ip has none,
+// an error when both are set and differ.
+func clientIPConfig(cfg Config, log *slog.Logger) (clientip.Config, error) {
+	c := cfg.ClientIP
+	old := cfg.Limiter.TrustedProxies
+	if len(old) == 0 {
+		return c, nil
+	}
+	log.Warn("config: limiter.trusted_proxies is deprecated; move it to client_ip.trusted_proxies")
+	if len(c.TrustedProxies) == 0 {
+		c.TrustedProxies = old
+		return c, nil
+	}
+	if !samePrefixes(old, c.TrustedProxies) {
+		return c, fmt.Errorf("config: key %q: differs from client_ip.trusted_proxies; keep only client_ip.trusted_proxies", "limiter.trusted_proxies")
+	}
+	return c, nil
+}
 
-// setMemoryLimit gives the Go runtime a soft memory limit of the memory
-// tier's budget plus memoryOverhead, unless GOMEMLIMIT is set. Without it
-// the garbage collector lets the heap reach twice the live data: a 256 MiB
-// memory tier measured +568 MiB RSS over a 4 GiB download.
-func setMemoryLimit(c cache.Config, log *slog.Logger) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
+// samePrefixes reports whether two trusted_proxies lists trust the same
+// addresses, entry for entry in any order. Entries that do not parse are
+// compared as text (client_ip's validation reports them).
+func samePrefixes(a, b []string) bool {
+	norm := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, v := range l {
+			if p, err := clientip.ParseTrusted(v); err == nil {
+				out[i] = p.String()
+			} else {
+				out[i] = v
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
 	}
-	mem := c.MemoryBytes
-	if mem == 0 {
-		mem = cache.DefaultMemoryBytes
-	}
-	limit := mem + memoryOverhead
-	debug.SetMemoryLimit(limit)
-	log.Debug("memory limit set", "bytes", limit)
+	return slices.Equal(norm(a), norm(b))
+}
+
+// active reports whether any limit is configured; without one the proxy
+// skips the limiter entirely (no per-request bookkeeping).
+func (c LimiterConfig) active() bool {
+	return c.Rate > 0 || c.GlobalRate > 0 || c.MaxConcurrentPerClient > 0 || c.MaxConcurrent > 0 ||
+		c.RequestRate > 0 || len(c.Classes) > 0
 }

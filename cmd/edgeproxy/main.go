@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sync/errgroup"
 )
 
 func main() {
@@ -91,8 +93,7 @@ func checkConfig(cfg Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app.close()
-	return nil
+	return app.close()
 }
 
 // serve wires the parts, listens and runs until ctx ends. ready, when not
@@ -102,13 +103,16 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr st
 	if err != nil {
 		return err
 	}
-	defer app.close()
-	return app.serve(ctx, ready)
+	err = app.serve(ctx, ready)
+	if cerr := app.close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close: %w", cerr))
+	}
+	return err
 }
 
 // serve applies the process-wide settings, listens and runs until ctx
 // ends. The caller closes the app after it returns.
-func (app *app) serve(ctx context.Context, ready func(addr string)) error {
+func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) {
 	cfg := app.cfg
 	if cfg.Cache.Enabled {
 		setMemoryLimit(cfg.Cache.Config, app.log)
@@ -117,32 +121,36 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// serve waits for every goroutine it starts before it returns: the
+	// caller closes the cache and Redis next, and the prefetcher reads
+	// through the cache.
+	bgctx, stop := context.WithCancel(ctx)
+	var bg errgroup.Group
+	defer func() {
+		stop()
+		err = errors.Join(err, bg.Wait())
+	}()
 	if app.admin != nil {
 		aln, err := net.Listen("tcp", app.adminAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("admin listen: %w", err)
 		}
-		asrv := app.admin.NewHTTPServer(app.adminAddr)
-		go asrv.Serve(aln)
-		defer asrv.Close()
+		bg.Go(func() error {
+			if err := app.admin.Serve(bgctx, aln); err != nil {
+				return fmt.Errorf("admin: %w", err)
+			}
+			return nil
+		})
 		app.log.Info("admin listening", "addr", aln.Addr().String())
 	} else {
 		app.log.Info("admin listener off (set admin.key to enable it)")
 	}
 	if app.prefetch != nil {
-		pctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			app.prefetch.loop(pctx)
-		}()
-		// The caller closes the cache once serve returns: the prefetcher
-		// reads through it, so it must have stopped by then.
-		defer func() {
-			cancel()
-			<-done
-		}()
+		bg.Go(func() error {
+			app.prefetch.loop(bgctx)
+			return nil
+		})
 	}
 	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {

@@ -5,20 +5,16 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
-	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 // timedOrigin measures origin latency (to the answer of Stat, and to the
@@ -109,17 +105,17 @@ func (r *redisErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 }
 
 // newRegistry gathers every part's metrics into one registry.
-func (a *app) newRegistry(timed *timedOrigin, rerr *redisErrors) *prometheus.Registry {
+func (a *app) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(a.proxy.Collector(), timed.latency)
+	reg.MustRegister(a.proxy.Collector(), a.timed.latency)
 	if a.cache != nil {
 		reg.MustRegister(cacheCollector(a.cache)...)
 	}
-	if a.access.limiter != nil {
-		reg.MustRegister(limiterCollector(a.access.limiter)...)
+	if a.limiter != nil {
+		reg.MustRegister(limiterCollector(a.limiter)...)
 	}
-	if rerr != nil {
+	if rerr := a.redisErrs; rerr != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "edgeproxy_redis_errors_total", Help: "Redis commands and dials that failed.",
 		}, func() float64 { return float64(rerr.n.Load()) }))
@@ -191,15 +187,3 @@ type collectorFunc struct {
 
 func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
-
-// mountOps adds /metrics and /debug/pprof/ to the admin API (behind its key).
-func mountOps(a *proxy.Admin, reg *prometheus.Registry) {
-	a.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a.HandleFunc("GET /debug/pprof/", pprof.Index)
-	a.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	a.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	a.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	a.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-}
-
-var _ http.Handler = (*proxy.Admin)(nil)

@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
+	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 // PrefetchConfig warms this node's cache with the hottest files of the
@@ -56,7 +56,7 @@ type prefetcher struct {
 	cfg     PrefetchConfig
 	cache   *cache.Cache
 	hot     func(ctx context.Context, n int) ([]stats.HotFile, error)
-	catalog *auth.Catalog // nil: file ids are keys of bucket
+	catalog proxy.FileCatalog // nil: file ids are keys of bucket
 	bucket  string
 	log     *slog.Logger
 }

@@ -1,39 +1,225 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"slices"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/internal/redisconn"
+	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/limiter"
+	"github.com/edgeproxy/edgeproxy/origin"
+	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
-// RedisConfig locates the Redis that holds tokens, the catalog, statistics
-// and cluster-wide limits. One address is a standalone server; several are
-// a Cluster, or Sentinels when master_name is set. No address: no Redis,
-// and the features that need it are off (a route with auth "token" then
-// fails at start, not at run time).
-type RedisConfig struct {
-	Addrs      []string `yaml:"addrs"`
-	MasterName string   `yaml:"master_name"`
-	Username   string   `yaml:"username"`
-	// Password; prefer EDGEPROXY_REDIS_PASSWORD.
-	Password string `yaml:"password"`
-	DB       int    `yaml:"db"`
-	// DialTimeout bounds a connect. Default 1s.
-	DialTimeout time.Duration `yaml:"dial_timeout"`
-	// ReadTimeout and WriteTimeout bound one command's I/O. Default 500ms:
-	// callers on the request path set tighter budgets of their own.
-	ReadTimeout  time.Duration `yaml:"read_timeout"`
-	WriteTimeout time.Duration `yaml:"write_timeout"`
-	// PoolSize is connections per node. Default 10 per CPU (go-redis).
-	PoolSize int `yaml:"pool_size"`
+// This file is the composition root: build makes every part from the
+// configuration, in dependency order (origin, cache, Redis and access,
+// statistics, prefetching, the proxy, the admin API), and app.serve in
+// main.go runs them. The configuration types are in config.go.
+
+// app is the wired process.
+type app struct {
+	cfg Config
+	// root is the process logger the parts get (each adds its component);
+	// log is the binary's own, component=edgeproxy.
+	root  *slog.Logger
+	log   *slog.Logger
+	proxy *proxy.Server
+	admin *admin.API
+	// adminAddr is the admin listen address after defaults.
+	adminAddr string
+	cache     *cache.Cache // nil without the cache (or with -check)
+	redis     redis.UniversalClient
+	redisErrs *redisErrors
+	stats     *stats.Recorder
+	prefetch  *prefetcher
+	limiter   *limiter.Limiter
+	// timed measures origin latency for the metrics registry.
+	timed *timedOrigin
+	// proxyDeps and adminDeps collect each part as it is built, so that a
+	// part left out stays a nil interface rather than a typed nil.
+	proxyDeps proxy.Deps
+	adminDeps admin.Deps
+	// closes run last to first by close.
+	closes []func() error
+}
+
+// close releases every part, last built first, and returns their errors.
+func (a *app) close() error {
+	var errs []error
+	for i := len(a.closes) - 1; i >= 0; i-- {
+		errs = append(errs, a.closes[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// build validates cfg by constructing every part; a configuration error is
+// a usageError naming the key. With checkOnly (edgeproxy -check) the cache
+// is validated but not built, so nothing on disk changes, and the proxy
+// reads the origin directly. build never changes process-wide settings;
+// app.serve does.
+func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
+	log, err := newLogger(cfg.Log, logw)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, root: log, log: logging.For(log, "edgeproxy")}
+	a.proxyDeps.Logger = log
+	a.adminDeps.Logger = log
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	steps := []func(Config) error{
+		a.buildOrigin,
+		func(cfg Config) error { return a.buildCache(cfg, checkOnly) },
+		a.buildAccess,
+		a.buildStats,
+		a.buildPrefetch,
+		a.buildProxy,
+		a.buildAdmin,
+	}
+	for _, step := range steps {
+		if err := step(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// buildOrigin opens the object store, wrapped to time its requests.
+func (a *app) buildOrigin(cfg Config) error {
+	var store origin.Store
+	switch cfg.Origin.Kind {
+	case "s3":
+		s, err := origin.NewS3(cfg.Origin.S3)
+		if err != nil {
+			return usageError{fmt.Errorf("config: origin.s3: %w", err)}
+		}
+		a.closes = append(a.closes, s.Close)
+		store = s
+	case "dir":
+		d, err := origin.NewDir(cfg.Origin.Dir)
+		if err != nil {
+			return usageError{fmt.Errorf("config: origin.dir: %w", err)}
+		}
+		a.closes = append(a.closes, d.Close)
+		store = d
+	default:
+		return usageError{fmt.Errorf("config: key %q: %q is not s3 or dir", "origin.kind", cfg.Origin.Kind)}
+	}
+	store, a.timed = wrapTimed(store)
+	a.proxyDeps.Origin = store
+	a.proxyDeps.Objects = store
+	return nil
+}
+
+// buildCache puts the chunk cache in front of the origin when enabled.
+func (a *app) buildCache(cfg Config, checkOnly bool) error {
+	switch {
+	case !cfg.Cache.Enabled:
+		return nil
+	case checkOnly:
+		if err := cache.Check(cfg.Cache.Config); err != nil {
+			return cacheConfigError(err)
+		}
+		return nil
+	}
+	c, err := cache.New(cfg.Cache.Config, a.proxyDeps.Origin, a.root)
+	if err != nil {
+		return cacheConfigError(err)
+	}
+	a.closes = append(a.closes, c.Close)
+	a.cache = c
+	a.proxyDeps.Objects = c
+	a.adminDeps.Purger = c
+	a.adminDeps.CacheStats = func() any { return map[string]any{"cache": c.Stats()} }
+	return nil
+}
+
+// cacheConfigError is the usage error for a cache that cannot be built. A
+// refused disk directory gets the one-line form of the other config
+// errors, naming the key.
+func cacheConfigError(err error) error {
+	var de *cache.DiskDirError
+	if errors.As(err, &de) {
+		return usageError{fmt.Errorf("config: key %q: %q %s", "cache.disk_dir", de.Dir, de.Reason)}
+	}
+	return usageError{fmt.Errorf("config: cache: %w", err)}
+}
+
+// buildAccess wires Redis, the token verifier, the catalog, the URL
+// signer, the client-IP resolver and the limiter.
+func (a *app) buildAccess(cfg Config) error {
+	rdb := newRedis(cfg.Redis)
+	if rdb != nil {
+		a.closes = append(a.closes, rdb.Close)
+		a.redis = rdb
+		a.redisErrs = &redisErrors{}
+		rdb.AddHook(a.redisErrs)
+		v, err := auth.New(cfg.Auth.Config, rdb, a.root)
+		if err != nil {
+			return usageError{fmt.Errorf("config: %w", err)}
+		}
+		a.closes = append(a.closes, v.Close)
+		a.proxyDeps.Tokens = v
+		a.adminDeps.Tokens = v
+		if cfg.Auth.Catalog.Enabled {
+			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.root)
+			if err != nil {
+				return usageError{fmt.Errorf("config: %w", err)}
+			}
+			a.proxyDeps.Catalog = c
+			a.adminDeps.Catalog = c
+		}
+	} else if cfg.Auth.Catalog.Enabled {
+		return usageError{fmt.Errorf("config: key %q: the catalog needs redis.addrs", "auth.catalog.enabled")}
+	}
+	if len(cfg.Auth.Signer.Keys) > 0 {
+		s, err := auth.NewSigner(cfg.Auth.Signer)
+		if err != nil {
+			return usageError{fmt.Errorf("config: %w", err)}
+		}
+		a.proxyDeps.Signer = s
+	}
+	cip, err := clientIPConfig(cfg, a.log)
+	if err != nil {
+		return usageError{err}
+	}
+	// The resolver is always set: it trusts no one unless client_ip says so.
+	if a.proxyDeps.ClientIP, err = clientip.New(cip); err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
+	if cfg.Limiter.active() {
+		opts := []limiter.Option{limiter.WithLogger(a.root)}
+		if cfg.Limiter.ClusterWide {
+			if rdb == nil {
+				return usageError{fmt.Errorf("config: key %q: needs redis.addrs", "limiter.cluster_wide")}
+			}
+			opts = append(opts, limiter.WithRedis(rdb))
+		}
+		l, err := limiter.New(cfg.Limiter.Config, time.Now, opts...)
+		if err != nil {
+			return usageError{fmt.Errorf("config: %w", err)}
+		}
+		a.closes = append(a.closes, l.Close)
+		a.limiter = l
+		a.proxyDeps.Limiter = l
+	}
+	return nil
 }
 
 // newRedis builds the client, or nil when no address is configured. It
@@ -56,149 +242,93 @@ func newRedis(c RedisConfig) redis.UniversalClient {
 	}))
 }
 
-// AuthConfig is the auth section: the token verifier's settings, the
-// signed-URL keys and the file catalog.
-type AuthConfig struct {
-	auth.Config `yaml:",inline"`
-	// Signer holds the signed-URL keys; routes with auth "signed" need it.
-	Signer auth.SignerConfig `yaml:"signer"`
-	// Catalog resolves /download/{fileId} through Redis hashes
-	// file:meta:<id> when enabled.
-	Catalog CatalogConfig `yaml:"catalog"`
-	// PublicURL is the base of download URLs the admin API hands out with
-	// new tokens, e.g. https://dl.example.com. Default http:// + proxy.listen.
-	PublicURL string `yaml:"public_url"`
-}
-
-// CatalogConfig switches the file catalog on.
-type CatalogConfig struct {
-	// Enabled: /download/{fileId} looks fileId up in the catalog (404 when
-	// absent) instead of reading it as a key of proxy.download_bucket.
-	// Default false.
-	Enabled            bool `yaml:"enabled"`
-	auth.CatalogConfig `yaml:",inline"`
-}
-
-// LimiterConfig is the limiter section.
-type LimiterConfig struct {
-	limiter.Config `yaml:",inline"`
-	// ClusterWide enforces request_rate across all edge nodes through Redis
-	// as well as per node. Default false.
-	ClusterWide bool `yaml:"cluster_wide"`
-	// TrustedProxies is deprecated: it is client_ip.trusted_proxies, read
-	// from here (with a warning at start) so that old files keep working.
-	TrustedProxies []string `yaml:"trusted_proxies"`
-}
-
-// clientIPConfig is the client_ip section with the deprecated
-// limiter.trusted_proxies mapped onto it: used when client_ip has none,
-// an error when both are set and differ.
-func clientIPConfig(cfg Config, log *slog.Logger) (clientip.Config, error) {
-	c := cfg.ClientIP
-	old := cfg.Limiter.TrustedProxies
-	if len(old) == 0 {
-		return c, nil
+// buildStats starts the statistics recorder (on by default with Redis).
+func (a *app) buildStats(cfg Config) error {
+	explicit := cfg.Stats.Enabled != nil
+	switch {
+	case a.redis == nil && explicit && *cfg.Stats.Enabled:
+		return usageError{fmt.Errorf("config: key %q: statistics need redis.addrs", "stats.enabled")}
+	case a.redis == nil || explicit && !*cfg.Stats.Enabled:
+		return nil
 	}
-	log.Warn("config: limiter.trusted_proxies is deprecated; move it to client_ip.trusted_proxies")
-	if len(c.TrustedProxies) == 0 {
-		c.TrustedProxies = old
-		return c, nil
-	}
-	if !samePrefixes(old, c.TrustedProxies) {
-		return c, fmt.Errorf("config: key %q: differs from client_ip.trusted_proxies; keep only client_ip.trusted_proxies", "limiter.trusted_proxies")
-	}
-	return c, nil
-}
-
-// samePrefixes reports whether two trusted_proxies lists trust the same
-// addresses, entry for entry in any order. Entries that do not parse are
-// compared as text (client_ip's validation reports them).
-func samePrefixes(a, b []string) bool {
-	norm := func(l []string) []string {
-		out := make([]string, len(l))
-		for i, v := range l {
-			if p, err := clientip.ParseTrusted(v); err == nil {
-				out[i] = p.String()
-			} else {
-				out[i] = v
-			}
-		}
-		slices.Sort(out)
-		return slices.Compact(out)
-	}
-	return slices.Equal(norm(a), norm(b))
-}
-
-// active reports whether any limit is configured; without one the proxy
-// skips the limiter entirely (no per-request bookkeeping).
-func (c LimiterConfig) active() bool {
-	return c.Rate > 0 || c.GlobalRate > 0 || c.MaxConcurrentPerClient > 0 || c.MaxConcurrent > 0 ||
-		c.RequestRate > 0 || len(c.Classes) > 0
-}
-
-// buildAccess wires Redis, auth and the limiter into a.
-func (a *app) buildAccess(cfg Config) (deps accessDeps, err error) {
-	rdb := newRedis(cfg.Redis)
-	if rdb != nil {
-		a.closes = append(a.closes, rdb.Close)
-		a.redis = rdb
-		a.redisErrs = &redisErrors{}
-		rdb.AddHook(a.redisErrs)
-		v, err := auth.New(cfg.Auth.Config, rdb, a.log)
-		if err != nil {
-			return deps, usageError{fmt.Errorf("config: %w", err)}
-		}
-		a.closes = append(a.closes, v.Close)
-		deps.tokens = v
-		if cfg.Auth.Catalog.Enabled {
-			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.log)
-			if err != nil {
-				return deps, usageError{fmt.Errorf("config: %w", err)}
-			}
-			deps.catalog = c
-		}
-	} else if cfg.Auth.Catalog.Enabled {
-		return deps, usageError{fmt.Errorf("config: key %q: the catalog needs redis.addrs", "auth.catalog.enabled")}
-	}
-	if len(cfg.Auth.Signer.Keys) > 0 {
-		s, err := auth.NewSigner(cfg.Auth.Signer)
-		if err != nil {
-			return deps, usageError{fmt.Errorf("config: %w", err)}
-		}
-		deps.signer = s
-	}
-	cip, err := clientIPConfig(cfg, a.log)
+	r, err := stats.New(cfg.Stats.Config, a.redis, a.root)
 	if err != nil {
-		return deps, usageError{err}
+		return usageError{fmt.Errorf("config: %w", err)}
 	}
-	if deps.clientIP, err = clientip.New(cip); err != nil {
-		return deps, usageError{fmt.Errorf("config: %w", err)}
-	}
-	if cfg.Limiter.active() {
-		opts := []limiter.Option{limiter.WithLogger(a.log)}
-		if cfg.Limiter.ClusterWide {
-			if rdb == nil {
-				return deps, usageError{fmt.Errorf("config: key %q: needs redis.addrs", "limiter.cluster_wide")}
-			}
-			opts = append(opts, limiter.WithRedis(rdb))
-		}
-		l, err := limiter.New(cfg.Limiter.Config, time.Now, opts...)
-		if err != nil {
-			return deps, usageError{fmt.Errorf("config: %w", err)}
-		}
-		a.closes = append(a.closes, l.Close)
-		deps.limiter = l
-	}
-	return deps, nil
+	a.closes = append(a.closes, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return r.Close(ctx)
+	})
+	a.stats = r
+	a.proxyDeps.Stats = statsAdapter{r}
+	a.adminDeps.Stats = r
+	return nil
 }
 
-// accessDeps are the optional parts buildAccess made.
-type accessDeps struct {
-	tokens  *auth.Verifier
-	signer  *auth.Signer
-	catalog *auth.Catalog
-	limiter *limiter.Limiter
-	// clientIP tells who the client is; always set (it trusts no one
-	// unless client_ip says so).
-	clientIP *clientip.Resolver
+// buildPrefetch prepares the cache warmer; app.serve runs it.
+func (a *app) buildPrefetch(cfg Config) error {
+	if !cfg.Prefetch.Enabled {
+		return nil
+	}
+	if a.stats == nil || !cfg.Cache.Enabled {
+		return usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
+	}
+	pc := cfg.Prefetch.withDefaults()
+	a.prefetch = &prefetcher{cfg: pc, cache: a.cache, hot: a.stats.Hot, catalog: a.proxyDeps.Catalog,
+		bucket: cfg.Proxy.DownloadBucket, log: logging.For(a.root, "prefetch")}
+	return nil
+}
+
+// buildProxy makes the download front end from the parts built so far.
+func (a *app) buildProxy(cfg Config) error {
+	p, err := proxy.New(cfg.Proxy, a.proxyDeps)
+	if err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
+	a.proxy = p
+	return nil
+}
+
+// buildAdmin makes the admin API over the parts built so far, unless its
+// listener is off.
+func (a *app) buildAdmin(cfg Config) error {
+	if err := cfg.Admin.Validate(); err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
+	if !cfg.Admin.Enabled() {
+		return nil
+	}
+	d := a.adminDeps
+	d.DownloadBase = cfg.Auth.PublicURL
+	if d.DownloadBase == "" {
+		d.DownloadBase = "http://" + a.proxy.Config().Listen
+	}
+	d.Metrics = a.newRegistry()
+	a.admin = admin.New(cfg.Admin, d)
+	a.adminAddr = cfg.Admin.Listen
+	return nil
+}
+
+// memoryOverhead is what the heap may hold beside the memory tier: chunks
+// of fills in flight (bounded by cache.fill_memory), connection buffers,
+// request state. Non-heap memory (stacks, runtime) comes on top, so the
+// process stays near memory_bytes + 100 MiB, the bound the cache promises.
+const memoryOverhead = 88 << 20
+
+// setMemoryLimit gives the Go runtime a soft memory limit of the memory
+// tier's budget plus memoryOverhead, unless GOMEMLIMIT is set. Without it
+// the garbage collector lets the heap reach twice the live data: a 256 MiB
+// memory tier measured +568 MiB RSS over a 4 GiB download.
+func setMemoryLimit(c cache.Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	mem := c.MemoryBytes
+	if mem == 0 {
+		mem = cache.DefaultMemoryBytes
+	}
+	limit := mem + memoryOverhead
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit set", "bytes", limit)
 }

@@ -294,3 +294,21 @@ func (r *Recorder) Hot(ctx context.Context, n int) ([]HotFile, error) {
 	}
 	return out, nil
 }
+
+// ErrNoTask is returned by Task when the task hash does not exist (never
+// started, or expired after ProgressTTL).
+var ErrNoTask = errors.New("stats: no such task")
+
+// Task returns the progress hash of one download task (see TaskID) as
+// Redis holds it, fields as strings. It is the one reader of that hash
+// outside this package, so callers need not know the key layout.
+func (r *Recorder) Task(ctx context.Context, id string) (map[string]string, error) {
+	h, err := r.rdb.HGetAll(ctx, TaskKeyPrefix+id).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrap("task "+id, err)
+	}
+	if len(h) == 0 {
+		return nil, ErrNoTask
+	}
+	return h, nil
+}

@@ -326,3 +326,22 @@ func TestSweepAfterFinishKeepsAborted(t *testing.T) {
 		t.Fatalf("after resume: %s, want COMPLETED", s)
 	}
 }
+
+// TestTask: Task reads back the hash a finished download wrote, and a task
+// that never ran is ErrNoTask.
+func TestTask(t *testing.T) {
+	rdb := client(t, testenv.Redis(t).Addr)
+	r := newTestRecorder(t, testConfig(t), rdb)
+	u := uniq(t)
+	info := TransferInfo{Token: "tok-" + u, FileID: "file-" + u, UserID: "user-9", Total: 1 << 20}
+	download(r, info, 0, 1<<20, 64<<10, nil)
+	closeNow(t, r)
+	ctx := context.Background()
+	h, err := r.Task(ctx, TaskID(info.Token, info.FileID))
+	if err != nil || h["status"] != "COMPLETED" || h["file_id"] != info.FileID || h["user_id"] != "user-9" {
+		t.Fatalf("Task = %v, %v; want the COMPLETED hash", h, err)
+	}
+	if h, err := r.Task(ctx, TaskID("no-such-token-"+u, info.FileID)); !errors.Is(err, ErrNoTask) || h != nil {
+		t.Fatalf("missing task: %v, %v; want ErrNoTask", h, err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 // Recorder gathers access counts, download progress and the download log
@@ -95,9 +97,7 @@ func newRecorder(cfg Config, rdb redis.UniversalClient, log *slog.Logger, now fu
 	if rdb == nil {
 		return nil, errors.New("stats: nil redis client")
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = logging.For(log, "stats")
 	r := &Recorder{
 		cfg:       c,
 		rdb:       rdb,

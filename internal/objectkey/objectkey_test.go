@@ -1,4 +1,4 @@
-package proxy
+package objectkey
 
 import (
 	"errors"
@@ -7,8 +7,8 @@ import (
 	"unicode/utf8"
 )
 
-func TestObjectKey(t *testing.T) {
-	long := strings.Repeat("a", MaxKeyLength)
+func TestParse(t *testing.T) {
+	long := strings.Repeat("a", MaxLength)
 	bad := []struct {
 		name, in string
 		err      error
@@ -50,13 +50,13 @@ func TestObjectKey(t *testing.T) {
 		{"overlong slash", "a%C0%AFb", errKeyUTF8},
 		{"surrogate", "a%ED%A0%80", errKeyUTF8},
 		{"too long", long + "b", errKeyTooLong},
-		{"too long encoded", strings.Repeat("%61", MaxKeyLength+1), errKeyTooLong},
+		{"too long encoded", strings.Repeat("%61", MaxLength+1), errKeyTooLong},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ObjectKey([]byte(tt.in))
-			if err != tt.err || !errors.Is(err, ErrBadKey) || got != "" {
-				t.Errorf("ObjectKey(%q) = %q, %v; want error %v", tt.in, got, err, tt.err)
+			got, err := Parse([]byte(tt.in))
+			if err != tt.err || !errors.Is(err, ErrBad) || got != "" {
+				t.Errorf("Parse(%q) = %q, %v; want error %v", tt.in, got, err, tt.err)
 			}
 		})
 	}
@@ -78,13 +78,13 @@ func TestObjectKey(t *testing.T) {
 		{"query-like chars", "a;b=c&d?e#f", "a;b=c&d?e#f"},
 		{"percent-encoded percent", "100%25", "100%"},
 		{"max length", long, long},
-		{"max length encoded", strings.Repeat("%61", MaxKeyLength), long},
+		{"max length encoded", strings.Repeat("%61", MaxLength), long},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ObjectKey([]byte(tt.in))
+			got, err := Parse([]byte(tt.in))
 			if err != nil || got != tt.want {
-				t.Errorf("ObjectKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+				t.Errorf("Parse(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 			}
 		})
 	}
@@ -94,7 +94,7 @@ func TestObjectKey(t *testing.T) {
 // which fasthttp reuses after the handler returns.
 func TestObjectKeyCopies(t *testing.T) {
 	raw := []byte("dir/file.txt")
-	key, err := ObjectKey(raw)
+	key, err := Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,50 +104,63 @@ func TestObjectKeyCopies(t *testing.T) {
 	}
 }
 
-func FuzzObjectKey(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"a.txt", "dir/sub/file", "%2e%2e/x", "%252e", "a//b", "/a", `a\b`, "a%00", "a%FF", "报告.pdf",
-		"a/.%2e/b", "%2F", "a+b", strings.Repeat("%61", MaxKeyLength),
+		"a/.%2e/b", "%2F", "a+b", strings.Repeat("%61", MaxLength),
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		key, err := ObjectKey(raw)
+		key, err := Parse(raw)
 		if err != nil {
-			if !errors.Is(err, ErrBadKey) || key != "" {
-				t.Fatalf("ObjectKey(%q) = %q, %v", raw, key, err)
+			if !errors.Is(err, ErrBad) || key != "" {
+				t.Fatalf("Parse(%q) = %q, %v", raw, key, err)
 			}
 			return
 		}
-		if key == "" || len(key) > MaxKeyLength || !utf8.ValidString(key) {
-			t.Fatalf("ObjectKey(%q) = %q: empty, too long or invalid UTF-8", raw, key)
+		if key == "" || len(key) > MaxLength || !utf8.ValidString(key) {
+			t.Fatalf("Parse(%q) = %q: empty, too long or invalid UTF-8", raw, key)
 		}
 		if strings.ContainsAny(key, "\x00\\") {
-			t.Fatalf("ObjectKey(%q) = %q contains NUL or backslash", raw, key)
+			t.Fatalf("Parse(%q) = %q contains NUL or backslash", raw, key)
 		}
 		for _, r := range key {
 			if r < 0x20 || (r >= 0x7f && r < 0xa0) {
-				t.Fatalf("ObjectKey(%q) = %q contains control %U", raw, key, r)
+				t.Fatalf("Parse(%q) = %q contains control %U", raw, key, r)
 			}
 		}
 		for seg := range strings.SplitSeq(key, "/") {
 			if seg == "" || seg == "." || seg == ".." {
-				t.Fatalf("ObjectKey(%q) = %q has segment %q", raw, key, seg)
+				t.Fatalf("Parse(%q) = %q has segment %q", raw, key, seg)
 			}
 		}
 		// Decoding happens exactly once: a raw path without '%' is the key.
 		if !strings.Contains(string(raw), "%") && key != string(raw) {
-			t.Fatalf("ObjectKey(%q) = %q changed a path with no escapes", raw, key)
+			t.Fatalf("Parse(%q) = %q changed a path with no escapes", raw, key)
 		}
 	})
 }
 
-func BenchmarkObjectKey(b *testing.B) {
+func BenchmarkParse(b *testing.B) {
 	raw := []byte("releases/v2.3.1/%E6%8A%A5%E5%91%8A%202026/edgeproxy-linux-amd64.tar.gz")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ObjectKey(raw); err != nil {
+		if _, err := Parse(raw); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestValid(t *testing.T) {
+	for _, k := range []string{"a.iso", "iso/a b.iso", "x/y/z+1%2F.bin", "ü/ß"} {
+		if !Valid(k) {
+			t.Errorf("Valid(%q) = false", k)
+		}
+	}
+	for _, k := range []string{"", "/a", "a/", "a//b", "a/../b", ".", "..", "a\\b", "a\x00b", "a\nb", strings.Repeat("k", 1025)} {
+		if Valid(k) {
+			t.Errorf("Valid(%q) = true", k)
 		}
 	}
 }

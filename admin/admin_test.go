@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"encoding/json"
@@ -24,7 +24,7 @@ func (f *fakePurger) PurgePrefix(bucket, prefix string) int {
 func TestAdminAuthAndPurge(t *testing.T) {
 	const key = "admin-key-0123456789"
 	p := &fakePurger{}
-	a := NewAdmin(AdminConfig{Key: key}, p, func() any { return map[string]int{"x": 1} }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := New(Config{Key: key}, Deps{Purger: p, CacheStats: func() any { return map[string]int{"x": 1} }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	cases := []struct {
 		name, method, path, auth, body string
 		wantStatus                     int
@@ -67,15 +67,15 @@ func TestAdminAuthAndPurge(t *testing.T) {
 }
 
 func TestAdminConfigValidate(t *testing.T) {
-	c := AdminConfig{}
+	c := Config{}
 	if err := c.Validate(); err != nil || c.Enabled() || c.Listen != "127.0.0.1:9090" {
 		t.Fatalf("empty config: err %v enabled %v listen %q", err, c.Enabled(), c.Listen)
 	}
-	c = AdminConfig{Key: "short"}
+	c = Config{Key: "short"}
 	if err := c.Validate(); err == nil {
 		t.Fatal("short key accepted")
 	}
-	c = AdminConfig{Key: "0123456789abcdef", Listen: "off"}
+	c = Config{Key: "0123456789abcdef", Listen: "off"}
 	if err := c.Validate(); err != nil || c.Enabled() {
 		t.Fatalf("listen off: err %v enabled %v", err, c.Enabled())
 	}

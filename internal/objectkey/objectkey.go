@@ -1,51 +1,57 @@
-package proxy
+// Package objectkey holds the rules for object keys: which request paths
+// name an object, and which raw keys the admin API and edgectl accept. It
+// is a leaf (standard library only) so that the operator CLI can apply the
+// download path's rules without linking the HTTP server.
+package objectkey
 
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// ErrBadKey is returned (wrapped) by ObjectKey for every path that does not
-// name an object. The proxy answers 400 and does not say which rule failed.
-var ErrBadKey = errors.New("proxy: bad object key")
+// ErrBad is returned (wrapped) by Parse for every path that does not name
+// an object. The proxy answers 400 and does not say which rule failed.
+var ErrBad = errors.New("objectkey: bad object key")
 
-// MaxKeyLength is the longest object key, in bytes after decoding: the S3
+// MaxLength is the longest object key, in bytes after decoding: the S3
 // limit, so every key that passes can be stored.
-const MaxKeyLength = 1024
+const MaxLength = 1024
 
-// The reasons wrap ErrBadKey; they are built once so that rejecting a key
+// The reasons wrap ErrBad; they are built once so that rejecting a key
 // does not allocate.
 var (
-	errKeyEmpty     = fmt.Errorf("%w: empty", ErrBadKey)
-	errKeyEscape    = fmt.Errorf("%w: invalid percent escape", ErrBadKey)
-	errKeyTooLong   = fmt.Errorf("%w: longer than %d bytes", ErrBadKey, MaxKeyLength)
-	errKeyUTF8      = fmt.Errorf("%w: invalid UTF-8", ErrBadKey)
-	errKeyControl   = fmt.Errorf("%w: control character", ErrBadKey)
-	errKeyBackslash = fmt.Errorf("%w: backslash", ErrBadKey)
-	errKeySegment   = fmt.Errorf("%w: empty, \".\" or \"..\" segment", ErrBadKey)
+	errKeyEmpty     = fmt.Errorf("%w: empty", ErrBad)
+	errKeyEscape    = fmt.Errorf("%w: invalid percent escape", ErrBad)
+	errKeyTooLong   = fmt.Errorf("%w: longer than %d bytes", ErrBad, MaxLength)
+	errKeyUTF8      = fmt.Errorf("%w: invalid UTF-8", ErrBad)
+	errKeyControl   = fmt.Errorf("%w: control character", ErrBad)
+	errKeyBackslash = fmt.Errorf("%w: backslash", ErrBad)
+	errKeySegment   = fmt.Errorf("%w: empty, \".\" or \"..\" segment", ErrBad)
 )
 
-// ObjectKey turns the raw request path after the route prefix, exactly as
+// Parse turns the raw request path after the route prefix, exactly as
 // the client sent it (still percent-encoded), into an object key.
 //
 // It percent-decodes exactly once, so "%252e" is the literal "%2e" and never
 // a dot, and "+" stays a plus (this is a path, not a query). It then checks
 // the decoded key, so an encoded "%2e%2e" or "%2F" cannot smuggle a segment
-// past the checks. It rejects with an error wrapping ErrBadKey: an empty key,
+// past the checks. It rejects with an error wrapping ErrBad: an empty key,
 // an invalid percent escape, invalid UTF-8, control characters (C0, DEL and
 // C1, which would also corrupt logs), backslashes (a path separator on some
 // origins), a leading or trailing '/', empty segments ("a//b"), "." and ".."
-// segments, and keys longer than MaxKeyLength bytes.
+// segments, and keys longer than MaxLength bytes.
 //
 // Decoding happens in a stack buffer; the only allocation is the returned
 // string, which the caller may keep after the request ends.
-func ObjectKey(rawPath []byte) (string, error) {
+func Parse(rawPath []byte) (string, error) {
 	if len(rawPath) == 0 {
 		return "", errKeyEmpty
 	}
-	var buf [MaxKeyLength]byte
+	var buf [MaxLength]byte
 	n := 0
 	for i := 0; i < len(rawPath); i++ {
 		c := rawPath[i]
@@ -74,7 +80,7 @@ func ObjectKey(rawPath []byte) (string, error) {
 	return string(key), nil
 }
 
-// checkKey applies ObjectKey's rules to a decoded key.
+// checkKey applies Parse's rules to a decoded key.
 func checkKey(key []byte) error {
 	segStart := 0
 	for i := 0; i < len(key); {
@@ -127,4 +133,18 @@ func keyUnhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
+}
+
+// Valid reports whether key, a decoded key as the admin API and edgectl
+// receive it, is one the download path could name: escaping each segment
+// and parsing the result must give key back. It applies Parse's rules (no
+// empty, "." or ".." segments, no control bytes, no backslash, length), so
+// a key the proxy could never serve is refused when it is registered.
+func Valid(key string) bool {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	got, err := Parse([]byte(strings.Join(segs, "/")))
+	return err == nil && got == key
 }
