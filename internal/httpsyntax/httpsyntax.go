@@ -8,11 +8,18 @@ package httpsyntax
 // TrimOWS drops optional whitespace (OWS: SP and HTAB, RFC 9110 5.6.3) at
 // both ends of b, as around a field value (RFC 9110 5.5) or a list element.
 func TrimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
+	b = TrimLeftOWS(b)
 	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
 		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// TrimLeftOWS drops optional whitespace at the start of b, as after a
+// list's comma.
+func TrimLeftOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
 	}
 	return b
 }

@@ -20,6 +20,19 @@ func TestTrimOWS(t *testing.T) {
 	}
 }
 
+func TestTrimLeftOWS(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{" \t", ""},
+		{"\t a ", "a "},
+		{"\na", "\na"},
+	} {
+		if got := string(TrimLeftOWS([]byte(tc.in))); got != tc.want {
+			t.Errorf("TrimLeftOWS(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestIsTchar(t *testing.T) {
 	const tchars = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	for c := 0; c < 256; c++ {
