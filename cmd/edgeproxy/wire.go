@@ -293,10 +293,11 @@ func (a *app) buildProxy(cfg Config) error {
 // buildAdmin makes the admin API over the parts built so far, unless its
 // listener is off.
 func (a *app) buildAdmin(cfg Config) error {
-	if err := cfg.Admin.Validate(); err != nil {
+	ac, err := cfg.Admin.WithDefaults()
+	if err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
 	}
-	if !cfg.Admin.Enabled() {
+	if !ac.Enabled() {
 		return nil
 	}
 	d := a.adminDeps
@@ -305,8 +306,8 @@ func (a *app) buildAdmin(cfg Config) error {
 		d.DownloadBase = "http://" + a.proxy.Config().Listen
 	}
 	d.Metrics = a.newRegistry()
-	a.admin = admin.New(cfg.Admin, d)
-	a.adminAddr = cfg.Admin.Listen
+	a.admin = admin.New(ac, d)
+	a.adminAddr = ac.Listen
 	return nil
 }
 
