@@ -123,13 +123,13 @@ func runLayers(ctx context.Context, o options, w wrkRun, root, dir string, org *
 		for _, lr := range rotate(runs, round-1) {
 			logf("round %d/%d: layers, hot 4 KiB on edgeproxy %s (%v)", round, o.rounds, lr.Name, o.duration)
 			wv := wrkFor(lr)
-			cpu0, redis0 := lr.srv.proc.cpuTime(), (&proc{rs.Proc}).cpuTime()
+			cpu0, redis0 := lr.srv.proc.cpuTime(), rs.proc.cpuTime()
 			r, err := wv.run(ctx, summary, lr.srv.URL(hot4K.Key))
 			if err != nil {
 				return err
 			}
 			cpu := (lr.srv.proc.cpuTime() - cpu0).Seconds()
-			redisCPU := ((&proc{rs.Proc}).cpuTime() - redis0).Seconds()
+			redisCPU := (rs.proc.cpuTime() - redis0).Seconds()
 			if p := r.problems(); p != "" {
 				res.problem("edgeproxy %s, round %d, layers hot 4 KiB: %s", lr.Name, round, p)
 			}
@@ -200,6 +200,7 @@ func verifyLayer(ctx context.Context, s *server, useToken bool, token string, or
 // persistence, started by testenv as the tests start theirs.
 type redisServer struct {
 	*testenv.RedisServer
+	proc   *proc // the server process, for its CPU time
 	client *redis.Client
 }
 
@@ -209,7 +210,7 @@ func startRedis(ctx context.Context, dir string) (*redisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &redisServer{RedisServer: rs, client: testenv.NewRedisClient(rs.Addr)}, nil
+	return &redisServer{RedisServer: rs, proc: &proc{rs.Proc}, client: testenv.NewRedisClient(rs.Addr)}, nil
 }
 
 func (rs *redisServer) stop() {
