@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,17 +140,9 @@ func TestClientIPConfigErrorsExitTwo(t *testing.T) {
 			if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(binary(t), "-check", "-config", path)
-			cmd.Env = cleanEnv()
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
-			}
+			stderr := runUsageError(t, binary(t), nil, "-check", "-config", path)
 			// The deprecation warning (a JSON log line) may precede it.
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			lines := strings.Split(stderr, "\n")
 			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "edgeproxy: config: ") || !strings.Contains(last, tc.want) {
 				t.Errorf("last stderr line %q does not name %q", last, tc.want)
 			}

@@ -103,18 +103,7 @@ func TestForeignDiskDirRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTree(t, dir, foreignTree)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, append(args, "-config", dirOriginConfig(t, dir))...)
-			cmd.Env = cleanEnv()
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
-			}
-			msg := strings.TrimSpace(stderr.String())
+			msg := runUsageError(t, bin, nil, append(args, "-config", dirOriginConfig(t, dir))...)
 			if strings.Contains(msg, "\n") || !strings.Contains(msg, `"cache.disk_dir"`) || !strings.Contains(msg, dir) {
 				t.Errorf("stderr %q: want one line naming \"cache.disk_dir\" and %s", msg, dir)
 			}

@@ -81,16 +81,7 @@ func TestConfigErrorsExitTwo(t *testing.T) {
 			if err := os.WriteFile(path, []byte(c.yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(bin, "-check", "-config", path)
-			cmd.Env = append(cleanEnv(), c.env...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
-			}
-			msg := strings.TrimSpace(stderr.String())
+			msg := runUsageError(t, bin, c.env, "-check", "-config", path)
 			if strings.Count(msg, "\n") != 0 {
 				t.Errorf("want one line on stderr, got %q", msg)
 			}
@@ -339,4 +330,24 @@ func (g rngReader) Read(p []byte) (int, error) {
 		p[i] = byte(g.r.Uint32())
 	}
 	return len(p), nil
+}
+
+// runUsageError runs the binary with args and the variables env on top of
+// cleanEnv, and fails the test unless it exits with code 2 (a usage error:
+// the configuration is refused). It returns stderr without surrounding
+// space. The run is bounded by 30 s.
+func runUsageError(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
+	}
+	return strings.TrimSpace(stderr.String())
 }
