@@ -82,16 +82,7 @@ func TestTrustedProxiesWithoutLimits(t *testing.T) {
 			if err := rdb.Set(context.Background(), "download:token:"+token, "file_id=f.bin", time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
-			p := start(t, []string{"-config", "../../config.yaml"}, []string{
-				"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0",
-				"EDGEPROXY_PROXY_DOWNLOAD_BUCKET=b",
-				"EDGEPROXY_PROXY_DOWNLOAD_AUTH=token",
-				"EDGEPROXY_ORIGIN_KIND=dir",
-				"EDGEPROXY_ORIGIN_DIR_ROOT=" + root,
-				"EDGEPROXY_REDIS_ADDRS=" + r.Addr,
-				"EDGEPROXY_AUTH_BUDGET=2s",
-				tc.env,
-			})
+			p := start(t, []string{"-config", "../../config.yaml"}, tokenDirEnv(root, r.Addr, tc.env))
 			get := func(tok, xff string) int {
 				req, _ := http.NewRequest("GET", "http://"+p.addr+"/download/f.bin", nil)
 				req.Header.Set("Authorization", "Bearer "+tok)

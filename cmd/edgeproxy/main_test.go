@@ -351,3 +351,20 @@ func runUsageError(t *testing.T, bin string, env []string, args ...string) strin
 	}
 	return strings.TrimSpace(stderr.String())
 }
+
+// tokenDirEnv is the environment of a binary on a loopback port serving
+// bucket "b" of the directory root with token auth in the Redis at
+// redisAddr, followed by extra. The test machine is shared and runs -race:
+// the generous auth budget keeps the check from failing closed on
+// scheduling delay.
+func tokenDirEnv(root, redisAddr string, extra ...string) []string {
+	return append([]string{
+		"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0",
+		"EDGEPROXY_PROXY_DOWNLOAD_BUCKET=b",
+		"EDGEPROXY_PROXY_DOWNLOAD_AUTH=token",
+		"EDGEPROXY_ORIGIN_KIND=dir",
+		"EDGEPROXY_ORIGIN_DIR_ROOT=" + root,
+		"EDGEPROXY_REDIS_ADDRS=" + redisAddr,
+		"EDGEPROXY_AUTH_BUDGET=2s",
+	}, extra...)
+}
