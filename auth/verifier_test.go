@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
-	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -5,9 +5,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/cache"
 )
 
 // requestKey is one series of edgeproxy_requests_total.

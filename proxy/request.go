@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"net/http"
 
-	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 )
 
 // The front door's own request checks: what fasthttp's parser lets through

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 )
 
 func TestCheckHeaderBlock(t *testing.T) {

@@ -1,8 +1,9 @@
 package proxy
 
 import (
-	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/internal/stats"
 )
 
 // StatsRecorder receives access counts and download progress. Both calls

@@ -17,9 +17,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
-
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // tokenKeyPrefix is auth.key_prefix of the repository's config.yaml.

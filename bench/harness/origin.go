@@ -11,9 +11,9 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
-
 	"github.com/minio/minio-go/v7"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 const benchBucket = "bench"

@@ -11,8 +11,9 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"gopkg.in/yaml.v3"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // server is one cache under test, reading MinIO through its own relay.
