@@ -67,12 +67,18 @@ type Deps struct {
 	Tokens TokenStore
 	// Catalog backs PUT and GET /v1/files/{id} (auth.Catalog).
 	Catalog Catalog
+	// CatalogStore, for a catalog kept in PostgreSQL, backs POST and GET
+	// /v1/files and DELETE /v1/files/{id} (cmd/edgeproxy over catalogdb).
+	CatalogStore CatalogStore
 	// DownloadBase is the public base URL of downloads, for the url field
 	// of a new /download/ token, e.g. https://dl.example.com.
 	DownloadBase string
 	// Stats backs /v1/stats/hot, /v1/stats/files/{id} and /v1/tasks/{id}
 	// (stats.Recorder).
 	Stats StatsReader
+	// Synced, when set, adds to /v1/stats/files/{id} the downloads the
+	// access-count sync committed to PostgreSQL (catalogdb.Store).
+	Synced SyncedCounts
 	// Metrics, when set, is served at GET /metrics, and the runtime
 	// profiles at /debug/pprof/ beside it.
 	Metrics prometheus.Gatherer
@@ -106,8 +112,11 @@ func New(cfg Config, d Deps) *API {
 	if d.Catalog != nil {
 		a.registerCatalog(d.Catalog)
 	}
+	if d.CatalogStore != nil {
+		a.registerCatalogStore(d.CatalogStore)
+	}
 	if d.Stats != nil {
-		a.registerStats(d.Stats)
+		a.registerStats(d.Stats, d.Synced)
 	}
 	if d.Metrics != nil {
 		a.registerOps(d.Metrics)

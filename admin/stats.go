@@ -20,16 +20,25 @@ type StatsReader interface {
 	Task(ctx context.Context, id string) (map[string]string, error)
 }
 
+// SyncedCounts reads the access counts already moved into the database
+// (catalogdb.Store implements it).
+type SyncedCounts interface {
+	SyncedTotal(ctx context.Context, fileID string) (int64, error)
+}
+
 // taskTimeout bounds one task read.
 const taskTimeout = 2 * time.Second
 
 // registerStats adds the statistics reads:
 //
 //	GET  /v1/stats/hot?n=10             -> [{file_id, accesses}]
-//	GET  /v1/stats/files/{id}           -> {file_id, accesses}
+//	GET  /v1/stats/files/{id}           -> {file_id, accesses[, synced]}
 //	POST /v1/stats/files/{id}/reset     -> {file_id, accesses} (read and zeroed atomically)
 //	GET  /v1/tasks/{id}                 -> the task's progress hash plus task_id
-func (a *API) registerStats(s StatsReader) {
+//
+// accesses is the live counter in Redis; synced, present when synced is
+// not nil, the total the sync committed to PostgreSQL.
+func (a *API) registerStats(s StatsReader, synced SyncedCounts) {
 	unavailable := func(w http.ResponseWriter) {
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "statistics store unavailable")
 	}
@@ -61,7 +70,16 @@ func (a *API) registerStats(s StatsReader) {
 			unavailable(w)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"file_id": id, "accesses": n})
+		out := map[string]any{"file_id": id, "accesses": n}
+		if synced != nil {
+			total, err := synced.SyncedTotal(req.Context(), id)
+			if err != nil {
+				writeError(w, http.StatusServiceUnavailable, "store_unavailable", "statistics database unavailable")
+				return
+			}
+			out["synced"] = total
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 	a.mux.HandleFunc("POST /v1/stats/files/{id}/reset", func(w http.ResponseWriter, req *http.Request) {
 		id := req.PathValue("id")

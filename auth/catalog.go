@@ -54,6 +54,35 @@ type CatalogConfig struct {
 	// recently used go first, so a flood of random ids evicts entries but
 	// never grows memory: ids are at most 1 KiB). Default 10000.
 	NegativeSize int `yaml:"negative_size"`
+	// SourceTimeout bounds one read of the backing store (PostgreSQL) on
+	// a Redis miss, on top of Timeout: an uncached id answers within
+	// 2*Timeout+SourceTimeout (read, source, write-back to Redis) whatever
+	// the store does. Default 250ms.
+	SourceTimeout time.Duration `yaml:"source_timeout"`
+	// RedisTTL is how long an entry read from the backing store stays in
+	// Redis (entries written by others keep their own expiry). It bounds
+	// how long a lost invalidation can serve a stale record. Default 1h.
+	RedisTTL time.Duration `yaml:"redis_ttl"`
+	// InvalidateChannel is the Pub/Sub channel Invalidate publishes on;
+	// every Catalog running Listen drops the id from memory. Default
+	// "file:meta:invalidated".
+	InvalidateChannel string `yaml:"invalidate_channel"`
+}
+
+// CatalogSource is the system of record behind Redis (PostgreSQL, through
+// catalogdb.Store). Lookup returns ErrFileNotFound for an unknown id and
+// any other error when it cannot answer; it must honour ctx's deadline.
+type CatalogSource interface {
+	Lookup(ctx context.Context, id string) (FileMeta, error)
+}
+
+// CatalogOption changes how a Catalog is built.
+type CatalogOption func(*Catalog)
+
+// WithSource makes the Catalog read src when Redis has no entry (or does
+// not answer), writing what it finds back to Redis for RedisTTL.
+func WithSource(src CatalogSource) CatalogOption {
+	return func(c *Catalog) { c.src = src }
 }
 
 // Catalog maps file ids to FileMeta, stored as hashes at "file:meta:<id>"
@@ -71,13 +100,14 @@ type Catalog struct {
 	missing *lru.Cache[string, time.Time]
 	now     func() time.Time // replaced in tests
 	group   singleflight.Group
+	src     CatalogSource // nil: Redis is the catalog
 
 	fillMu sync.Mutex // orders cache fills after Put's invalidation
 	gen    uint64     // guarded by fillMu; bumped by every Put
 }
 
 // NewCatalog validates cfg and returns a Catalog reading through client.
-func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Logger) (*Catalog, error) {
+func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Logger, opts ...CatalogOption) (*Catalog, error) {
 	if client == nil {
 		return nil, errors.New("auth: NewCatalog: nil redis client")
 	}
@@ -99,7 +129,20 @@ func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Lo
 	if cfg.NegativeSize == 0 {
 		cfg.NegativeSize = 10_000
 	}
+	if cfg.SourceTimeout == 0 {
+		cfg.SourceTimeout = 250 * time.Millisecond
+	}
+	if cfg.RedisTTL == 0 {
+		cfg.RedisTTL = time.Hour
+	}
+	if cfg.InvalidateChannel == "" {
+		cfg.InvalidateChannel = "file:meta:invalidated"
+	}
 	switch {
+	case cfg.SourceTimeout < 0:
+		return nil, fmt.Errorf("auth: catalog config source_timeout=%v: must be positive", cfg.SourceTimeout)
+	case cfg.RedisTTL < 0:
+		return nil, fmt.Errorf("auth: catalog config redis_ttl=%v: must be positive", cfg.RedisTTL)
 	case cfg.CacheSize < 0:
 		return nil, fmt.Errorf("auth: catalog config cache_size=%d: must be positive", cfg.CacheSize)
 	case cfg.Timeout < 0:
@@ -108,6 +151,9 @@ func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Lo
 		return nil, fmt.Errorf("auth: catalog config negative_size=%d: must be positive", cfg.NegativeSize)
 	}
 	c := &Catalog{cfg: cfg, client: client, log: logging.For(logger, "catalog"), now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
 	if cfg.CacheTTL > 0 {
 		c.cache = expirable.NewLRU[string, FileMeta](cfg.CacheSize, nil, cfg.CacheTTL)
 	}
@@ -139,13 +185,8 @@ func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 		c.fillMu.Lock()
 		gen := c.gen
 		c.fillMu.Unlock()
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
-		defer cancel()
-		h, err := c.client.HGetAll(rctx, c.cfg.KeyPrefix+id).Result()
-		if err != nil {
-			return FileMeta{}, fmt.Errorf("auth: catalog lookup %q: %w", id, err)
-		}
-		if len(h) == 0 {
+		m, err := c.read(context.WithoutCancel(ctx), id)
+		if errors.Is(err, ErrFileNotFound) {
 			if c.missing != nil {
 				c.fillMu.Lock()
 				if c.gen == gen { // else a Put raced with this read
@@ -153,9 +194,8 @@ func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 				}
 				c.fillMu.Unlock()
 			}
-			return FileMeta{}, ErrFileNotFound
+			return FileMeta{}, err
 		}
-		m, err := ParseFileMeta(id, h)
 		if err != nil {
 			return FileMeta{}, err
 		}
@@ -170,7 +210,11 @@ func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 	})
 	// The timer bounds the wait even when the client ignores context
 	// deadlines (ContextTimeoutEnabled=false).
-	t := time.NewTimer(c.cfg.Timeout)
+	budget := c.cfg.Timeout
+	if c.src != nil {
+		budget += c.cfg.SourceTimeout + c.cfg.Timeout // + the write-back
+	}
+	t := time.NewTimer(budget)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -180,6 +224,67 @@ func (c *Catalog) Lookup(ctx context.Context, id string) (FileMeta, error) {
 	case r := <-ch:
 		return r.Val.(FileMeta), r.Err
 	}
+}
+
+// read asks Redis, then the source on a miss or a Redis failure, writing
+// what the source found back to Redis.
+func (c *Catalog) read(ctx context.Context, id string) (FileMeta, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	h, rerr := c.client.HGetAll(rctx, c.cfg.KeyPrefix+id).Result()
+	cancel()
+	if rerr == nil && len(h) > 0 {
+		return ParseFileMeta(id, h)
+	}
+	if rerr != nil {
+		rerr = fmt.Errorf("auth: catalog lookup %q: %w", id, rerr)
+	}
+	if c.src == nil {
+		if rerr != nil {
+			return FileMeta{}, rerr
+		}
+		return FileMeta{}, ErrFileNotFound
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.SourceTimeout)
+	m, err := c.src.Lookup(sctx, id)
+	cancel()
+	if errors.Is(err, ErrFileNotFound) {
+		return FileMeta{}, ErrFileNotFound
+	}
+	if err != nil {
+		return FileMeta{}, errors.Join(fmt.Errorf("auth: catalog source lookup %q: %w", id, err), rerr)
+	}
+	if rerr == nil {
+		// Best effort: the next miss reads the source again.
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		if err := c.writeRedis(wctx, m, c.cfg.RedisTTL); err != nil {
+			c.log.Debug("catalog write-back to redis failed", "file_id", id, "err", err)
+		}
+		cancel()
+	}
+	return m, nil
+}
+
+// writeRedis replaces the file's hash; ttl 0 keeps it without expiry.
+func (c *Catalog) writeRedis(ctx context.Context, m FileMeta, ttl time.Duration) error {
+	key := c.cfg.KeyPrefix + m.ID
+	_, err := c.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, map[string]any{
+			"bucket":       m.Bucket,
+			"key":          m.Key,
+			"filename":     m.Filename,
+			"sha256":       m.SHA256,
+			"size":         strconv.FormatInt(m.Size, 10),
+			"content_type": m.ContentType,
+			"created_at":   strconv.FormatInt(m.CreatedAt.Unix(), 10),
+			"updated_at":   strconv.FormatInt(m.UpdatedAt.Unix(), 10),
+		})
+		if ttl > 0 {
+			p.Expire(ctx, key, ttl)
+		}
+		return nil
+	})
+	return err
 }
 
 // knownMissing reports whether id was found missing less than
@@ -216,31 +321,8 @@ func (c *Catalog) Put(ctx context.Context, m FileMeta) error {
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = m.UpdatedAt
 	}
-	key := c.cfg.KeyPrefix + m.ID
-	_, err := c.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.HSet(ctx, key, map[string]any{
-			"bucket":       m.Bucket,
-			"key":          m.Key,
-			"filename":     m.Filename,
-			"sha256":       m.SHA256,
-			"size":         strconv.FormatInt(m.Size, 10),
-			"content_type": m.ContentType,
-			"created_at":   strconv.FormatInt(m.CreatedAt.Unix(), 10),
-			"updated_at":   strconv.FormatInt(m.UpdatedAt.Unix(), 10),
-		})
-		return nil
-	})
-	c.fillMu.Lock()
-	c.gen++
-	if c.cache != nil {
-		c.cache.Remove(m.ID)
-	}
-	if c.missing != nil {
-		c.missing.Remove(m.ID)
-	}
-	c.fillMu.Unlock()
-	c.group.Forget(m.ID)
+	err := c.writeRedis(ctx, m, 0)
+	c.forget(m.ID)
 	if err != nil {
 		return fmt.Errorf("auth: catalog put %q: %w", m.ID, err)
 	}
@@ -296,4 +378,77 @@ func parseTime(s string) (time.Time, error) {
 		return time.Unix(n, 0).UTC(), nil
 	}
 	return time.Parse(time.RFC3339, s)
+}
+
+// forget drops id from this process's memory (both tables) and makes a
+// read in flight not cache what it read. id "" drops everything.
+func (c *Catalog) forget(id string) {
+	c.fillMu.Lock()
+	c.gen++
+	if id == "" {
+		if c.cache != nil {
+			c.cache.Purge()
+		}
+		if c.missing != nil {
+			c.missing.Purge()
+		}
+	} else {
+		if c.cache != nil {
+			c.cache.Remove(id)
+		}
+		if c.missing != nil {
+			c.missing.Remove(id)
+		}
+	}
+	c.fillMu.Unlock()
+	if id != "" {
+		c.group.Forget(id)
+	}
+}
+
+// Invalidate is called after the system of record changed id: it deletes
+// the Redis entry and tells every Catalog running Listen (this one too) to
+// drop id from memory. Pub/Sub delivers at most once; a node that missed
+// the message serves its copy for at most CacheTTL (NegativeTTL for an id
+// it had found missing).
+func (c *Catalog) Invalidate(ctx context.Context, id string) error {
+	c.forget(id)
+	if err := c.client.Del(ctx, c.cfg.KeyPrefix+id).Err(); err != nil {
+		return fmt.Errorf("auth: catalog invalidate %q: %w", id, err)
+	}
+	if err := c.client.Publish(ctx, c.cfg.InvalidateChannel, id).Err(); err != nil {
+		return fmt.Errorf("auth: catalog invalidate %q: publish: %w", id, err)
+	}
+	return nil
+}
+
+// Listen applies invalidations published by any node until ctx ends. The
+// client resubscribes by itself after a connection loss; each
+// (re)subscription purges the memory tables, since messages sent in the
+// gap are lost. ready, when not nil, is closed after the first
+// subscription is live.
+func (c *Catalog) Listen(ctx context.Context, ready chan<- struct{}) {
+	ps := c.client.Subscribe(ctx, c.cfg.InvalidateChannel)
+	defer ps.Close()
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(5 * time.Second))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				c.forget("")
+				if ready != nil {
+					close(ready)
+					ready = nil
+				}
+			case *redis.Message:
+				c.forget(m.Payload)
+			}
+		}
+	}
 }

@@ -99,4 +99,15 @@
 // read, and the Catalog remembers ids found missing for
 // CatalogConfig.NegativeTTL (default 5s) in a bounded table, so guessing
 // ids costs Redis at most the failure limit per client and minute.
+//
+// # The catalog's system of record
+//
+// With WithSource (PostgreSQL through catalogdb), Redis is a cache: a miss,
+// or a Redis failure, reads the source within SourceTimeout and writes the
+// record back to Redis for RedisTTL; the source failing makes the lookup an
+// error (503), never ErrFileNotFound. Writers change the source first and
+// then call Invalidate, which deletes the Redis entry and publishes the id;
+// every Catalog running Listen drops it from memory, and purges its memory
+// whenever its subscription is (re)established, since Pub/Sub does not
+// replay messages.
 package auth

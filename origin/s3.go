@@ -211,6 +211,11 @@ func newTransport(cfg S3Config) *http.Transport {
 	return tr
 }
 
+// Core is the store's minio-go client, with this store's transport and
+// credentials, for the upload endpoint: it writes (multipart uploads),
+// which Store does not.
+func (s *S3) Core() *minio.Core { return s.core }
+
 // Close releases idle connections. In-flight readers stay usable.
 func (s *S3) Close() error {
 	s.transport.CloseIdleConnections()

@@ -237,6 +237,13 @@ type Deps struct {
 	ClientIP *clientip.Resolver
 	// Stats, when set, receives access counts and transfer progress.
 	Stats StatsRecorder
+	// Uploads, when set, answers requests under its prefix (tus uploads),
+	// the only requests that may carry a body.
+	Uploads Uploads
+	// CatalogStore, when set, is pinged by /readyz to report the state
+	// of the catalog's system of record (PostgreSQL) in its body. Its
+	// failure does not make the node unready: cached entries still serve.
+	CatalogStore interface{ Ping(context.Context) error }
 }
 
 // Server is the download front end. Create it with New.
@@ -263,6 +270,12 @@ type Server struct {
 	metrics   *requestCounters
 	keys      keyCache
 	readiness readiness // /readyz's cached origin check
+	// uploads serves requests under uploadPrefix; nil: no uploads.
+	uploads      Uploads
+	uploadPrefix []byte
+	// catalogStore and catalogReady report the catalog's database.
+	catalogStore interface{ Ping(context.Context) error }
+	catalogReady readiness
 }
 
 // New validates cfg and builds a Server.
@@ -302,6 +315,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limiter:         deps.Limiter,
 		clientIP:        deps.ClientIP,
 		stats:           deps.Stats,
+		catalogStore:    deps.CatalogStore,
 		metrics:         newRequestCounters(),
 	}
 	// Refuse at start a route whose auth has no backend: failing every
@@ -327,6 +341,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.failures == nil {
 		s.failures, _ = deps.Tokens.(FailureThrottle)
+	}
+	if deps.Uploads != nil {
+		p := deps.Uploads.Prefix()
+		if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' || p == "/download/" || p == pathHealthz+"/" || p == pathReadyz+"/" {
+			return nil, fmt.Errorf("proxy: upload prefix %q: must be /name/ and not /download/", p)
+		}
+		s.uploads, s.uploadPrefix = deps.Uploads, []byte(p)
 	}
 	return s, nil
 }

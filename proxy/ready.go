@@ -76,12 +76,28 @@ func (r *readiness) clock() time.Time {
 }
 
 // ready answers /readyz: 200 when the origin answered its last check, 503
-// otherwise. The check is at most readyTTL old.
+// otherwise. The check is at most readyTTL old. With a catalog database
+// the body also says whether it answered ({"status":"ok","catalog":"ok"}
+// or "unavailable"): the node stays ready without it, serving the ids
+// Redis and memory hold, and operators see the degradation.
 func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 	if !s.readiness.check(s.origin.Ping) {
 		writeError(ctx, errNotReady)
 		return
 	}
 	ctx.Response.Header.SetContentTypeBytes(hdrContentTypeJSON)
-	ctx.Response.SetBodyRaw(bodyOK)
+	if s.catalogStore == nil {
+		ctx.Response.SetBodyRaw(bodyOK)
+		return
+	}
+	if s.catalogReady.check(s.catalogStore.Ping) {
+		ctx.Response.SetBodyRaw(bodyCatalogOK)
+	} else {
+		ctx.Response.SetBodyRaw(bodyCatalogDown)
+	}
 }
+
+var (
+	bodyCatalogOK   = []byte(`{"status":"ok","catalog":"ok"}` + "\n")
+	bodyCatalogDown = []byte(`{"status":"ok","catalog":"unavailable"}` + "\n")
+)

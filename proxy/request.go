@@ -26,19 +26,24 @@ var (
 	strTransferEncoding = []byte("Transfer-Encoding")
 	strContentLength    = []byte("Content-Length")
 	strHost             = []byte("Host")
+	strChunked          = []byte("chunked")
 	strSchemeSep        = []byte("://")
 )
 
 // checkRequest returns the answer to a request the front door refuses, or
 // nil. It allocates nothing.
-func checkRequest(h *fasthttp.RequestHeader) *apiError {
+func checkRequest(h *fasthttp.RequestHeader) *apiError { return checkRequestBody(h, false) }
+
+// checkRequestBody is checkRequest for a request that may carry a body
+// (bodyOK: an upload, see Server.uploadBody) or not.
+func checkRequestBody(h *fasthttp.RequestHeader, bodyOK bool) *apiError {
 	// RFC 9110 2.5 and 15.6.6: fasthttp accepts any "HTTP/d.d" and would
 	// answer HTTP/2.0 or HTTP/9.9 as 1.x. A higher minor version of 1 is
 	// served as 1.1.
 	if p := h.Protocol(); len(p) != len("HTTP/1.1") || p[5] != '1' {
 		return errVersion
 	}
-	if e := checkHeaderBlock(h.RawHeaders()); e != nil {
+	if e := checkBlock(h.RawHeaders(), bodyOK); e != nil {
 		return e
 	}
 	// RFC 9112 3.2: a target with userinfo is invalid; RFC 9110 4.2.4 says
@@ -67,8 +72,17 @@ func checkRequest(h *fasthttp.RequestHeader) *apiError {
 //     errBodyNotAllowed: downloads take no request body.
 //
 // Malformed beats body framing. An empty block (no fields) is valid.
-func checkHeaderBlock(b []byte) *apiError {
+func checkHeaderBlock(b []byte) *apiError { return checkBlock(b, false) }
+
+// checkBlock is checkHeaderBlock, or with bodyOK the same checks except
+// that a body is allowed when its framing is unambiguous (RFC 9112 6.1,
+// 6.3): one Transfer-Encoding field whose value is exactly "chunked", or
+// one Content-Length of digits only, never both (a smuggling vector
+// whichever one a front proxy believes); anything else is errBadRequest.
+func checkBlock(b []byte, bodyOK bool) *apiError {
 	framing := false
+	var te, cl int
+	badFraming := false
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 1 || b[i-1] != '\r' {
@@ -93,13 +107,23 @@ func checkHeaderBlock(b []byte) *apiError {
 		switch {
 		case bytes.EqualFold(name, strTransferEncoding):
 			framing = true
+			te++
+			badFraming = badFraming || !bytes.EqualFold(value, strChunked)
 		case bytes.EqualFold(name, strContentLength):
 			framing = framing || !isZero(value)
+			cl++
+			badFraming = badFraming || !isDigits(value)
 		case bytes.EqualFold(name, strHost):
 			if !isHost(value) {
 				return errBadHost
 			}
 		}
+	}
+	if bodyOK {
+		if badFraming || te > 1 || cl > 1 || te+cl > 1 {
+			return errBadRequest
+		}
+		return nil
 	}
 	if framing {
 		return errBodyNotAllowed
@@ -169,6 +193,16 @@ func isHost(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// isDigits reports whether b is a non-empty run of ASCII digits.
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // isZero reports whether a Content-Length value is a number equal to 0.

@@ -13,14 +13,15 @@ import (
 func TestRequestChecksDoNotAllocate(t *testing.T) {
 	const req = "GET /download/x?token=t HTTP/1.1\r\nHost: a.example\r\nAuthorization: Bearer t\r\n" +
 		"Range: bytes=0-9\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n"
-	var s *Server // headerReceived uses no Server state
+	// With uploads mounted, so the upload-prefix checks run too.
+	s := &Server{uploads: noUploads{}, uploadPrefix: []byte("/uploads/")}
 	h := new(fasthttp.RequestHeader)
 	if err := h.Read(bufioReader(req)); err != nil {
 		t.Fatal(err)
 	}
 	if n := testing.AllocsPerRun(100, func() {
 		s.headerReceived(h)
-		if checkRequest(h) != nil {
+		if checkRequestBody(h, s.uploadBody(h)) != nil {
 			t.Fatal("refused")
 		}
 	}); n != 0 {

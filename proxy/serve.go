@@ -65,7 +65,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 // still to be written: false for the health probes (never logged) and for
 // a streamed body (logged when it closes).
 func (s *Server) handle(ctx *fasthttp.RequestCtx, d *download) (log bool) {
-	if e := checkRequest(&ctx.Request.Header); e != nil {
+	if e := checkRequestBody(&ctx.Request.Header, s.uploadBody(&ctx.Request.Header)); e != nil {
 		s.reject(ctx, e)
 		d.err = e
 		return true
@@ -79,6 +79,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, d *download) (log bool) {
 	case pathReadyz:
 		s.ready(ctx)
 		return false
+	}
+	if s.uploadPath(ctx.Request.Header.RequestURI()) {
+		d.route = &uploadRoute
+		s.uploads.ServeUpload(ctx, s.clientAddr(ctx))
+		return true
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		writeError(ctx, errMethod)

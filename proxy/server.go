@@ -26,6 +26,9 @@ func (s *Server) newHTTPServer() *fasthttp.Server {
 		// Headers plus a small body fit one buffer: one write per small hit.
 		WriteBufferSize:    s.cfg.WriteBuffer,
 		MaxRequestBodySize: 4 << 10,
+		// Upload bodies are read by the handler as they arrive, never
+		// whole; downloads have none (headerReceived).
+		StreamRequestBody: true,
 		// Reads no body and sends no 100 (Continue): see headerReceived.
 		HeaderReceived:               s.headerReceived,
 		Concurrency:                  s.cfg.MaxConns,
@@ -72,7 +75,15 @@ var hdrExpect = []byte("Expect")
 // server omit it when there is no content, and a request that announces
 // content gets a final 400 instead. fasthttp's ContinueHandler and
 // ExpectHandler cannot do this: they send 100 or skip the handler.
+//
+// Uploads (Deps.Uploads) are the exception: their PATCH and POST bodies are
+// left to fasthttp, which streams them (StreamRequestBody: it reads at most
+// 8 KiB ahead, and MaxRequestBodySize does not apply to a streamed body),
+// and it answers their 100-continue.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if s.uploadBody(h) {
+		return fasthttp.RequestConfig{}
+	}
 	if cl := h.ContentLength(); cl != 0 && cl != -2 { // -2: no framing at all
 		h.SetContentLength(0)
 	}

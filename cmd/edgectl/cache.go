@@ -38,7 +38,9 @@ func purge(ctx context.Context, x *cli, args []string) error {
 func stats(ctx context.Context, x *cli, args []string) error {
 	cmd := newCommand("stats", "[-hot N | -file ID | -task ID]",
 		"Prints statistics as JSON: the edge node's cache counters (no flag), the N hottest files\n"+
-			"of the hot set (-hot), one file's access counter (-file), or a download task's progress (-task).")
+			"of the hot set (-hot), one file's access counts (-file: accesses, the live counter in Redis,\n"+
+			"and synced, the total the sync moved into PostgreSQL when it is configured), or a download\n"+
+			"task's progress (-task).")
 	hot := cmd.fs.Int("hot", 0, "print the N hottest files (1..1000)")
 	file := cmd.fs.String("file", "", "print this file id's access counter")
 	task := cmd.fs.String("task", "", "print this download task's progress")

@@ -40,10 +40,13 @@ type s3Flags struct {
 }
 
 func filePut(ctx context.Context, x *cli, args []string) error {
-	cmd := newCommand("file put", "-id ID -bucket B (-src PATH [-key K] | -key K [-size N] [-sha256 HEX]) [-filename F] [-content-type T]",
+	cmd := newCommand("file put", "[-id ID] -bucket B (-src PATH [-key K] | -key K [-size N] [-sha256 HEX]) [-filename F] [-content-type T]",
 		`With -src, uploads PATH to the origin (MinIO/S3) as bucket/key, computing its SHA-256
 and size from the bytes sent (the file is read once), then registers it in the catalog.
 Without -src, registers an object already in the origin (metadata only).
+Without -id (a catalog kept in PostgreSQL), the catalog assigns the id, and content
+already in the catalog (same SHA-256; with -src the file is hashed first, so read
+twice) is not uploaded again: the existing record is printed.
 Prints the registered record as JSON.
 
 -src needs the origin's address and credentials:
@@ -54,7 +57,7 @@ The admin API is checked before the upload, so a wrong admin key costs no transf
 	var r fileRequest
 	var id, src string
 	var s3 s3Flags
-	cmd.fs.StringVar(&id, "id", "", "file id in the catalog (required)")
+	cmd.fs.StringVar(&id, "id", "", "file id in the catalog (default: assigned by the catalog)")
 	cmd.fs.StringVar(&r.Bucket, "bucket", "", "origin bucket (required)")
 	cmd.fs.StringVar(&src, "src", "", "local file to upload")
 	cmd.fs.StringVar(&r.Key, "key", "", "origin object key (default with -src: the base name of PATH)")
@@ -82,8 +85,8 @@ The admin API is checked before the upload, so a wrong admin key costs no transf
 		}
 	}
 	switch {
-	case id == "" || r.Bucket == "" || r.Key == "":
-		return cmd.usagef("-id, -bucket and -key (or -src) are required")
+	case r.Bucket == "" || r.Key == "":
+		return cmd.usagef("-bucket and -key (or -src) are required")
 	case src != "" && (set["size"] || set["sha256"]):
 		return cmd.usagef("-size and -sha256 are computed from -src; give them only without -src")
 	case src == "" && (set["s3-endpoint"] || set["s3-secure"] || set["s3-region"]):
@@ -98,6 +101,9 @@ The admin API is checked before the upload, so a wrong admin key costs no transf
 			return cmd.usagef("-sha256 must be 64 hex digits")
 		}
 		r.SHA256 = strings.ToLower(r.SHA256)
+	}
+	if id == "" {
+		return filePutAddressed(ctx, x, r, src, s3)
 	}
 	path := "/v1/files/" + url.PathEscape(id)
 	if src != "" {
@@ -136,6 +142,81 @@ The admin API is checked before the upload, so a wrong admin key costs no transf
 		ID string `json:"id"`
 		fileRequest
 	}{id, r})
+}
+
+// filePutAddressed registers r under an id the catalog assigns, uploading
+// src first unless its content is already in the catalog.
+func filePutAddressed(ctx context.Context, x *cli, r fileRequest, src string, s3 s3Flags) error {
+	var found []json.RawMessage
+	if src != "" {
+		f, err := openRegular(src)
+		if err != nil {
+			return fmt.Errorf("file put: %w", err)
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return fmt.Errorf("file put: hash %s: %w", src, err)
+		}
+		sum := hex.EncodeToString(h.Sum(nil))
+		if err := x.api.do(ctx, http.MethodGet, "/v1/files?sha256="+sum, nil, &found); err != nil {
+			return fmt.Errorf("file put: admin API, before uploading: %w", err)
+		}
+		if len(found) > 0 { // content addressing: stored already
+			_, err := fmt.Fprintf(x.stdout, "%s\n", found[0])
+			return err
+		}
+		mc, err := s3Client(x.environ, s3)
+		if err != nil {
+			return usagef("file put: %v", err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("file put: %w", err)
+		}
+		uctx := ctx
+		if x.uploadTimeout > 0 {
+			var cancel context.CancelFunc
+			uctx, cancel = context.WithTimeout(ctx, x.uploadTimeout)
+			defer cancel()
+		}
+		if r.SHA256, r.Size, err = uploadFile(uctx, mc, f, r.Bucket, r.Key, r.ContentType); err != nil {
+			return fmt.Errorf("file put: %w", err)
+		}
+		if r.SHA256 != sum {
+			return fmt.Errorf("file put: %s changed between hashing and uploading; not registered", src)
+		}
+	}
+	var out json.RawMessage
+	if err := x.api.do(ctx, http.MethodPost, "/v1/files", r, &out); err != nil {
+		return fmt.Errorf("file put: %w", err)
+	}
+	_, err := fmt.Fprintf(x.stdout, "%s\n", out)
+	return err
+}
+
+func fileList(ctx context.Context, x *cli, args []string) error {
+	cmd := newCommand("file list", "[-after ID] [-limit N]",
+		"Prints catalog records in id order as a JSON array (a catalog kept in PostgreSQL);\n"+
+			"page with -after set to the last id printed.")
+	after := cmd.fs.Int64("after", 0, "print ids greater than this")
+	limit := cmd.fs.Int("limit", 100, "at most this many records (1..1000)")
+	if err := cmd.parse(args); err != nil {
+		return err
+	}
+	if *after < 0 || *limit < 1 || *limit > 1000 {
+		return cmd.usagef("-after must not be negative and -limit takes 1..1000")
+	}
+	return x.api.print(ctx, fmt.Sprintf("/v1/files?after=%d&limit=%d", *after, *limit), x.stdout)
+}
+
+func fileRm(ctx context.Context, x *cli, args []string) error {
+	cmd := newCommand("file rm", "ID", "Removes a file from the catalog (the object in the origin and its access counts stay);\n"+
+		"every edge node stops serving it. Exits 1 with not_found when there is none.")
+	id, err := cmd.oneArg(args, "file id")
+	if err != nil {
+		return err
+	}
+	return x.api.do(ctx, http.MethodDelete, "/v1/files/"+url.PathEscape(id), nil, nil)
 }
 
 func fileGet(ctx context.Context, x *cli, args []string) error {

@@ -6,7 +6,11 @@
 //	edgectl token revoke <token>
 //	edgectl file put -id 10086 -bucket dl -src ./a.iso [-key iso/a.iso] [-filename a.iso] [-content-type T]
 //	edgectl file put -id 10086 -bucket dl -key iso/a.iso [-size N] [-sha256 HEX] [-filename F] [-content-type T]
+//	edgectl file put -bucket dl -src ./a.iso [...]    (id assigned by a PostgreSQL catalog; known content not re-uploaded)
 //	edgectl file get <id>
+//	edgectl file list [-after ID] [-limit N]
+//	edgectl file rm <id>
+//	edgectl db migrate                                   (DSN from $EDGECTL_POSTGRES_DSN, else $EDGEPROXY_POSTGRES_DSN)
 //	edgectl sign -url https://dl.example.com/download/10086 -ttl 1h [-ip 203.0.113.7] [-method GET]
 //	edgectl purge -bucket dl (-key iso/a.iso | -prefix iso/)
 //	edgectl stats [-hot N | -file ID | -task ID]
@@ -32,6 +36,9 @@
 //	DELETE /v1/tokens/{token} -> 204; 404 token_not_found
 //	PUT    /v1/files/{id}     {bucket,key,filename,sha256,size,content_type} -> 204
 //	GET    /v1/files/{id}     -> 200 {id,bucket,key,...}; 404 not_found
+//	POST   /v1/files          {bucket,key,...} -> 201 {record}; 200 {record} when its sha256 is known
+//	GET    /v1/files?after=&limit= | ?sha256= -> 200 [{record}...]
+//	DELETE /v1/files/{id}     -> 204; 404 not_found
 //	errors                    -> non-2xx with {"code":..,"message":..}
 package main
 
@@ -66,7 +73,11 @@ commands:
   token revoke TOKEN
   file put -id ID -bucket B -src PATH [-key K] [-filename F] [-content-type T] [-s3-endpoint HOST:PORT] [-s3-secure]
   file put -id ID -bucket B -key K [-size N] [-sha256 HEX] [-filename F] [-content-type T]
+  file put -bucket B -src PATH [...]        (no -id: the PostgreSQL catalog assigns it; known content is not re-uploaded)
   file get ID
+  file list [-after ID] [-limit N]
+  file rm ID
+  db migrate
   sign -url URL -ttl D [-ip IP] [-method M]
   purge -bucket B (-key K | -prefix P)
   stats [-hot N | -file ID | -task ID]
@@ -80,6 +91,7 @@ environment:
   EDGECTL_ADMIN_KEY (else EDGEPROXY_ADMIN_KEY)   admin API key
   EDGECTL_S3_ENDPOINT, EDGECTL_S3_ACCESS_KEY, EDGECTL_S3_SECRET_KEY   origin for file put -src
   EDGECTL_SIGN_KEYS (kid:secret,...), EDGECTL_SIGN_KID   keys for sign
+  EDGECTL_POSTGRES_DSN (else EDGEPROXY_POSTGRES_DSN)   database for db migrate
 
 exit status: 0 success, 1 the API or the store failed, 2 invalid command line`
 
@@ -180,7 +192,7 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 		}
 		rest = append(append([]string(nil), rest[1:]...), "-h") // "help file put" is "file put -h"
 	}
-	if rest[0] != "sign" { // the only command that needs no API
+	if rest[0] != "sign" && rest[0] != "db" { // sign and db need no API
 		base := *addr
 		if base == "" {
 			base = getenv(environ, "EDGECTL_ADDR")
@@ -203,7 +215,7 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 		return stats(ctx, x, rest[1:])
 	case "sign":
 		return sign(x, rest[1:], time.Now())
-	case "token", "file":
+	case "token", "file", "db":
 	default:
 		return usagef("unknown command %q", rest[0])
 	}
@@ -222,6 +234,12 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 		return filePut(ctx, x, rest[2:])
 	case "file get":
 		return fileGet(ctx, x, rest[2:])
+	case "file list":
+		return fileList(ctx, x, rest[2:])
+	case "file rm":
+		return fileRm(ctx, x, rest[2:])
+	case "db migrate":
+		return dbMigrate(ctx, x, rest[2:])
 	}
 	return usagef("unknown command %q", strings.Join(rest[:2], " "))
 }

@@ -9,12 +9,14 @@ import (
 	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/catalogdb"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/config"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/upload"
 )
 
 // Config is the whole configuration file: one section per package, each
@@ -25,6 +27,7 @@ type Config struct {
 	Origin   OriginConfig    `yaml:"origin"`
 	Cache    CacheConfig     `yaml:"cache"`
 	Redis    RedisConfig     `yaml:"redis"`
+	Postgres PostgresConfig  `yaml:"postgres"`
 	Auth     AuthConfig      `yaml:"auth"`
 	Limiter  LimiterConfig   `yaml:"limiter"`
 	ClientIP clientip.Config `yaml:"client_ip"`
@@ -32,6 +35,7 @@ type Config struct {
 	Prefetch PrefetchConfig  `yaml:"prefetch"`
 	Admin    admin.Config    `yaml:"admin"`
 	Log      LogConfig       `yaml:"log"`
+	Upload   upload.Config   `yaml:"upload"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -187,4 +191,20 @@ func samePrefixes(a, b []string) bool {
 func (c LimiterConfig) active() bool {
 	return c.Rate > 0 || c.GlobalRate > 0 || c.MaxConcurrentPerClient > 0 || c.MaxConcurrent > 0 ||
 		c.RequestRate > 0 || len(c.Classes) > 0
+}
+
+// PostgresConfig is the postgres section: the system of record of the
+// catalog and of access counts. No DSN: no PostgreSQL, and the catalog is
+// Redis alone (file:meta:<id> hashes), as before.
+type PostgresConfig struct {
+	// DSN, pool size and timeouts; prefer EDGEPROXY_POSTGRES_DSN for the
+	// DSN, which holds a password.
+	catalogdb.Config `yaml:",inline"`
+	// Migrate applies the embedded schema migrations at start (nodes
+	// starting together wait for each other). Default false: run
+	// `edgectl db migrate` once per release instead, and a node whose
+	// schema is behind logs a warning.
+	Migrate bool `yaml:"migrate"`
+	// Sync moves the Redis access counters into PostgreSQL; needs stats.
+	Sync catalogdb.SyncConfig `yaml:"sync"`
 }

@@ -152,6 +152,12 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 			return nil
 		})
 	}
+	for _, loop := range app.loops { // catalog invalidations, access-count sync
+		bg.Go(func() error {
+			loop(bgctx)
+			return nil
+		})
+	}
 	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -123,6 +123,9 @@ func (a *app) newRegistry() *prometheus.Registry {
 	if a.stats != nil {
 		reg.MustRegister(a.stats.Collectors()...)
 	}
+	if a.db != nil && a.db.syncer != nil {
+		reg.MustRegister(a.db.syncer.Collectors()...)
+	}
 	return reg
 }
 

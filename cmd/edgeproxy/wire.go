@@ -22,11 +22,13 @@ import (
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/upload"
 )
 
 // This file is the composition root: build makes every part from the
-// configuration, in dependency order (origin, cache, Redis and access,
-// statistics, prefetching, the proxy, the admin API), and app.serve in
+// configuration, in dependency order (origin, cache, PostgreSQL, Redis and
+// access, statistics, the access-count sync, prefetching, the proxy, the
+// admin API), and app.serve in
 // main.go runs them. The configuration types are in config.go.
 
 // app is the wired process.
@@ -48,12 +50,19 @@ type app struct {
 	limiter   *limiter.Limiter
 	// timed measures origin latency for the metrics registry.
 	timed *timedOrigin
+	// db is PostgreSQL, the system of record; nil without postgres.dsn.
+	db *catalogDB
+	// loops run in the background while serving (catalog invalidations,
+	// the access-count sync); app.serve stops and waits for them.
+	loops []func(context.Context)
 	// proxyDeps and adminDeps collect each part as it is built, so that a
 	// part left out stays a nil interface rather than a typed nil.
 	proxyDeps proxy.Deps
 	adminDeps admin.Deps
 	// closes run last to first by close.
 	closes []func() error
+	// s3 is the S3 origin, nil for a directory; uploads write through it.
+	s3 *origin.S3
 }
 
 // close releases every part, last built first, and returns their errors.
@@ -86,9 +95,12 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 	steps := []func(Config) error{
 		a.buildOrigin,
 		func(cfg Config) error { return a.buildCache(cfg, checkOnly) },
+		a.buildCatalogDB,
 		a.buildAccess,
 		a.buildStats,
+		a.buildSync,
 		a.buildPrefetch,
+		func(cfg Config) error { return a.buildUploads(cfg, checkOnly) },
 		a.buildProxy,
 		a.buildAdmin,
 	}
@@ -120,6 +132,9 @@ func (a *app) buildOrigin(cfg Config) error {
 		store = d
 	default:
 		return usageError{fmt.Errorf("config: key %q: %q is not s3 or dir", "origin.kind", cfg.Origin.Kind)}
+	}
+	if s3, ok := store.(*origin.S3); ok {
+		a.s3 = s3
 	}
 	store, a.timed = wrapTimed(store)
 	a.proxyDeps.Origin = store
@@ -178,12 +193,9 @@ func (a *app) buildAccess(cfg Config) error {
 		a.proxyDeps.Tokens = v
 		a.adminDeps.Tokens = v
 		if cfg.Auth.Catalog.Enabled {
-			c, err := auth.NewCatalog(cfg.Auth.Catalog.CatalogConfig, rdb, a.root)
-			if err != nil {
-				return usageError{fmt.Errorf("config: %w", err)}
+			if err := a.buildCatalog(cfg, rdb); err != nil {
+				return err
 			}
-			a.proxyDeps.Catalog = c
-			a.adminDeps.Catalog = c
 		}
 	} else if cfg.Auth.Catalog.Enabled {
 		return usageError{fmt.Errorf("config: key %q: the catalog needs redis.addrs", "auth.catalog.enabled")}
@@ -277,6 +289,38 @@ func (a *app) buildPrefetch(cfg Config) error {
 	pc := cfg.Prefetch.withDefaults()
 	a.prefetch = &prefetcher{cfg: pc, cache: a.cache, hot: a.stats.Hot, catalog: a.proxyDeps.Catalog,
 		bucket: cfg.Proxy.DownloadBucket, log: logging.For(a.root, "prefetch")}
+	return nil
+}
+
+// buildUploads mounts the tus upload endpoint (package upload) on the
+// download listener, with its janitor and the subscriber that applies the
+// other nodes' purges, unless -check.
+func (a *app) buildUploads(cfg Config, checkOnly bool) error {
+	if !cfg.Upload.Enabled {
+		return nil
+	}
+	if a.redis == nil || a.s3 == nil {
+		return usageError{fmt.Errorf("config: key %q: uploads need redis.addrs and origin.kind s3", "upload.enabled")}
+	}
+	d := upload.Deps{Redis: a.redis, S3: a.s3.Core(), Limiter: a.limiter, Logger: a.root}
+	if c, ok := a.proxyDeps.Catalog.(upload.Registry); ok {
+		d.Catalog = c
+	}
+	if a.cache != nil {
+		d.Purger = a.cache
+	}
+	u, err := upload.New(cfg.Upload, d)
+	if err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
+	a.closes = append(a.closes, u.Close)
+	if !checkOnly {
+		ctx, cancel := context.WithCancel(context.Background())
+		go u.Run(ctx)
+		go u.Subscribe(ctx)
+		a.closes = append(a.closes, func() error { cancel(); return nil })
+	}
+	a.proxyDeps.Uploads = u
 	return nil
 }
 

@@ -1,0 +1,121 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/logging"
+	"github.com/edgeproxy/edgeproxy/limiter"
+)
+
+// Registry records a completed file so that downloads find it:
+// auth.Catalog implements it (file:meta:<id> in Redis).
+type Registry interface {
+	Put(ctx context.Context, m auth.FileMeta) error
+}
+
+// Purger drops this node's cached copies of an object (the cache
+// implements it). Completed uploads purge on every node through Redis
+// (Config.PurgeChannel); Subscribe delivers those purges here.
+type Purger interface {
+	Purge(bucket, key string) int
+}
+
+// Deps are what the endpoint is wired to.
+type Deps struct {
+	// Redis holds upload state, locks and tokens. Required.
+	Redis redis.UniversalClient
+	// S3 is the origin the bytes go to, through minio-go's Core API.
+	// Required.
+	S3 *minio.Core
+	// Catalog, when set, registers completed files.
+	Catalog Registry
+	// Purger, when set, is purged of an object a completed upload replaced.
+	Purger Purger
+	// Limiter, when set, admits each client's byte-carrying requests
+	// (max_concurrent_per_client) and shapes their bodies to the client's
+	// rate (Config.RateClass).
+	Limiter *limiter.Limiter
+	// Logger receives errors, with component=upload; nil discards them
+	// (internal/logging's policy).
+	Logger *slog.Logger
+	// Now is the clock of expiry decisions. Default time.Now.
+	Now func() time.Time
+}
+
+// Uploads is the tus endpoint. Create it with New; it is safe for
+// concurrent use.
+type Uploads struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	s3      *minio.Core
+	catalog Registry
+	purger  Purger
+	limiter *limiter.Limiter
+	rate    int64 // resolved Config.RateClass for limiter.Shape; 0: the default rate
+	log     *slog.Logger
+	now     func() time.Time
+	// active bounds byte-carrying requests on this node (Config.MaxActive).
+	active chan struct{}
+	// tails keeps local copies of tails this node staged.
+	tails *tailCache
+}
+
+// New validates cfg and builds the endpoint. It does not contact Redis or
+// the store.
+func New(cfg Config, deps Deps) (*Uploads, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Redis == nil || deps.S3 == nil {
+		return nil, errors.New("upload: needs redis (redis.addrs) and an s3 origin (origin.kind s3)")
+	}
+	if fi, err := os.Stat(cfg.TempDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("upload: temp_dir: %q is not a directory", cfg.TempDir)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	u := &Uploads{cfg: cfg, rdb: deps.Redis, s3: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
+		limiter: deps.Limiter, log: logging.For(deps.Logger, "upload"), now: deps.Now,
+		active: make(chan struct{}, cfg.MaxActive), tails: newTailCache(cfg.MaxActive)}
+	if cfg.RateClass != "" {
+		if u.limiter == nil {
+			return nil, fmt.Errorf("upload: rate_class %q needs the limiter", cfg.RateClass)
+		}
+		r, err := u.limiter.ClassRate(cfg.RateClass)
+		if err != nil {
+			return nil, fmt.Errorf("upload: rate_class: %w", err)
+		}
+		u.rate = r
+	}
+	return u, nil
+}
+
+// Close deletes the local copies of staged tails. The staging objects
+// stay: any node resumes from them.
+func (u *Uploads) Close() error {
+	u.tails.closeAll()
+	return nil
+}
+
+// Prefix is the path prefix the endpoint answers under.
+func (u *Uploads) Prefix() string { return u.cfg.Prefix }
+
+// Config returns the configuration in effect, defaults filled in.
+func (u *Uploads) Config() Config { return u.cfg }
+
+// clientID is the limiter identity of a client address.
+func (u *Uploads) clientID(client netip.Addr) string {
+	return u.limiter.ClientID(client, "")
+}
