@@ -24,6 +24,9 @@ type Process struct {
 	Args    []string // its arguments
 	Env     []string // added to the parent's environment
 	LogPath string   // stdout and stderr are appended here
+	// Cred, when set, runs the process as another user (PostgreSQL
+	// refuses to run as root).
+	Cred *syscall.Credential
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -54,7 +57,7 @@ func (p *Process) Start() error {
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: p.Cred}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("testenv: start %s: %w", p.Name, err)
@@ -98,9 +101,20 @@ func (p *Process) Exited() bool {
 // Stop sends SIGTERM to the process group, then SIGKILL after 10 s, and
 // waits for the leader to end. It is safe on a nil or stopped Process.
 func (p *Process) Stop() {
-	if p == nil {
-		return
+	if p != nil {
+		p.end(func(pgid int) { syscall.Kill(-pgid, syscall.SIGTERM) })
 	}
+}
+
+// Shutdown sends sig to the leader alone, for a server that ends its
+// children itself and gives signals their own meaning (PostgreSQL: SIGINT
+// a fast shutdown, SIGQUIT an immediate one, as a crash); after 10 s the
+// group is killed as by Stop.
+func (p *Process) Shutdown(sig syscall.Signal) {
+	p.end(func(pgid int) { syscall.Kill(pgid, sig) })
+}
+
+func (p *Process) end(signal func(pgid int)) {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
 	p.cmd, p.done = nil, nil
@@ -109,7 +123,7 @@ func (p *Process) Stop() {
 		return
 	}
 	pgid := cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
+	signal(pgid)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
