@@ -95,7 +95,8 @@ var (
 // NewS3 validates cfg, fills its defaults and returns a store. It does not
 // contact the store; use Ping for that.
 func NewS3(cfg S3Config) (*S3, error) {
-	if err := cfg.normalize(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	tr := newTransport(cfg)
@@ -124,57 +125,58 @@ func NewS3(cfg S3Config) (*S3, error) {
 	}, nil
 }
 
-// normalize fills defaults and credentials and reports the first bad field.
-func (cfg *S3Config) normalize() error {
-	if cfg.Endpoint == "" {
-		return errors.New("origin: endpoint: required")
+// withDefaults returns c with defaults and credentials filled in, or an
+// error naming the first bad field.
+func (c S3Config) withDefaults() (S3Config, error) {
+	if c.Endpoint == "" {
+		return c, errors.New("origin: endpoint: required")
 	}
-	if strings.Contains(cfg.Endpoint, "://") {
-		return fmt.Errorf("origin: endpoint: %q has a scheme; want host:port (set secure for TLS)", cfg.Endpoint)
+	if strings.Contains(c.Endpoint, "://") {
+		return c, fmt.Errorf("origin: endpoint: %q has a scheme; want host:port (set secure for TLS)", c.Endpoint)
 	}
-	if host, port, err := net.SplitHostPort(cfg.Endpoint); err != nil || host == "" || port == "" {
-		return fmt.Errorf("origin: endpoint: %q is not host:port", cfg.Endpoint)
+	if host, port, err := net.SplitHostPort(c.Endpoint); err != nil || host == "" || port == "" {
+		return c, fmt.Errorf("origin: endpoint: %q is not host:port", c.Endpoint)
 	}
 	switch {
-	case cfg.AccessKey != "" && cfg.SecretKey == "":
-		return errors.New("origin: secret_key: required with access_key")
-	case cfg.AccessKey == "" && cfg.SecretKey != "":
-		return errors.New("origin: access_key: required with secret_key")
-	case cfg.AccessKey == "":
-		cfg.AccessKey, cfg.SecretKey = envPair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-		if cfg.AccessKey == "" {
-			cfg.AccessKey, cfg.SecretKey = envPair("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+	case c.AccessKey != "" && c.SecretKey == "":
+		return c, errors.New("origin: secret_key: required with access_key")
+	case c.AccessKey == "" && c.SecretKey != "":
+		return c, errors.New("origin: access_key: required with secret_key")
+	case c.AccessKey == "":
+		c.AccessKey, c.SecretKey = envPair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+		if c.AccessKey == "" {
+			c.AccessKey, c.SecretKey = envPair("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
 		}
 	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
+	if c.Region == "" {
+		c.Region = DefaultRegion
 	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"connect_timeout", &cfg.ConnectTimeout, DefaultConnectTimeout},
-		{"timeout", &cfg.Timeout, DefaultTimeout},
-		{"retry_backoff", &cfg.RetryBackoff, DefaultRetryBackoff},
+		{"connect_timeout", &c.ConnectTimeout, DefaultConnectTimeout},
+		{"timeout", &c.Timeout, DefaultTimeout},
+		{"retry_backoff", &c.RetryBackoff, DefaultRetryBackoff},
 	} {
 		if *d.v < 0 {
-			return fmt.Errorf("origin: %s: %v is negative", d.name, *d.v)
+			return c, fmt.Errorf("origin: %s: %v is negative", d.name, *d.v)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
 		}
 	}
-	if cfg.MaxConns < 0 {
-		return fmt.Errorf("origin: max_conns: %d is negative", cfg.MaxConns)
+	if c.MaxConns < 0 {
+		return c, fmt.Errorf("origin: max_conns: %d is negative", c.MaxConns)
 	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = DefaultMaxConns
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
-	if cfg.Retries == 0 {
-		cfg.Retries = DefaultRetries
+	if c.Retries == 0 {
+		c.Retries = DefaultRetries
 	}
-	return nil
+	return c, nil
 }
 
 // envPair returns both variables, or two empty strings unless both are set.
