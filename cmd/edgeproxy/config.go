@@ -36,6 +36,9 @@ type Config struct {
 	Admin    admin.Config    `yaml:"admin"`
 	Log      LogConfig       `yaml:"log"`
 	Upload   upload.Config   `yaml:"upload"`
+
+	// Invalidation relays MinIO's object events to every edge (invalidate.go).
+	Invalidation InvalidationConfig `yaml:"invalidation"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.
@@ -123,7 +126,8 @@ type AuthConfig struct {
 	// file:meta:<id> when enabled.
 	Catalog CatalogConfig `yaml:"catalog"`
 	// PublicURL is the base of download URLs the admin API hands out with
-	// new tokens, e.g. https://dl.example.com. Default http:// + proxy.listen.
+	// new tokens, e.g. https://dl.example.com. Default http:// (https://
+	// with proxy.tls) + proxy.listen.
 	PublicURL string `yaml:"public_url"`
 }
 

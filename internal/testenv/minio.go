@@ -33,20 +33,27 @@ var (
 // starting it on first use. Tests use their own buckets (NewBucket).
 func MinIO(t testing.TB) *MinIOServer {
 	t.Helper()
-	return sharedMinIO.get(t, "minio", StartMinIO)
+	return sharedMinIO.get(t, "minio", func(ctx context.Context, dir string) (*MinIOServer, error) { return StartMinIO(ctx, dir) })
 }
 
 // NewMinIO starts a MinIO server for this test alone, stopped when the test
 // ends. Stop and Start simulate an origin outage on the same address.
 func NewMinIO(t testing.TB) *MinIOServer {
 	t.Helper()
-	return dedicated(t, StartMinIO)
+	return dedicated(t, func(ctx context.Context, dir string) (*MinIOServer, error) { return StartMinIO(ctx, dir) })
 }
 
 // StartMinIO starts a MinIO server on a free loopback port with its data
 // and log under dir (created if missing) and waits until it serves signed
-// requests. The caller ends it with Close.
-func StartMinIO(ctx context.Context, dir string) (*MinIOServer, error) {
+// requests; env adds server settings (e.g. notification targets). The
+// caller ends it with Close.
+func StartMinIO(ctx context.Context, dir string, env ...string) (*MinIOServer, error) {
+	return startMinIO(ctx, dir, nil, env, (*MinIOServer).Restart)
+}
+
+// startMinIO is StartMinIO with extra server arguments (before the
+// addresses) and the readiness step to use.
+func startMinIO(ctx context.Context, dir string, args, env []string, start func(*MinIOServer, context.Context) error) (*MinIOServer, error) {
 	bin, err := MinIOBinary()
 	if err != nil {
 		return nil, err
@@ -72,8 +79,8 @@ func StartMinIO(ctx context.Context, dir string) (*MinIOServer, error) {
 		s.Proc = &Process{
 			Name: "minio",
 			Bin:  bin,
-			Args: []string{"server", "--quiet", "--address", s.Endpoint,
-				"--console-address", "127.0.0.1:" + itoa(cport), filepath.Join(dir, "data")},
+			Args: append(append([]string{"server", "--quiet"}, args...), "--address", s.Endpoint,
+				"--console-address", "127.0.0.1:"+itoa(cport), filepath.Join(dir, "data")),
 			Env: []string{
 				"MINIO_ROOT_USER=" + s.AccessKey,
 				"MINIO_ROOT_PASSWORD=" + s.SecretKey,
@@ -83,7 +90,8 @@ func StartMinIO(ctx context.Context, dir string) (*MinIOServer, error) {
 			},
 			LogPath: filepath.Join(dir, "minio.log"),
 		}
-		if last = s.Restart(ctx); last == nil {
+		s.Proc.Env = append(s.Proc.Env, env...)
+		if last = start(s, ctx); last == nil {
 			return s, nil
 		}
 		s.Close()

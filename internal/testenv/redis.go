@@ -23,20 +23,21 @@ var sharedRedis shared[*RedisServer]
 // it on first use. Tests share its keyspace: use keys unique to the test.
 func Redis(t testing.TB) *RedisServer {
 	t.Helper()
-	return sharedRedis.get(t, "redis", StartRedis)
+	return sharedRedis.get(t, "redis", func(ctx context.Context, dir string) (*RedisServer, error) { return StartRedis(ctx, dir) })
 }
 
 // NewRedis starts a redis-server for this test alone; it is stopped when
 // the test ends. Stop and Start simulate an outage on the same address.
 func NewRedis(t testing.TB) *RedisServer {
 	t.Helper()
-	return dedicated(t, StartRedis)
+	return dedicated(t, func(ctx context.Context, dir string) (*RedisServer, error) { return StartRedis(ctx, dir) })
 }
 
 // StartRedis starts a redis-server on a free loopback port with its files
-// and log under dir (created if missing) and waits until it answers PING.
-// The caller ends it with Close.
-func StartRedis(ctx context.Context, dir string) (*RedisServer, error) {
+// and log under dir (created if missing) and waits until it answers PING;
+// extra arguments (e.g. --replicaof) are appended to the defaults. The
+// caller ends it with Close.
+func StartRedis(ctx context.Context, dir string, extra ...string) (*RedisServer, error) {
 	bin, err := RedisBinary()
 	if err != nil {
 		return nil, err
@@ -58,6 +59,7 @@ func StartRedis(ctx context.Context, dir string) (*RedisServer, error) {
 				"--dir", dir, "--protected-mode", "no", "--daemonize", "no"},
 			LogPath: filepath.Join(dir, "redis.log"),
 		}
+		r.Proc.Args = append(r.Proc.Args, extra...)
 		if last = r.Restart(ctx); last == nil {
 			return r, nil
 		}
