@@ -59,6 +59,8 @@ type app struct {
 	limiter   *limiter.Limiter
 	// timed measures origin latency for the metrics registry.
 	timed *timedOrigin
+	// endpoints reports the S3 origin's endpoints (nil for dir).
+	endpoints func() []origin.EndpointStat
 	// db is PostgreSQL, the system of record; nil without postgres.dsn.
 	db *catalogDB
 	// loops run in the background while serving (catalog invalidations,
@@ -133,6 +135,7 @@ func (a *app) buildOrigin(cfg Config) error {
 			return usageError{fmt.Errorf("config: origin.s3: %w", err)}
 		}
 		a.closes = append(a.closes, s.Close)
+		a.endpoints = s.Endpoints
 		store = s
 	case "dir":
 		d, err := origin.NewDir(cfg.Origin.Dir)

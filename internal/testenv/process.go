@@ -106,6 +106,12 @@ func (p *Process) Stop() {
 	}
 }
 
+// Kill ends the process group with SIGKILL, as a crash or a power cut
+// would: no goodbye to clients, connections reset mid-body.
+func (p *Process) Kill() {
+	p.end(func(pgid int) { syscall.Kill(-pgid, syscall.SIGKILL) })
+}
+
 // Shutdown sends sig to the leader alone, for a server that ends its
 // children itself and gives signals their own meaning (PostgreSQL: SIGINT
 // a fast shutdown, SIGQUIT an immediate one, as a crash); after 10 s the

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -206,7 +205,7 @@ func (s *SentinelSet) KillMaster(t testing.TB) {
 	if p.Exited() {
 		t.Fatal("testenv: master already stopped")
 	}
-	p.Shutdown(syscall.SIGKILL)
+	p.Kill()
 }
 
 // WaitFailover waits until every Sentinel names the former replica as
