@@ -156,7 +156,7 @@ func (p *Process) LogTail() string {
 // or timeout passes; the error carries the log's tail.
 func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, ready func() bool) error {
 	exited := false
-	ok := poll(ctx, timeout, 250*time.Millisecond, func() bool {
+	ok := poll(ctx, timeout, 20*time.Millisecond, 250*time.Millisecond, func() bool {
 		if ready() {
 			return true
 		}

@@ -7,17 +7,19 @@ import (
 )
 
 // Poll calls cond until it returns true, ctx ends or within passes, and
-// reports whether cond held. It polls every millisecond at first and backs
-// off to every 10 ms, so a condition that holds soon is seen soon and a
-// slow one costs little CPU on a loaded machine.
+// reports whether cond held. It checks at once, then every 10 ms: often
+// enough that waiting costs a test nothing, rarely enough that a
+// condition that sends a request (a probe) does not crowd the code under
+// test on a loaded machine.
 func Poll(ctx context.Context, within time.Duration, cond func() bool) bool {
-	return poll(ctx, within, 10*time.Millisecond, cond)
+	return poll(ctx, within, 10*time.Millisecond, 10*time.Millisecond, cond)
 }
 
-func poll(ctx context.Context, within, maxDelay time.Duration, cond func() bool) bool {
+// poll is Poll with the first delay doubling up to maxDelay.
+func poll(ctx context.Context, within, delay, maxDelay time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
-	for delay := time.Millisecond; ; delay = min(2*delay, maxDelay) {
+	for ; ; delay = min(2*delay, maxDelay) {
 		if cond() {
 			return true
 		}
