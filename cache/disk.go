@@ -40,6 +40,7 @@ type diskTier struct {
 	queue       chan diskJob
 	stop, done  chan struct{}
 	beforeWrite func() // test hook run by the writer before each chunk
+	midWrite    func() // test hook run between a file's header and its data
 
 	mu       sync.Mutex
 	lru      *simplelru.LRU[diskKey, int64] // chunk -> file size
@@ -49,6 +50,7 @@ type diskTier struct {
 	evicted  []diskKey                      // removed from the index, file still to delete
 
 	errLog logLimiter
+	gate   promoteGate // which disk hits are copied into memory (diskread.go)
 }
 
 // diskObject groups the chunk files of one object (all versions), so purges
@@ -185,6 +187,9 @@ func (d *diskTier) scanSubdir(i int) ([]foundFile, error) {
 	for _, e := range ents {
 		k, ok := parseFileName(e.Name())
 		if !ok || !e.Type().IsRegular() || k.subdir() != sub {
+			if e.Type().IsRegular() && isV1FileName(e.Name()) {
+				d.c.st.diskOldFormat.Add(1) // never read: the format changed
+			}
 			os.RemoveAll(filepath.Join(path, e.Name()))
 			continue
 		}
@@ -280,68 +285,10 @@ func (d *diskTier) has(id *objectID, idx int64) bool {
 	return ok
 }
 
-// get reads and verifies chunk idx of id. A file that fails verification is
-// deleted and reported as a miss, never served.
-func (d *diskTier) get(id *objectID, idx int64) *chunk {
-	k := diskKey{id.kh, id.eh, idx}
-	d.mu.Lock()
-	size, ok := d.lru.Get(k)
-	d.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	b, err := readFileExact(d.path(k), size)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		d.drop(k) // deleted under us (eviction or by hand)
-		return nil
-	case errors.Is(err, errCorrupt):
-		d.corrupt(k, err)
-		return nil
-	case err != nil:
-		d.ioError("read", err)
-		d.drop(k)
-		return nil
-	}
-	h, data, err := parseChunkFile(b)
-	if err == nil && (h.idx != idx || string(h.etag) != id.etag || string(h.key) != id.key ||
-		string(h.bucket) != id.bucket || int64(len(data)) != d.c.span.length(id.size, idx)) {
-		err = fmt.Errorf("%w: identity does not match its name", errCorrupt)
-	}
-	if err != nil {
-		d.corrupt(k, err)
-		return nil
-	}
-	return &chunk{id: id, idx: idx, data: data}
-}
-
 func (d *diskTier) corrupt(k diskKey, err error) {
 	d.c.st.diskCorrupt.Add(1)
 	d.c.logLimited(&d.errLog, "deleting corrupt chunk file", "file", d.path(k), "err", err)
 	d.drop(k)
-}
-
-// readFileExact reads a file that must be exactly size bytes long; a
-// shorter or longer file is errCorrupt.
-func readFileExact(path string, size int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, size+1)
-	n, err := io.ReadFull(f, b)
-	switch {
-	case err == nil:
-		return nil, fmt.Errorf("%w: %q is longer than %d bytes", errCorrupt, path, size)
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		if int64(n) != size {
-			return nil, fmt.Errorf("%w: %q has %d bytes, want %d", errCorrupt, path, n, size)
-		}
-		return b[:n], nil
-	default:
-		return nil, fmt.Errorf("cache: read chunk %q: %w", path, err)
-	}
 }
 
 // enqueue hands a chunk to the writer, or drops it if the queue is full.
@@ -441,6 +388,9 @@ func (d *diskTier) writeFile(k diskKey, hdr, data []byte) error {
 		return fmt.Errorf("cache: create chunk file: %w", err)
 	}
 	_, err = f.Write(hdr)
+	if err == nil && d.midWrite != nil {
+		d.midWrite()
+	}
 	if err == nil {
 		_, err = f.Write(data)
 	}

@@ -316,3 +316,11 @@ func (p *purgeLog) has(s string) bool {
 var _ = errors.New
 
 func minioPutOptions() minio.PutObjectOptions { return minio.PutObjectOptions{} }
+
+// locked reports whether some request holds the lock of the upload at
+// location loc ("/uploads/<id>").
+func (e *env) locked(loc string) bool {
+	id := loc[strings.LastIndexByte(loc, '/')+1:]
+	n, err := e.rdb.Exists(context.Background(), e.prefix+"upload:lock:"+id).Result()
+	return err == nil && n == 1
+}

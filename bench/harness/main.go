@@ -38,6 +38,10 @@ type options struct {
 	timeout     time.Duration
 	extraEnv    []string
 	layers      bool // run the access-layers section (edgeproxy alone)
+	disk        bool // run the disk-tier section (a second edgeproxy, beside nginx)
+	// getBench runs only the edgectl get vs aria2c comparison (get.go).
+	getBench bool
+	get      getOptions
 }
 
 func main() {
@@ -54,7 +58,11 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "where to write the table (relative to the repository root)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs) for inspection")
 	flag.BoolVar(&o.layers, "layers", true, "also measure edgeproxy's access layers (token auth, limiter, statistics) against plain edgeproxy")
+	flag.BoolVar(&o.disk, "disk", true, "also measure edgeproxy's disk tier (memory tier "+diskMemory+", objects warmed onto disk) beside nginx")
 	flag.DurationVar(&o.timeout, "timeout", 45*time.Minute, "upper bound of the whole run")
+	flag.BoolVar(&o.getBench, "get", false, "only compare edgectl get -c N with aria2c -xN -sN on one object through edgeproxy (-rounds rounds, alternating)")
+	flag.IntVar(&o.get.conns, "get-conns", 8, "connections of both clients in -get")
+	getMiB := flag.Int64("get-mib", 1024, "object size in MiB for -get")
 	flag.Func("edgeproxy-env", "extra KEY=VALUE for edgeproxy, e.g. EDGEPROXY_CACHE_CHUNK_SIZE=4MiB (repeatable)", func(v string) error {
 		if !strings.HasPrefix(v, "EDGEPROXY_") || !strings.Contains(v, "=") {
 			return errors.New("want EDGEPROXY_KEY=VALUE")
@@ -65,6 +73,10 @@ func main() {
 	flag.Parse()
 	if quick {
 		o.duration, o.rounds = 2*time.Second, 1
+	}
+	o.get.size = *getMiB << 20
+	if o.getBench && o.out == "bench/results/latest.md" {
+		o.out = "bench/results/get.md"
 	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -78,7 +90,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	err := run(ctx, o)
+	var err error
+	if o.getBench {
+		err = runGetBench(ctx, o)
+	} else {
+		err = run(ctx, o)
+	}
 	interrupted := ctx.Err() != nil
 	cancel()
 	stop()
@@ -99,6 +116,9 @@ func (o options) validate() error {
 	if o.duration < time.Second || o.rounds < 1 || o.threads < 1 || o.conns < o.threads || o.coldClients < 1 {
 		return errors.New("need -duration >= 1s, -rounds >= 1, -threads >= 1, -conns >= -threads, -cold-clients >= 1")
 	}
+	if o.get.conns < 1 || o.get.conns > 16 || o.get.size < 1 {
+		return errors.New("need -get-conns between 1 and 16 (aria2c's limit) and -get-mib >= 1")
+	}
 	if len(o.servers) == 0 {
 		return errors.New("-servers is empty")
 	}
@@ -112,6 +132,12 @@ func (o options) validate() error {
 		}
 	}
 	return nil
+}
+
+// runDisk reports whether the disk-tier section runs: asked for, and
+// edgeproxy among the servers.
+func (o options) runDisk() bool {
+	return o.disk && slices.Contains(o.servers, "edgeproxy")
 }
 
 // runLayers reports whether the access-layers section runs: asked for,
@@ -166,6 +192,9 @@ func run(ctx context.Context, o options) error {
 	defer org.Close()
 	objs := []object{hot4K, hot1M, hot256M}
 	hot := append([]object{}, objs...)
+	if o.runDisk() {
+		objs = append(objs, diskObjects()...)
+	}
 	for r := 1; r <= o.rounds; r++ {
 		for _, name := range o.servers {
 			objs = append(objs, coldObject(name, r))
@@ -216,6 +245,12 @@ func run(ctx context.Context, o options) error {
 		}
 		res.add(rowRSS, s.Name, float64(m.RSS))
 		res.add(rowHWM, s.Name, float64(m.HWM))
+	}
+	if o.runDisk() {
+		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
+		if err := runDisk(ctx, o, w, root, filepath.Join(tmp, "disk"), org, servers, res); err != nil {
+			return err
+		}
 	}
 	if o.runLayers() {
 		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
