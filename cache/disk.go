@@ -5,19 +5,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/edgeproxy/edgeproxy/cache/policy"
 )
 
 // diskTier keeps chunks as files under dir/<2 hex digits>/, one file per
-// chunk (format in diskfile.go), within a byte budget, least recently used
-// first out.
+// chunk (format in diskfile.go), within a byte budget; which chunks are
+// written and which leave first is the policy's (diskpolicy.go).
 //
 // Writes are behind the serving path: fills enqueue chunks on a bounded
 // queue that one goroutine drains, and a full queue drops the chunk rather
@@ -27,10 +26,10 @@ import (
 // checksum catches on first read. Any I/O failure is counted and logged at
 // most once per interval, and the request goes on from memory or origin.
 //
-// The index (which chunks exist, their sizes, LRU order) lives in memory and
-// is rebuilt at start from file names and sizes alone, without opening the
-// files, so a restart with a large cache is quick; the LRU order then
-// follows file modification times.
+// The index (which chunks exist, their sizes, eviction order) lives in
+// memory and is rebuilt at start from file names and sizes alone, without
+// opening the files, so a restart with a large cache is quick; the order
+// then follows file modification times.
 type diskTier struct {
 	c      *Cache // counters, clock, logger
 	dir    string
@@ -42,12 +41,14 @@ type diskTier struct {
 	beforeWrite func() // test hook run by the writer before each chunk
 	midWrite    func() // test hook run between a file's header and its data
 
+	sketch *policy.Sketch // chunk frequencies; nil under the lru policy
+
 	mu       sync.Mutex
-	lru      *simplelru.LRU[diskKey, int64] // chunk -> file size
-	objs     map[uint64]*diskObject         // by keyHash
-	used     int64                          // bytes of indexed files
-	reserved int64                          // bytes being written
-	evicted  []diskKey                      // removed from the index, file still to delete
+	lru      *policy.Index[diskKey] // chunk -> file size in eviction order (named for the tier's first policy)
+	objs     map[uint64]*diskObject // by keyHash
+	used     int64                  // bytes of indexed files
+	reserved int64                  // bytes being written
+	evicted  []diskKey              // removed from the index, file still to delete
 
 	errLog logLimiter
 	gate   promoteGate // which disk hits are copied into memory (diskread.go)
@@ -80,7 +81,7 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 		objs:   make(map[uint64]*diskObject),
 	}
 	var err error
-	d.lru, err = simplelru.NewLRU(math.MaxInt, d.onEvict)
+	d.lru, err = d.newDiskIndex(policy.Kind(c.cfg.Policy))
 	if err != nil {
 		return nil, fmt.Errorf("cache: disk index: %w", err)
 	}
@@ -160,6 +161,7 @@ func (d *diskTier) scan() error {
 	d.mu.Lock()
 	for _, f := range all {
 		d.addLocked(f.k, f.size, "", "", false)
+		d.seed(f.k)
 	}
 	victims := d.takeEvictedLocked()
 	d.mu.Unlock()
@@ -225,7 +227,7 @@ func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bo
 	d.evictLocked()
 }
 
-// evictLocked removes least recently used chunks until the indexed and
+// evictLocked removes chunks in the policy's order until the indexed and
 // reserved bytes fit the budget.
 func (d *diskTier) evictLocked() {
 	for d.used+d.reserved > d.budget && d.lru.Len() > 0 {
@@ -233,7 +235,7 @@ func (d *diskTier) evictLocked() {
 	}
 }
 
-// onEvict is simplelru's callback for every removal from the index.
+// onEvict is the index's callback for every removal.
 func (d *diskTier) onEvict(k diskKey, size int64) {
 	d.used -= size
 	if obj := d.objs[k.kh]; obj != nil {
@@ -291,8 +293,13 @@ func (d *diskTier) corrupt(k diskKey, err error) {
 	d.drop(k)
 }
 
-// enqueue hands a chunk to the writer, or drops it if the queue is full.
-func (d *diskTier) enqueue(ch *chunk) {
+// enqueue hands a chunk to the writer if the policy admits it (ahead: see
+// admit), or drops it if the queue is full.
+func (d *diskTier) enqueue(ch *chunk, ahead bool) {
+	if !d.admit(ch, ahead) {
+		d.c.st.diskRejected.Add(1)
+		return
+	}
 	select {
 	case d.queue <- diskJob{ch: ch}:
 	default:

@@ -242,6 +242,7 @@ func (r *Reader) nextBlock(idx int64) bool {
 // data: blocks are read as they are delivered.
 func (r *Reader) load(idx int64) ([]byte, source, error) {
 	c := r.c
+	c.disk.seen(r.id, idx) // the disk policy counts reads served by any tier
 	for attempt := range 3 {
 		if ch := c.memGet(r.id, idx); ch != nil {
 			c.st.memHits.Add(1)
@@ -268,8 +269,12 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 			return nil, 0, err
 		}
 		c.st.misses.Add(1)
-		// Keep the next window in flight while this one is consumed.
-		c.prefetch(r.ctx, r.id, idx+c.window, r.last)
+		// Keep the next window in flight while this one is consumed. It
+		// starts where this chunk's fill ends, not at idx+window: a reader
+		// that found the first chunks of a prefetched window in memory and
+		// waits only at its third would otherwise start the next fill two
+		// chunks late, and split the window after it in two.
+		c.prefetch(r.ctx, r.id, s.next, r.last)
 		return data, srcOrigin, nil
 	}
 	panic("bug: cache: load: forced fill returned no slot")
