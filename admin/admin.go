@@ -41,15 +41,19 @@ type Config struct {
 // Enabled reports whether the admin listener should run.
 func (c Config) Enabled() bool { return c.Listen != "off" && c.Key != "" }
 
-// Validate fills defaults and checks the key.
-func (c *Config) Validate() error {
+// WithDefaults returns c with the default listen address filled in, or an
+// error when the key is too short (even with the listener off, so a bad key
+// is found before someone turns it on). It is the withDefaults of the other
+// packages' Configs, exported because the binary needs the filled Config
+// to decide whether to start the listener (Enabled) before calling New.
+func (c Config) WithDefaults() (Config, error) {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9090"
 	}
 	if c.Key != "" && len(c.Key) < 16 {
-		return errors.New("admin: key: at least 16 characters")
+		return c, errors.New("admin: key: at least 16 characters")
 	}
-	return nil
+	return c, nil
 }
 
 // Deps are the parts the admin API serves. Each may be nil (zero), which

@@ -83,8 +83,8 @@ type Uploads struct {
 // New validates cfg and builds the endpoint. It does not contact Redis or
 // the store.
 func New(cfg Config, deps Deps) (*Uploads, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if deps.Redis == nil || deps.S3 == nil {
