@@ -41,6 +41,10 @@ type Deps struct {
 	Catalog Registry
 	// Purger, when set, is purged of an object a completed upload replaced.
 	Purger Purger
+	// Signer, when set, lets signed URLs authorise creations beside
+	// tokens (auth.Signer: the keys of auth.signer). Without it a signed
+	// creation URL is refused.
+	Signer URLSigner
 	// Limiter, when set, admits each client's byte-carrying requests
 	// (max_concurrent_per_client) and shapes their bodies to the client's
 	// rate (Config.RateClass).
@@ -60,6 +64,7 @@ type Uploads struct {
 	s3      *minio.Core
 	catalog Registry
 	purger  Purger
+	signer  URLSigner
 	limiter *limiter.Limiter
 	rate    int64 // resolved Config.RateClass for limiter.Shape; 0: the default rate
 	log     *slog.Logger
@@ -87,7 +92,7 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 		deps.Now = time.Now
 	}
 	u := &Uploads{cfg: cfg, rdb: deps.Redis, s3: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
-		limiter: deps.Limiter, log: logging.For(deps.Logger, "upload"), now: deps.Now,
+		signer: deps.Signer, limiter: deps.Limiter, log: logging.For(deps.Logger, "upload"), now: deps.Now,
 		active: make(chan struct{}, cfg.MaxActive), tails: newTailCache(cfg.MaxActive)}
 	if cfg.RateClass != "" {
 		if u.limiter == nil {

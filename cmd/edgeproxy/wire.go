@@ -318,6 +318,9 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 	if a.cache != nil {
 		d.Purger = a.cache
 	}
+	if s, ok := a.proxyDeps.Signer.(upload.URLSigner); ok {
+		d.Signer = s // auth.signer's keys sign upload URLs too
+	}
 	u, err := upload.New(cfg.Upload, d)
 	if err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
