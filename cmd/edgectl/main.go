@@ -12,6 +12,7 @@
 //	edgectl file rm <id>
 //	edgectl db migrate                                   (DSN from $EDGECTL_POSTGRES_DSN, else $EDGEPROXY_POSTGRES_DSN)
 //	edgectl sign -url https://dl.example.com/download/10086 -ttl 1h [-ip 203.0.113.7] [-method GET]
+//	edgectl sign -upload -url https://dl.example.com/uploads/ -bucket up (-key K | -prefix in/) [-file-id ID] [-max-size N] -ttl 1h
 //	edgectl purge -bucket dl (-key iso/a.iso | -prefix iso/)
 //	edgectl stats [-hot N | -file ID | -task ID]
 //
@@ -79,6 +80,7 @@ commands:
   file rm ID
   db migrate
   sign -url URL -ttl D [-ip IP] [-method M]
+  sign -upload -url URL -bucket B (-key K | -prefix P) [-file-id ID] [-max-size N] -ttl D [-ip IP]
   purge -bucket B (-key K | -prefix P)
   stats [-hot N | -file ID | -task ID]
 "edgectl <command> -h" describes a command.
