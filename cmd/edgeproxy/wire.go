@@ -333,6 +333,7 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 		a.closes = append(a.closes, func() error { cancel(); return nil })
 	}
 	a.proxyDeps.Uploads = u
+	a.adminDeps.UploadTokens = u
 	return nil
 }
 
