@@ -199,3 +199,23 @@ func tusReqBody(t *testing.T, method, url string, body *bytes.Reader, hdr ...str
 	}
 	return tusReq(t, method, url, "", body, hdr...)
 }
+
+// TestTusJSSigned: tus-js-client, given only a signed creation URL (its
+// Authorization header then carries no credential: "Bearer undefined"),
+// follows the Locations with their ?token= through a parallel upload
+// (partials and a final one) to an exact file.
+func TestTusJSSigned(t *testing.T) {
+	e := newEnv(t)
+	s := testSigner(t)
+	n := e.nodeWith(e.config(), func(d *upload.Deps) { d.Signer = s })
+	data := randBytes(13, 12<<20+5)
+	cmd, lines := tusJS(t, "ENDPOINT="+e.signedCreate(s, n, auth.UploadScope{Key: "js-signed.bin", FileID: "jss"}, time.Hour),
+		"FILE="+writeFile(t, data), "SHA256="+shaHex(data), "PARALLEL=2", "CHUNK="+fmt.Sprint(4<<20))
+	nextLine(t, lines, "done", 3*time.Minute)
+	cmd.Wait()
+	status, sum := download(t, n, "jss")
+	if status != 200 || sum != shaHex(data) {
+		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
+	}
+	e.wantClean()
+}
