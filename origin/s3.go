@@ -35,6 +35,10 @@ type S3Config struct {
 	SecretKey string `yaml:"secret_key"`
 	// Secure selects HTTPS (TLS 1.2 or later, system roots).
 	Secure bool `yaml:"secure"`
+	// CAFile, with Secure, is a PEM bundle of the certificate authorities
+	// trusted for the store's certificate instead of the system roots (a
+	// MinIO with certificates of a private CA). Default: system roots.
+	CAFile string `yaml:"ca_file"`
 	// Region signs requests. Default "us-east-1", which is what MinIO
 	// uses; set it for an AWS bucket elsewhere. It is never looked up: a
 	// lookup would cost a request per bucket and hide misconfiguration.
@@ -99,6 +103,9 @@ func NewS3(cfg S3Config) (*S3, error) {
 		return nil, err
 	}
 	tr := newTransport(cfg)
+	if err := setRootCAs(tr, cfg); err != nil {
+		return nil, err
+	}
 	core, err := minio.NewCore(cfg.Endpoint, &minio.Options{
 		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure:    cfg.Secure,

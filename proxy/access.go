@@ -67,7 +67,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 		}
 		d.grant = g
 	case AuthSigned:
-		if s.signer == nil {
+		if d.rt.signer == nil {
 			return errAuthNotConfigured
 		}
 		args := ctx.QueryArgs()
@@ -75,7 +75,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 		if a := s.clientAddr(ctx); a.IsValid() {
 			ip = a.String()
 		}
-		return s.signer.Verify(string(ctx.Method()), string(ctx.Host()), string(ctx.Request.URI().PathOriginal()),
+		return d.rt.signer.Verify(string(ctx.Method()), string(ctx.Host()), string(ctx.Request.URI().PathOriginal()),
 			args.Peek("expires"), args.Peek("kid"), args.Peek("sig"), ip, time.Now())
 	}
 	return nil
@@ -85,7 +85,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, d *download) error {
 // on /download/, auth.ObjectFileID on host routes, so that a token is
 // scoped to the namespace and bucket it was minted for.
 func (s *Server) tokenFileID(d *download) string {
-	if d.route == &s.download {
+	if d.route == &d.rt.download {
 		return d.fileID
 	}
 	return auth.ObjectFileID(d.route.Bucket, d.key)
@@ -127,22 +127,23 @@ func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // admit asks the limiter whether this download may start. The lease is
 // nil (and Release a no-op) when no limiter is configured.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, d *download) (*limiter.Lease, error) {
-	if s.limiter == nil {
+	l := d.rt.limiter
+	if l == nil {
 		return nil, nil
 	}
-	return s.limiter.Admit(s.limiter.ClientID(s.clientAddr(ctx), d.grant.UserID))
+	return l.Admit(l.ClientID(s.clientAddr(ctx), d.grant.UserID))
 }
 
 // stream hands the body to fasthttp: shaped when a rate applies, tracked
 // for the access log and statistics. off is the first byte of the file the
 // body carries (-1 for a multipart body), n its length, size the file's.
 func (s *Server) stream(ctx *fasthttp.RequestCtx, d *download, lease *limiter.Lease, rc io.ReadCloser, off, n, size int64) {
-	if s.limiter != nil {
+	if l := d.rt.limiter; l != nil {
 		rate := d.grant.Rate
 		if rate == 0 && d.route.RateClass != "" {
 			rate = d.route.classRate
 		}
-		rc = s.limiter.Shape(rc, lease, rate)
+		rc = l.Shape(rc, lease, rate)
 	}
 	t := s.track(ctx, d.route.Name, rc)
 	t.lease = lease

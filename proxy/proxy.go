@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
@@ -68,6 +69,8 @@ type Config struct {
 	DownloadAuth string `yaml:"download_auth"`
 	// Routes is the host routing table.
 	Routes []RouteConfig `yaml:"routes"`
+	// TLS serves the download listener over HTTPS (see TLSConfig).
+	TLS TLSConfig `yaml:"tls"`
 	// ReadTimeout bounds reading a request's headers (slowloris). Default 10s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// IdleTimeout closes keep-alive connections idle this long. Default 60s.
@@ -148,6 +151,7 @@ func (c *Config) setDefaults() {
 	if c.TokenCookie == "" {
 		c.TokenCookie = "download_token"
 	}
+	c.TLS.setDefaults()
 }
 
 func (c *Config) validate() error {
@@ -169,12 +173,7 @@ func (c *Config) validate() error {
 	case c.ContentDisposition != "attachment" && c.ContentDisposition != "none":
 		return fmt.Errorf("proxy: content_disposition: %q is not attachment or none", c.ContentDisposition)
 	}
-	switch c.DownloadAuth {
-	case AuthNone, AuthToken, AuthSigned:
-	default:
-		return fmt.Errorf("proxy: download_auth: %q is not none, token or signed", c.DownloadAuth)
-	}
-	return nil
+	return c.TLS.validate()
 }
 
 // hostTable builds the routing table from the configured routes.
@@ -248,19 +247,16 @@ type Server struct {
 	objects Objects
 	origin  origin.Store
 	log     *slog.Logger
-	hosts   *hostTable
-	// download is the route of /download/{fileId}.
-	download route
+	// rt is the routing state a reload replaces (reload.go).
+	rt atomic.Pointer[routing]
+	// certs is the download listener's certificate; nil without TLS.
+	certs *certStore
 	// accessLog caches *cfg.AccessLog for the hot path.
 	accessLog bool
-	// downloadEnabled: /download/ has a bucket or a catalog to read.
-	downloadEnabled bool
 
 	tokens    TokenVerifier
-	signer    URLVerifier
 	catalog   FileCatalog
 	failures  FailureThrottle
-	limiter   *limiter.Limiter
 	clientIP  *clientip.Resolver
 	stats     StatsRecorder
 	metrics   *requestCounters
@@ -280,10 +276,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	hosts, err := cfg.hostTable()
-	if err != nil {
-		return nil, err
-	}
 	if deps.Origin == nil {
 		return nil, errors.New("proxy: deps: Origin is required")
 	}
@@ -291,48 +283,28 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Objects = deps.Origin
 	}
 	deps.Logger = logging.For(deps.Logger, "proxy")
-	if cfg.DownloadBucket == "" && deps.Catalog == nil && len(cfg.Routes) == 0 {
-		return nil, errors.New("proxy: download_bucket: required when there are no routes and no file catalog")
-	}
 	s := &Server{
-		cfg:     cfg,
-		objects: deps.Objects,
-		origin:  deps.Origin,
-		log:     deps.Logger,
-		hosts:   hosts,
-		download: route{Name: "download", Bucket: cfg.DownloadBucket, Mode: ModeProxy, Auth: cfg.DownloadAuth,
-			RateClass: cfg.DownloadRateClass},
-		accessLog:       *cfg.AccessLog,
-		downloadEnabled: cfg.DownloadBucket != "" || deps.Catalog != nil,
-		tokens:          deps.Tokens,
-		signer:          deps.Signer,
-		catalog:         deps.Catalog,
-		failures:        deps.Failures,
-		limiter:         deps.Limiter,
-		clientIP:        deps.ClientIP,
-		stats:           deps.Stats,
-		catalogStore:    deps.CatalogStore,
-		metrics:         newRequestCounters(),
+		cfg:          cfg,
+		objects:      deps.Objects,
+		origin:       deps.Origin,
+		log:          deps.Logger,
+		accessLog:    *cfg.AccessLog,
+		tokens:       deps.Tokens,
+		catalog:      deps.Catalog,
+		failures:     deps.Failures,
+		clientIP:     deps.ClientIP,
+		stats:        deps.Stats,
+		metrics:      newRequestCounters(),
+		catalogStore: deps.CatalogStore,
 	}
-	// Refuse at start a route whose auth has no backend: failing every
-	// request of that route at run time would be worse.
-	routes := append(hosts.routes(), &s.download)
-	for _, r := range routes {
-		switch {
-		case r.Auth == AuthToken && s.tokens == nil:
-			return nil, fmt.Errorf("proxy: route %q: auth token needs the token store (redis.addrs)", r.Name)
-		case r.Auth == AuthSigned && s.signer == nil:
-			return nil, fmt.Errorf("proxy: route %q: auth signed needs signing keys (auth.signer.keys)", r.Name)
-		}
-		if r.RateClass != "" {
-			if s.limiter == nil {
-				return nil, fmt.Errorf("proxy: route %q: rate_class %q needs the limiter", r.Name, r.RateClass)
-			}
-			rate, err := s.limiter.ClassRate(r.RateClass)
-			if err != nil {
-				return nil, fmt.Errorf("proxy: route %q: %w", r.Name, err)
-			}
-			r.classRate = rate
+	rt, err := s.newRouting(&s.cfg, LiveDeps{Signer: deps.Signer, Limiter: deps.Limiter})
+	if err != nil {
+		return nil, err
+	}
+	s.rt.Store(rt)
+	if cfg.TLS.Enabled() {
+		if s.certs, err = newCertStore(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.log); err != nil {
+			return nil, err
 		}
 	}
 	if s.failures == nil {

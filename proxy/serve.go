@@ -113,6 +113,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, d *download) (log bool) {
 // stack; strings in it are copies, safe to keep after the handler returns.
 type download struct {
 	route *route
+	// rt is the routing state the request resolved against: its route,
+	// keys and limiter come from this one value even if a reload swaps it.
+	rt *routing
 	// fileID names the file in statistics: the catalog id on /download/,
 	// the object key on host routes. Tokens are checked against
 	// Server.tokenFileID, which scopes host-route keys to their bucket.
@@ -163,7 +166,9 @@ func (s *Server) rememberKey(d *download) {
 func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) error {
 	// ctx.Host is the request target's host for absolute-form requests
 	// (RFC 9112 3.2.2: Host is then ignored), else the Host header.
-	if r, ok := s.hosts.Lookup(ctx.Host()); ok {
+	rt := s.rt.Load()
+	d.rt = rt
+	if r, ok := rt.hosts.Lookup(ctx.Host()); ok {
 		d.route = r
 		raw := bytes.TrimPrefix(path, []byte("/"))
 		key, cached, err := s.keys.objectKey(raw)
@@ -175,22 +180,22 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 		return nil
 	}
 	if !bytes.HasPrefix(path, pathDownload) {
-		if len(s.cfg.Routes) > 0 {
+		if rt.hasRoutes {
 			return errUnknownHost
 		}
 		return errNotFound
 	}
-	if !s.downloadEnabled {
+	if !rt.downloadEnabled {
 		return errNotFound
 	}
-	d.route = &s.download
+	d.route = &rt.download
 	raw := path[len(pathDownload):]
 	id, cached, err := s.keys.objectKey(raw)
 	if err != nil {
 		return errBadKey
 	}
 	d.rawKey, d.pathKey, d.keyCached = raw, id, cached
-	d.fileID, d.bucket, d.key, d.filename = id, s.download.Bucket, id, id
+	d.fileID, d.bucket, d.key, d.filename = id, rt.download.Bucket, id, id
 	return nil
 }
 
@@ -202,7 +207,7 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, path []byte, d *download) err
 // also remembers it briefly), so enumerating ids on an open route costs at
 // most the limit in Redis reads per client and minute.
 func (s *Server) lookupCatalog(ctx *fasthttp.RequestCtx, d *download) error {
-	if s.catalog == nil || d.route != &s.download {
+	if s.catalog == nil || d.route != &d.rt.download {
 		return nil
 	}
 	var client netip.Addr

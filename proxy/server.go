@@ -109,6 +109,9 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, e *apiError) {
 // before closing the connections that are left.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln = s.clientIP.Listener(ln, s.cfg.ReadTimeout) // PROXY protocol, when configured
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	ln = s.wrapTLS(wctx, ln) // inside the PROXY header, which comes in clear
 	srv := s.newHTTPServer()
 	conns := &connSet{conns: make(map[net.Conn]struct{})}
 	srv.ConnState = conns.track

@@ -123,7 +123,8 @@ type AuthConfig struct {
 	// file:meta:<id> when enabled.
 	Catalog CatalogConfig `yaml:"catalog"`
 	// PublicURL is the base of download URLs the admin API hands out with
-	// new tokens, e.g. https://dl.example.com. Default http:// + proxy.listen.
+	// new tokens, e.g. https://dl.example.com. Default http:// (https://
+	// with proxy.tls) + proxy.listen.
 	PublicURL string `yaml:"public_url"`
 }
 

@@ -20,6 +20,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/edgeproxy/edgeproxy/internal/logging"
 )
 
 func main() {
@@ -38,6 +40,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "path of the YAML configuration (default: $EDGEPROXY_CONFIG, else ./config.yaml)")
 	demo := fs.Bool("demo", false, "run the embedded default: a local demo origin, nothing to install")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	pidFile := fs.String("pidfile", "", "write the PID of the serving process here (it changes on a SIGUSR2 upgrade)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,7 +73,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if err == nil {
-			err = serve(ctx, cfg, stderr, nil)
+			err = serveUpgradable(ctx, cfg, stderr, *pidFile, serveOptions{configPath: path, environ: environ})
 		}
 	}
 	if err == nil {
@@ -99,10 +102,43 @@ func checkConfig(cfg Config, stderr io.Writer) error {
 // serve wires the parts, listens and runs until ctx ends. ready, when not
 // nil, receives the bound address once the listener is up.
 func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr string)) error {
+	return serveWith(ctx, cfg, stderr, ready, serveOptions{})
+}
+
+// serveUpgradable is serve for the binary: SIGHUP reloads the
+// configuration and SIGUSR2 hands the listeners to a new binary
+// (upgrade.go).
+func serveUpgradable(ctx context.Context, cfg Config, stderr io.Writer, pidFile string, opts serveOptions) error {
+	log, err := newLogger(cfg.Log, stderr, new(slog.LevelVar))
+	if err != nil {
+		return err
+	}
+	log = logging.For(log, "edgeproxy")
+	u, err := newUpgrader(ctx, pidFile, log)
+	if err != nil {
+		return err
+	}
+	defer u.stop()
+	opts.listen = u.listen
+	return serveWith(u.ctx, cfg, stderr, u.ready(log), opts)
+}
+
+// serveOptions are what the binary adds to serve: where a reload reads the
+// configuration, and how listeners are made (inherited across a binary
+// upgrade, upgrade.go).
+type serveOptions struct {
+	configPath string
+	environ    []string
+	// listen defaults to net.Listen.
+	listen func(network, addr string) (net.Listener, error)
+}
+
+func serveWith(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr string), opts serveOptions) error {
 	app, err := build(cfg, stderr, false)
 	if err != nil {
 		return err
 	}
+	app.configPath, app.environ, app.listen = opts.configPath, opts.environ, opts.listen
 	err = app.serve(ctx, ready)
 	if cerr := app.close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close: %w", cerr))
@@ -114,10 +150,13 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer, ready func(addr st
 // ends. The caller closes the app after it returns.
 func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) {
 	cfg := app.cfg
+	if app.listen == nil {
+		app.listen = net.Listen
+	}
 	if cfg.Cache.Enabled {
 		setMemoryLimit(cfg.Cache.Config, app.log)
 	}
-	ln, err := net.Listen("tcp", app.proxy.Config().Listen)
+	ln, err := app.listen("tcp", app.proxy.Config().Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -131,7 +170,7 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 		err = errors.Join(err, bg.Wait())
 	}()
 	if app.admin != nil {
-		aln, err := net.Listen("tcp", app.adminAddr)
+		aln, err := app.listen("tcp", app.adminAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("admin listen: %w", err)
@@ -158,7 +197,22 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 			return nil
 		})
 	}
-	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
+	app.startReload(bgctx, &bg)
+	if addr := cfg.Proxy.TLS.RedirectListen; addr != "" {
+		rln, err := app.listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("redirect listen: %w", err)
+		}
+		bg.Go(func() error {
+			if err := app.proxy.ServeRedirect(bgctx, rln); err != nil {
+				return fmt.Errorf("redirect: %w", err)
+			}
+			return nil
+		})
+		app.log.Info("redirect listening", "addr", rln.Addr().String())
+	}
+	app.log.Info("edgeproxy listening", "addr", ln.Addr().String(), "pid", os.Getpid(), "origin", cfg.Origin.Kind, "cache", cfg.Cache.Enabled)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -167,13 +221,15 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 	return err
 }
 
-// newLogger builds the process logger from the log settings.
-func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, usageError{fmt.Errorf("config: key %q: %v", "log.level", err)}
+// newLogger builds the process logger from the log settings. Its level is
+// lv, set here, which a reload may change.
+func newLogger(c LogConfig, w io.Writer, lv *slog.LevelVar) (*slog.Logger, error) {
+	level, err := parseLevel(c.Level)
+	if err != nil {
+		return nil, err
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	lv.Set(level)
+	opts := &slog.HandlerOptions{Level: lv}
 	switch c.Format {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -181,6 +237,15 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, usageError{fmt.Errorf("config: key %q: %q is not json or text", "log.format", c.Format)}
+}
+
+// parseLevel reads log.level.
+func parseLevel(s string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return 0, usageError{fmt.Errorf("config: key %q: %v", "log.level", err)}
+	}
+	return level, nil
 }
 
 func lookupEnv(environ []string, name string) string {

@@ -113,7 +113,7 @@ func (a *app) newRegistry() *prometheus.Registry {
 		reg.MustRegister(cacheCollector(a.cache)...)
 	}
 	if a.limiter != nil {
-		reg.MustRegister(limiterCollector(a.limiter)...)
+		reg.MustRegister(limiterCollector(a.proxy.Limiter)...)
 	}
 	if rerr := a.redisErrs; rerr != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -163,7 +163,11 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 	}
 }
 
-func limiterCollector(l *limiter.Limiter) []prometheus.Collector {
+// limiterCollector reads the limiter in effect: a reload may replace it
+// (its counters then start again from zero, which Prometheus reads as a
+// counter reset).
+func limiterCollector(current func() *limiter.Limiter) []prometheus.Collector {
+	l := limiterStats(current)
 	rej := prometheus.NewDesc("edgeproxy_limiter_rejections_total", "Downloads refused by the limiter, by reason.", []string{"reason"}, nil)
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgeproxy_limiter_clients", Help: "Clients tracked."},
@@ -180,6 +184,17 @@ func limiterCollector(l *limiter.Limiter) []prometheus.Collector {
 			}
 		}},
 	}
+}
+
+// limiterStats adapts current to the Stats calls of limiterCollector; no
+// limiter reads as zero.
+type limiterStats func() *limiter.Limiter
+
+func (f limiterStats) Stats() limiter.Stats {
+	if l := f(); l != nil {
+		return l.Stats()
+	}
+	return limiter.Stats{}
 }
 
 // collectorFunc adapts a function to prometheus.Collector.

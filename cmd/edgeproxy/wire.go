@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
 	"time"
@@ -35,10 +36,18 @@ type app struct {
 	cfg Config
 	// root is the process logger the parts get (each adds its component);
 	// log is the binary's own, component=edgeproxy.
-	root  *slog.Logger
-	log   *slog.Logger
-	proxy *proxy.Server
-	admin *admin.API
+	root *slog.Logger
+	log  *slog.Logger
+	// level is the loggers' level, which a reload changes (reload.go).
+	level *slog.LevelVar
+	// configPath and environ are where a reload reads the configuration
+	// again; no path, no reload.
+	configPath string
+	environ    []string
+	// listen opens the listeners (see serveOptions.listen).
+	listen func(network, addr string) (net.Listener, error)
+	proxy  *proxy.Server
+	admin  *admin.API
 	// adminAddr is the admin listen address after defaults.
 	adminAddr string
 	cache     *cache.Cache // nil without the cache (or with -check)
@@ -79,11 +88,12 @@ func (a *app) close() error {
 // reads the origin directly. build never changes process-wide settings;
 // app.serve does.
 func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
-	log, err := newLogger(cfg.Log, logw)
+	level := new(slog.LevelVar)
+	log, err := newLogger(cfg.Log, logw, level)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, root: log, log: logging.For(log, "edgeproxy")}
+	a := &app{cfg: cfg, root: log, log: logging.For(log, "edgeproxy"), level: level}
 	a.proxyDeps.Logger = log
 	a.adminDeps.Logger = log
 	defer func() {
@@ -214,23 +224,37 @@ func (a *app) buildAccess(cfg Config) error {
 	if a.proxyDeps.ClientIP, err = clientip.New(cip); err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
 	}
-	if cfg.Limiter.active() {
-		opts := []limiter.Option{limiter.WithLogger(a.root)}
-		if cfg.Limiter.ClusterWide {
-			if rdb == nil {
-				return usageError{fmt.Errorf("config: key %q: needs redis.addrs", "limiter.cluster_wide")}
-			}
-			opts = append(opts, limiter.WithRedis(rdb))
-		}
-		l, err := limiter.New(cfg.Limiter.Config, time.Now, opts...)
-		if err != nil {
-			return usageError{fmt.Errorf("config: %w", err)}
-		}
-		a.closes = append(a.closes, l.Close)
+	l, err := a.newLimiter(cfg.Limiter)
+	if err != nil {
+		return err
+	}
+	if l != nil {
 		a.limiter = l
 		a.proxyDeps.Limiter = l
 	}
 	return nil
+}
+
+// newLimiter builds the limiter, or nil when no limit is configured. It
+// closes with the app: a reload that replaces it leaves it to the
+// downloads it admitted, which closing it would end.
+func (a *app) newLimiter(c LimiterConfig) (*limiter.Limiter, error) {
+	if !c.active() {
+		return nil, nil
+	}
+	opts := []limiter.Option{limiter.WithLogger(a.root)}
+	if c.ClusterWide {
+		if a.redis == nil {
+			return nil, usageError{fmt.Errorf("config: key %q: needs redis.addrs", "limiter.cluster_wide")}
+		}
+		opts = append(opts, limiter.WithRedis(a.redis))
+	}
+	l, err := limiter.New(c.Config, time.Now, opts...)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("config: %w", err)}
+	}
+	a.closes = append(a.closes, l.Close)
+	return l, nil
 }
 
 // newRedis builds the client, or nil when no address is configured. It
@@ -359,7 +383,11 @@ func (a *app) buildAdmin(cfg Config) error {
 	d := a.adminDeps
 	d.DownloadBase = cfg.Auth.PublicURL
 	if d.DownloadBase == "" {
-		d.DownloadBase = "http://" + a.proxy.Config().Listen
+		scheme := "http://"
+		if a.proxy.TLSEnabled() {
+			scheme = "https://"
+		}
+		d.DownloadBase = scheme + a.proxy.Config().Listen
 	}
 	d.Metrics = a.newRegistry()
 	a.admin = admin.New(cfg.Admin, d)
