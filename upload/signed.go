@@ -40,7 +40,8 @@ func isSigned(ctx *fasthttp.RequestCtx) bool { return ctx.QueryArgs().Has("sig")
 // presents it again as ?token= on the upload URL the answer's Location
 // gives (tus clients follow Location as is).
 func (u *Uploads) signedGrant(ctx *fasthttp.RequestCtx, path string, client netip.Addr) (string, Grant, *apiError) {
-	if u.signer == nil {
+	sp := u.signer.Load()
+	if sp == nil {
 		return "", Grant{}, errSignature
 	}
 	q := ctx.QueryArgs()
@@ -58,7 +59,7 @@ func (u *Uploads) signedGrant(ctx *fasthttp.RequestCtx, path string, client neti
 		ip = client.String()
 	}
 	sig := q.Peek("sig")
-	err := u.signer.VerifyUpload(string(ctx.Host()), path, sc, q.Peek("expires"), q.Peek("kid"), sig, ip, u.now())
+	err := (*sp).VerifyUpload(string(ctx.Host()), path, sc, q.Peek("expires"), q.Peek("kid"), sig, ip, u.now())
 	if err != nil {
 		if errors.Is(err, auth.ErrSignatureExpired) {
 			return "", Grant{}, errSignatureExpired

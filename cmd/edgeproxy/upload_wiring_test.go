@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,5 +98,35 @@ func TestUploadGrantsThroughBinary(t *testing.T) {
 	}
 	if resp := tus("PATCH", base+loc, "", []byte("abcde"), "Upload-Offset", "0"); resp.StatusCode != 204 {
 		t.Fatalf("PATCH: %d", resp.StatusCode)
+	}
+
+	// A reload that rotates the keys applies to upload URLs too: the old
+	// key's URLs are refused, the new key's accepted.
+	const secret2 = "fedcba9876543210fedcba9876543210"
+	if err := os.WriteFile(cfg, []byte("auth:\n  signer:\n    keys: {k2: "+secret2+"}\n    active_key: k2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), "reload: configuration applied") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload within 30s:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp := tus("POST", signed, "", nil, "Upload-Length", "5"); resp.StatusCode != 403 {
+		t.Fatalf("URL signed with the removed key: %d, want 403", resp.StatusCode)
+	}
+	signed2 := strings.TrimSpace(string(runEdgectl(t, []string{"EDGECTL_SIGN_KEYS=k2:" + secret2},
+		"sign", "-upload", "-url", base+"/uploads/", "-bucket", bucket, "-key", "k2.bin", "-ttl", "5m")))
+	if resp := tus("POST", signed2, "", nil, "Upload-Length", "5"); resp.StatusCode != 201 {
+		t.Fatalf("URL signed with the new key: %d, want 201", resp.StatusCode)
+	}
+	// The upload created before the reload still resumes: its credential
+	// is in its state, not in the keys.
+	if resp := tus("HEAD", base+loc, "", nil); resp.StatusCode != 200 {
+		t.Fatalf("HEAD of the earlier upload after the reload: %d", resp.StatusCode)
 	}
 }
