@@ -355,10 +355,11 @@ func TestTusLocked(t *testing.T) {
 		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", loc, tok)
 	// More than the 4 KiB fasthttp reads before it calls the handler.
 	io.WriteString(conn, strings.Repeat("a", 6000))
-	waitFor(t, 30*time.Second, "the first PATCH to hold the lock", func() bool {
-		resp, _ := patch(t, b.URL+loc, tok, 0, []byte("b"))
-		return resp.StatusCode == 423
-	})
+	// Waiting with PATCH probes would race the first PATCH: a probe that
+	// came first would take the lock itself and write.
+	e.waitLocked(loc)
+	resp, body := patch(t, b.URL+loc, tok, 0, []byte("b"))
+	wantStatus(t, resp, body, 423, "upload_locked")
 	if off := offset(t, b.URL+loc, tok); off != 0 {
 		t.Fatalf("HEAD during the PATCH: offset %d", off)
 	}
@@ -395,12 +396,11 @@ func TestTusLimiter(t *testing.T) {
 	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", first, tok)
 	io.WriteString(conn, strings.Repeat("a", 6000))
-	// A probe at a wrong offset writes nothing: 409 until the first PATCH
-	// holds the slot, then 429.
-	waitFor(t, 30*time.Second, "the first PATCH to hold the client's slot", func() bool {
-		resp, _ := patch(t, n.URL+first, tok, 1, []byte("x"))
-		return resp.StatusCode == 429
-	})
+	// The first PATCH holds the client's slot once it holds the upload's
+	// lock (taken after admission). PATCH probes would take the only slot
+	// themselves, and a first PATCH arriving meanwhile would be the one
+	// refused.
+	e.waitLocked(first)
 	resp, body := patch(t, n.URL+second, tok, 0, []byte("0123456789"))
 	wantStatus(t, resp, body, 429, "too_many_uploads")
 	if resp.Header.Get("Retry-After") == "" {
