@@ -130,3 +130,27 @@ func TestSignUploadRefusesBadScopes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyUpload: a signed upload URL verifies only with the scope,
+// path, expiry and key it was signed with (the host only up to case and
+// port).
+func FuzzVerifyUpload(f *testing.F) {
+	s := newTestSigner(f, false)
+	now := time.Unix(1_800_000_000, 0)
+	signed := UploadScope{Bucket: "up", Prefix: "in/", FileID: "f1", MaxSize: 1 << 20}
+	q, err := s.SignUpload("edge.example.com", "/uploads/", signed, now.Add(time.Hour), "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, _ := url.ParseQuery(q)
+	f.Add("up", "", "in/", "f1", int64(1<<20), "/uploads/", v.Get("expires"), v.Get("kid"), v.Get("sig"))
+	f.Add("up", "in/", "", "f1", int64(1<<20), "/uploads/", v.Get("expires"), v.Get("kid"), v.Get("sig"))
+	f.Add("up", "", "in/\n", "f1", int64(1<<20), "/uploads/", v.Get("expires"), "k1", v.Get("sig"))
+	f.Fuzz(func(t *testing.T, bucket, key, prefix, fileID string, maxSize int64, path, exp, kid, sig string) {
+		sc := UploadScope{Bucket: bucket, Key: key, Prefix: prefix, FileID: fileID, MaxSize: maxSize}
+		err := s.VerifyUpload("EDGE.example.com:443", path, sc, []byte(exp), []byte(kid), []byte(sig), "", now)
+		if err == nil && (sc != signed || path != "/uploads/" || exp != v.Get("expires") || kid != v.Get("kid")) {
+			t.Fatalf("accepted %+v path %q expires %q kid %q", sc, path, exp, kid)
+		}
+	})
+}
