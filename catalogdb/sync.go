@@ -55,6 +55,7 @@ type SyncStats struct {
 	Rows      int64 // file rows upserted
 	Downloads int64 // downloads moved into PostgreSQL
 	LastOK    int64 // unix seconds of the last committed run; 0: none
+	Started   int64 // unix seconds of NewSyncer
 }
 
 // Syncer moves access counts from Redis into file_access_counts, exactly
@@ -98,7 +99,7 @@ func NewSyncer(cfg SyncConfig, pool *pgxpool.Pool, counters Counters, log *slog.
 // Stats returns the counters of the runs so far.
 func (s *Syncer) Stats() SyncStats {
 	return SyncStats{Runs: s.runs.Load(), Skipped: s.skipped.Load(), Failures: s.failures.Load(),
-		Rows: s.rows.Load(), Downloads: s.downloads.Load(), LastOK: s.lastOK.Load()}
+		Rows: s.rows.Load(), Downloads: s.downloads.Load(), LastOK: s.lastOK.Load(), Started: s.started}
 }
 
 // Loop runs the sync at once (finishing a run a crashed node left

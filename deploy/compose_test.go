@@ -339,12 +339,22 @@ func TestComposeEdges(t *testing.T) {
 				t.Errorf("redis.master_name %q, sentinel.conf monitors %q", got, c.master)
 			}
 
-			host, port := splitHostPort(t, "origin.s3.endpoint", cfg.str(t, "origin.s3.endpoint"))
-			if !slices.Contains(f.minio, host) {
-				t.Errorf("origin.s3.endpoint host %s is not a MinIO node %v", host, f.minio)
-			} else {
+			// origin.s3.endpoints replaces endpoint when set (the file
+			// then blanks endpoint, or the edge refuses both).
+			eps := cfg.list(t, "origin.s3.endpoints")
+			if len(eps) == 0 {
+				eps = []string{cfg.str(t, "origin.s3.endpoint")}
+			} else if e := cfg.str(t, "origin.s3.endpoint"); e != "" {
+				t.Errorf("origin.s3.endpoint %q set beside endpoints %v: the edge refuses both", e, eps)
+			}
+			for _, ep := range eps {
+				host, port := splitHostPort(t, "origin.s3.endpoints", ep)
+				if !slices.Contains(f.minio, host) {
+					t.Errorf("origin.s3 endpoint host %s is not a MinIO node %v", host, f.minio)
+					continue
+				}
 				if port != f.minioPort(t, host) {
-					t.Errorf("origin.s3.endpoint port %d, %s listens on %d", port, host, f.minioPort(t, host))
+					t.Errorf("origin.s3 endpoint port %d, %s listens on %d", port, host, f.minioPort(t, host))
 				}
 				env := f.file.Services[host].Environment
 				if cfg.str(t, "origin.s3.access_key") != env["MINIO_ROOT_USER"] || cfg.str(t, "origin.s3.secret_key") != env["MINIO_ROOT_PASSWORD"] {

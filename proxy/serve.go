@@ -82,6 +82,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, d *download) (log bool) {
 	if s.uploadPath(ctx.Request.Header.RequestURI()) {
 		d.route = &uploadRoute
 		s.uploads.ServeUpload(ctx, s.clientAddr(ctx))
+		if ctx.Response.ConnectionClose() {
+			// Refused before its body was read: linger, so that the
+			// client still sending the body reads the answer instead of
+			// a reset.
+			lingerOnClose(ctx.Conn())
+		}
 		return true
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {

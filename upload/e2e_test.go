@@ -355,11 +355,14 @@ func TestTusLocked(t *testing.T) {
 		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", loc, tok)
 	// More than the 4 KiB fasthttp reads before it calls the handler.
 	io.WriteString(conn, strings.Repeat("a", 6000))
-	// Waiting with PATCH probes would race the first PATCH: a probe that
-	// came first would take the lock itself and write.
-	e.waitLocked(loc)
-	resp, body := patch(t, b.URL+loc, tok, 0, []byte("b"))
-	wantStatus(t, resp, body, 423, "upload_locked")
+	// Wait on the lock in Redis: a probe PATCH sent before the first one
+	// takes the lock would take it itself, and write its byte.
+	waitFor(t, 30*time.Second, "the first PATCH to hold the lock", func() bool {
+		return e.locked(loc)
+	})
+	if resp, body := patch(t, b.URL+loc, tok, 0, []byte("b")); resp.StatusCode != 423 {
+		t.Fatalf("PATCH on node B during node A's: %d %s, want 423", resp.StatusCode, body)
+	}
 	if off := offset(t, b.URL+loc, tok); off != 0 {
 		t.Fatalf("HEAD during the PATCH: offset %d", off)
 	}
@@ -396,11 +399,11 @@ func TestTusLimiter(t *testing.T) {
 	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", first, tok)
 	io.WriteString(conn, strings.Repeat("a", 6000))
-	// The first PATCH holds the client's slot once it holds the upload's
-	// lock (taken after admission). PATCH probes would take the only slot
-	// themselves, and a first PATCH arriving meanwhile would be the one
-	// refused.
-	e.waitLocked(first)
+	// Wait on the limiter itself: a probe request would take the client's
+	// one slot for a moment and could refuse the first PATCH instead.
+	waitFor(t, 30*time.Second, "the first PATCH to hold the client's slot", func() bool {
+		return lim.Stats().ActiveDownloads == 1
+	})
 	resp, body := patch(t, n.URL+second, tok, 0, []byte("0123456789"))
 	wantStatus(t, resp, body, 429, "too_many_uploads")
 	if resp.Header.Get("Retry-After") == "" {
@@ -554,4 +557,22 @@ func TestTusTailKeptLocally(t *testing.T) {
 		t.Fatalf("download: %d %s", status, sum)
 	}
 	e.wantClean()
+}
+
+// TestTusRefusalReadableWhileBodyArrives: a PATCH refused before its body
+// is read (here an unsupported checksum algorithm) closes the connection
+// lingering, so a client still sending the body reads the 400 rather than
+// a reset. Without the lingering close the server closed with the body
+// unread and Go's client saw "connection reset by peer" in about one
+// request of five.
+func TestTusRefusalReadableWhileBodyArrives(t *testing.T) {
+	e := newEnv(t)
+	n := e.node(e.config())
+	tok := e.token(n.Uploads, upload.Grant{Prefix: "r/"})
+	url := n.URL + create(t, n, tok, 8<<20)
+	body := bytes.Repeat([]byte("x"), 512<<10) // within the linger's byte budget
+	for range 20 {
+		resp, got := patch(t, url, tok, 0, body, "Upload-Checksum", "md4 AAAA")
+		wantStatus(t, resp, got, 400, "bad_checksum")
+	}
 }

@@ -326,17 +326,6 @@ func (p *purgeLog) has(s string) bool {
 	return false
 }
 
-// waitLocked waits until the upload at loc ("/uploads/<id>") is locked by
-// a writer, looking at the lock in Redis, which competes with no request.
-func (e *env) waitLocked(loc string) {
-	e.t.Helper()
-	key := e.prefix + "upload:lock:" + strings.TrimPrefix(loc, "/uploads/")
-	waitFor(e.t, 30*time.Second, "a PATCH to hold the lock of "+loc, func() bool {
-		n, err := e.rdb.Exists(context.Background(), key).Result()
-		return err == nil && n == 1
-	})
-}
-
 // waitFor polls cond every 10ms until it holds or timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -352,3 +341,11 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 var _ = errors.New
 
 func minioPutOptions() minio.PutObjectOptions { return minio.PutObjectOptions{} }
+
+// locked reports whether some request holds the lock of the upload at
+// location loc ("/uploads/<id>").
+func (e *env) locked(loc string) bool {
+	id := loc[strings.LastIndexByte(loc, '/')+1:]
+	n, err := e.rdb.Exists(context.Background(), e.prefix+"upload:lock:"+id).Result()
+	return err == nil && n == 1
+}

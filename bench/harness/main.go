@@ -38,6 +38,9 @@ type options struct {
 	timeout     time.Duration
 	extraEnv    []string
 	layers      bool // run the access-layers section (edgeproxy alone)
+	// getBench runs only the edgectl get vs aria2c comparison (get.go).
+	getBench bool
+	get      getOptions
 }
 
 func main() {
@@ -55,6 +58,9 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs) for inspection")
 	flag.BoolVar(&o.layers, "layers", true, "also measure edgeproxy's access layers (token auth, limiter, statistics) against plain edgeproxy")
 	flag.DurationVar(&o.timeout, "timeout", 45*time.Minute, "upper bound of the whole run")
+	flag.BoolVar(&o.getBench, "get", false, "only compare edgectl get -c N with aria2c -xN -sN on one object through edgeproxy (-rounds rounds, alternating)")
+	flag.IntVar(&o.get.conns, "get-conns", 8, "connections of both clients in -get")
+	getMiB := flag.Int64("get-mib", 1024, "object size in MiB for -get")
 	flag.Func("edgeproxy-env", "extra KEY=VALUE for edgeproxy, e.g. EDGEPROXY_CACHE_CHUNK_SIZE=4MiB (repeatable)", func(v string) error {
 		if !strings.HasPrefix(v, "EDGEPROXY_") || !strings.Contains(v, "=") {
 			return errors.New("want EDGEPROXY_KEY=VALUE")
@@ -65,6 +71,10 @@ func main() {
 	flag.Parse()
 	if quick {
 		o.duration, o.rounds = 2*time.Second, 1
+	}
+	o.get.size = *getMiB << 20
+	if o.getBench && o.out == "bench/results/latest.md" {
+		o.out = "bench/results/get.md"
 	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -78,7 +88,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	err := run(ctx, o)
+	var err error
+	if o.getBench {
+		err = runGetBench(ctx, o)
+	} else {
+		err = run(ctx, o)
+	}
 	interrupted := ctx.Err() != nil
 	cancel()
 	stop()
@@ -98,6 +113,9 @@ func main() {
 func (o options) validate() error {
 	if o.duration < time.Second || o.rounds < 1 || o.threads < 1 || o.conns < o.threads || o.coldClients < 1 {
 		return errors.New("need -duration >= 1s, -rounds >= 1, -threads >= 1, -conns >= -threads, -cold-clients >= 1")
+	}
+	if o.get.conns < 1 || o.get.conns > 16 || o.get.size < 1 {
+		return errors.New("need -get-conns between 1 and 16 (aria2c's limit) and -get-mib >= 1")
 	}
 	if len(o.servers) == 0 {
 		return errors.New("-servers is empty")

@@ -16,6 +16,8 @@
 //	edgectl sign -upload -url https://dl.example.com/uploads/ -bucket up (-key K | -prefix in/) [-file-id ID] [-max-size N] -ttl 1h
 //	edgectl purge -bucket dl (-key iso/a.iso | -prefix iso/)
 //	edgectl stats [-hot N | -file ID | -task ID]
+//	edgectl get URL [-o FILE] [-c N] [-sha256 HEX]
+//	edgectl put FILE [-url ENDPOINT] [-c N] [-filename F] [-type T]
 //
 // Global flags (before the command): -addr, the admin API's base URL
 // (default $EDGECTL_ADDR, else http://127.0.0.1:9090), and -timeout. The
@@ -27,7 +29,9 @@
 // sign prints the URL alone, for use in scripts). "edgectl help", -h and
 // --help, on their own or after a command, print usage on stdout and exit 0.
 // Other exit codes: 1 the API or the store refused or could not be reached
-// (its error on stderr), 2 invalid command line or environment.
+// (its error on stderr), 2 invalid command line or environment; get and
+// put add 3 (checksum mismatch), 4 (object changed too often) and 5 (local
+// file error), see get.go.
 //
 // The admin API edgectl speaks (Authorization: Bearer KEY, JSON bodies,
 // snake_case), served by package admin:
@@ -86,6 +90,8 @@ commands:
   sign -upload -url URL -bucket B (-key K | -prefix P) [-file-id ID] [-max-size N] -ttl D [-ip IP]
   purge -bucket B (-key K | -prefix P)
   stats [-hot N | -file ID | -task ID]
+  get URL [-o FILE] [-c N] [-sha256 HEX]
+  put FILE [-url ENDPOINT] [-c N] [-filename F] [-type T]
 "edgectl <command> -h" describes a command.
 
 global flags:
@@ -97,8 +103,11 @@ environment:
   EDGECTL_S3_ENDPOINT, EDGECTL_S3_ACCESS_KEY, EDGECTL_S3_SECRET_KEY   origin for file put -src
   EDGECTL_SIGN_KEYS (kid:secret,...), EDGECTL_SIGN_KID   keys for sign
   EDGECTL_POSTGRES_DSN (else EDGEPROXY_POSTGRES_DSN)   database for db migrate
+  EDGECTL_TOKEN   download token of get (and upload token of put)
+  EDGECTL_UPLOAD_URL, EDGECTL_UPLOAD_TOKEN   tus endpoint and upload token of put
 
-exit status: 0 success, 1 the API or the store failed, 2 invalid command line`
+exit status: 0 success, 1 the API, the store or the network failed, 2 invalid command line;
+get and put also: 3 checksum mismatch (get), 4 object changed too often (get), 5 local file error`
 
 // helpRequested is returned when the operator asked for usage; text goes to
 // stdout and the exit status is 0, because asking for help is not a mistake.
@@ -123,10 +132,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 }
 
 func runContext(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	err := runErr(ctx, args, environ, stdout)
+	err := runErr(ctx, args, environ, stdout, stderr)
 	var (
 		hr helpRequested
 		ue usageError
+		xe exitError
 	)
 	switch {
 	case err == nil:
@@ -141,6 +151,9 @@ func runContext(ctx context.Context, args, environ []string, stdout, stderr io.W
 		}
 		fmt.Fprintf(stderr, "edgectl: %v\n%s\n", err, u)
 		return 2
+	case errors.As(err, &xe):
+		fmt.Fprintf(stderr, "edgectl: %v\n", err)
+		return xe.code
 	default:
 		fmt.Fprintf(stderr, "edgectl: %v\n", err)
 		return 1
@@ -162,12 +175,13 @@ type cli struct {
 	api     *client
 	environ []string
 	stdout  io.Writer
+	stderr  io.Writer // progress of get and put
 	// uploadTimeout bounds an upload when -timeout was given; zero: none,
 	// since a large file can take far longer than an API call.
 	uploadTimeout time.Duration
 }
 
-func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error {
+func runErr(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edgectl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "", "admin API base URL")
@@ -181,7 +195,7 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 	if *timeout <= 0 {
 		return usagef("-timeout must be positive")
 	}
-	x := &cli{environ: environ, stdout: stdout}
+	x := &cli{environ: environ, stdout: stdout, stderr: stderr}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "timeout" {
 			x.uploadTimeout = *timeout
@@ -220,6 +234,10 @@ func runErr(ctx context.Context, args, environ []string, stdout io.Writer) error
 		return stats(ctx, x, rest[1:])
 	case "sign":
 		return sign(x, rest[1:], time.Now())
+	case "get":
+		return get(ctx, x, rest[1:])
+	case "put":
+		return put(ctx, x, rest[1:])
 	case "token", "file", "db":
 	default:
 		return usagef("unknown command %q", rest[0])

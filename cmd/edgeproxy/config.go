@@ -36,6 +36,9 @@ type Config struct {
 	Admin    admin.Config    `yaml:"admin"`
 	Log      LogConfig       `yaml:"log"`
 	Upload   upload.Config   `yaml:"upload"`
+
+	// Invalidation relays MinIO's object events to every edge (invalidate.go).
+	Invalidation InvalidationConfig `yaml:"invalidation"`
 }
 
 // OriginConfig selects and configures the object store behind the edge.

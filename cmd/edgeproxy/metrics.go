@@ -115,6 +115,9 @@ func (a *app) newRegistry() *prometheus.Registry {
 	if a.limiter != nil {
 		reg.MustRegister(limiterCollector(a.proxy.Limiter)...)
 	}
+	if a.endpoints != nil {
+		reg.MustRegister(endpointCollector(a.endpoints))
+	}
 	if rerr := a.redisErrs; rerr != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "edgeproxy_redis_errors_total", Help: "Redis commands and dials that failed.",
@@ -124,7 +127,7 @@ func (a *app) newRegistry() *prometheus.Registry {
 		reg.MustRegister(a.stats.Collectors()...)
 	}
 	if a.db != nil && a.db.syncer != nil {
-		reg.MustRegister(a.db.syncer.Collectors()...)
+		reg.MustRegister(syncCollectors(a.db.syncer)...)
 	}
 	return reg
 }
@@ -185,6 +188,43 @@ func limiterCollector(current func() *limiter.Limiter) []prometheus.Collector {
 		}},
 	}
 }
+
+// endpointCollector reports each origin endpoint's health and counters,
+// labelled by its host:port.
+func endpointCollector(stats func() []origin.EndpointStat) prometheus.Collector {
+	lbl := []string{"endpoint"}
+	up := prometheus.NewDesc("edgeproxy_origin_endpoint_up", "1 when the endpoint passes its health check and is not ejected.", lbl, nil)
+	inflight := prometheus.NewDesc("edgeproxy_origin_endpoint_in_flight", "Requests waiting for or streaming from the endpoint.", lbl, nil)
+	reqs := prometheus.NewDesc("edgeproxy_origin_endpoint_requests_total", "Requests sent to the endpoint.", lbl, nil)
+	fails := prometheus.NewDesc("edgeproxy_origin_endpoint_failures_total", "Requests that failed transiently or answered slowly.", lbl, nil)
+	ejects := prometheus.NewDesc("edgeproxy_origin_endpoint_ejections_total", "Times the endpoint was ejected as an outlier.", lbl, nil)
+	return collectorsFunc{descs: []*prometheus.Desc{up, inflight, reqs, fails, ejects}, collect: func(ch chan<- prometheus.Metric) {
+		for _, e := range stats() {
+			u := 0.0
+			if e.Up {
+				u = 1
+			}
+			ch <- prometheus.MustNewConstMetric(up, prometheus.GaugeValue, u, e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(inflight, prometheus.GaugeValue, float64(e.InFlight), e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(reqs, prometheus.CounterValue, float64(e.Requests), e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(fails, prometheus.CounterValue, float64(e.Failures), e.Endpoint)
+			ch <- prometheus.MustNewConstMetric(ejects, prometheus.CounterValue, float64(e.Ejections), e.Endpoint)
+		}
+	}}
+}
+
+// collectorsFunc is collectorFunc for several descriptors.
+type collectorsFunc struct {
+	descs   []*prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorsFunc) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+func (c collectorsFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 
 // limiterStats adapts current to the Stats calls of limiterCollector; no
 // limiter reads as zero.

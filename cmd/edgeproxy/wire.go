@@ -58,6 +58,8 @@ type app struct {
 	limiter   *limiter.Limiter
 	// timed measures origin latency for the metrics registry.
 	timed *timedOrigin
+	// endpoints reports the S3 origin's endpoints (nil for dir).
+	endpoints func() []origin.EndpointStat
 	// db is PostgreSQL, the system of record; nil without postgres.dsn.
 	db *catalogDB
 	// loops run in the background while serving (catalog invalidations,
@@ -106,6 +108,7 @@ func build(cfg Config, logw io.Writer, checkOnly bool) (_ *app, err error) {
 		func(cfg Config) error { return a.buildCache(cfg, checkOnly) },
 		a.buildCatalogDB,
 		a.buildAccess,
+		a.buildInvalidation,
 		a.buildStats,
 		a.buildSync,
 		a.buildPrefetch,
@@ -131,6 +134,7 @@ func (a *app) buildOrigin(cfg Config) error {
 			return usageError{fmt.Errorf("config: origin.s3: %w", err)}
 		}
 		a.closes = append(a.closes, s.Close)
+		a.endpoints = s.Endpoints
 		store = s
 	case "dir":
 		d, err := origin.NewDir(cfg.Origin.Dir)

@@ -67,7 +67,9 @@ func NewMinIO(t testing.TB) *MinIOServer {
 	return s
 }
 
-func startMinIO(dir string) (*MinIOServer, error) {
+// startMinIO starts MinIO with its data in dir; env adds server settings
+// (e.g. notification targets).
+func startMinIO(dir string, env ...string) (*MinIOServer, error) {
 	bin, err := lookBinary("TESTENV_MINIO_BIN", "minio", filepath.Join(cacheDir(), "bin", "minio"))
 	if err != nil {
 		return nil, err
@@ -101,6 +103,7 @@ func startMinIO(dir string) (*MinIOServer, error) {
 			},
 			logPath: filepath.Join(dir, "minio.log"),
 		}
+		s.proc.env = append(s.proc.env, env...)
 		if last = s.start(); last == nil {
 			return s, nil
 		}

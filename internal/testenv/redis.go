@@ -56,7 +56,9 @@ func NewRedis(t testing.TB) *RedisServer {
 	return r
 }
 
-func startRedis(dir string) (*RedisServer, error) {
+// startRedis starts a redis-server with its files in dir; extra arguments
+// (e.g. --replicaof) are appended to the defaults.
+func startRedis(dir string, extra ...string) (*RedisServer, error) {
 	bin, err := lookBinary("TESTENV_REDIS_BIN", "redis-server")
 	if err != nil {
 		return nil, err
@@ -75,6 +77,7 @@ func startRedis(dir string) (*RedisServer, error) {
 				"--dir", dir, "--protected-mode", "no", "--daemonize", "no"},
 			logPath: filepath.Join(dir, "redis.log"),
 		}
+		r.proc.args = append(r.proc.args, extra...)
 		if last = r.start(); last == nil {
 			return r, nil
 		}

@@ -1,0 +1,137 @@
+package testenv
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Relay is a TCP relay in front of a server that counts the bytes the
+// server sends, so a test can measure what a client really fetched from an
+// origin (headers included), whatever its own bookkeeping says. When the
+// server is gone the relay accepts and then drops each connection, as a
+// client sees a node that died behind a load balancer.
+type Relay struct {
+	// Addr is the relay's host:port, on the same loopback address as the
+	// target.
+	Addr string
+	down atomic.Int64
+	rate atomic.Int64 // bytes/s per connection from the target; 0 unlimited
+	ln   net.Listener
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	conn map[net.Conn]struct{}
+}
+
+// NewRelay starts a relay to target (host:port on loopback), closed when
+// the test ends.
+func NewRelay(t testing.TB, target string) *Relay {
+	t.Helper()
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("testenv: relay: %v", err)
+	}
+	r := &Relay{Addr: ln.Addr().String(), ln: ln, conn: make(map[net.Conn]struct{})}
+	r.wg.Add(1)
+	go r.serve(target)
+	t.Cleanup(r.close)
+	return r
+}
+
+// Throttle limits each connection to bytesPerSec from the target (0: no
+// limit), so that a test can keep bodies in flight long enough to cut them.
+func (r *Relay) Throttle(bytesPerSec int64) { r.rate.Store(bytesPerSec) }
+
+// Bytes returns how many bytes the target has sent through the relay.
+func (r *Relay) Bytes() int64 { return r.down.Load() }
+
+func (r *Relay) serve(target string) {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.pipe(c, target)
+		}()
+	}
+}
+
+func (r *Relay) track(c net.Conn, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.conn[c] = struct{}{}
+	} else {
+		delete(r.conn, c)
+	}
+}
+
+func (r *Relay) pipe(c net.Conn, target string) {
+	defer c.Close()
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	r.track(c, true)
+	r.track(up, true)
+	defer r.track(c, false)
+	defer r.track(up, false)
+	done := make(chan struct{})
+	go func() {
+		io.Copy(up, c)
+		up.(*net.TCPConn).CloseWrite()
+		close(done)
+	}()
+	io.CopyBuffer(countWriter{c, &r.down, &r.rate}, up, make([]byte, 16<<10))
+	// The server is done or dead: end the client side at once.
+	c.Close()
+	<-done
+}
+
+// Cut makes the relay behave as a crashed host: its listener closes (new
+// connections are refused) and every open connection is reset, so bodies
+// in flight end mid-way whatever the kernel's socket buffers still hold
+// from the server.
+func (r *Relay) Cut() {
+	r.ln.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.conn {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+}
+
+func (r *Relay) close() {
+	r.Cut()
+	r.wg.Wait()
+}
+
+type countWriter struct {
+	w    io.Writer
+	n    *atomic.Int64
+	rate *atomic.Int64
+}
+
+func (c countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	if r := c.rate.Load(); r > 0 {
+		time.Sleep(time.Duration(int64(n) * int64(time.Second) / r)) // pacing, not synchronisation
+	}
+	return n, err
+}

@@ -1,0 +1,331 @@
+package origin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// A distributed MinIO answers for every object on every node, so the edge
+// can address the nodes directly instead of through a load balancer. The
+// pool below keeps one client per node and decides, per attempt, which
+// node to ask:
+//
+//   - Active checks: every HealthInterval each endpoint's
+//     /minio/health/live is fetched; a failed check takes the endpoint out
+//     at once, a passing one brings it back (unless it is ejected).
+//   - Passive ejection (outlier detection, after Envoy's
+//     consecutive_gateway_failure): EjectAfter consecutive transient
+//     failures or slow answers eject an endpoint for EjectTime, doubled at
+//     each further ejection up to MaxEjectTime; a success resets the count.
+//   - Spreading: among healthy endpoints the one with the fewest requests in
+//     flight, ties broken round robin. When none is healthy every endpoint
+//     is tried anyway (Envoy's "panic mode"): an edge that refuses to try is
+//     worse than one that tries a node that may have come back.
+//   - Failover: an attempt that fails transiently is retried on an endpoint
+//     this request has not tried yet, at once; only when all were tried
+//     does the next attempt wait for the back-off.
+
+// Defaults of the pool settings in S3Config.
+const (
+	DefaultHealthInterval = 5 * time.Second
+	DefaultEjectAfter     = 3
+	DefaultEjectTime      = 5 * time.Second
+	DefaultMaxEjectTime   = 5 * time.Minute
+	DefaultSlowThreshold  = 5 * time.Second
+)
+
+// EndpointStat is one endpoint's state and counters, for metrics.
+type EndpointStat struct {
+	// Endpoint is host:port as configured.
+	Endpoint string
+	// Up: the last active check passed and the endpoint is not ejected.
+	Up bool
+	// InFlight is how many requests are waiting for its answer or
+	// streaming its bodies now.
+	InFlight int64
+	// Requests, Failures and Ejections count since start: attempts sent,
+	// attempts that failed transiently or slowly, and passive ejections.
+	Requests, Failures, Ejections int64
+}
+
+// endpoint is one node of the pool.
+type endpoint struct {
+	addr string
+	core *minio.Core
+
+	inflight                      atomic.Int64
+	requests, failures, ejections atomic.Int64
+
+	mu           sync.Mutex
+	down         bool      // the last active check failed
+	consecutive  int       // transient failures in a row
+	ejectedUntil time.Time // passive ejection ends
+	strikes      int       // ejections in a row, for the growing back-off
+}
+
+// healthyLocked reports whether the endpoint should receive requests at now.
+func (e *endpoint) healthyLocked(now time.Time) bool {
+	return !e.down && !now.Before(e.ejectedUntil)
+}
+
+// pool chooses endpoints and keeps their health. It is safe for concurrent use.
+type pool struct {
+	eps        []*endpoint
+	now        func() time.Time
+	ejectAfter int
+	ejectTime  time.Duration
+	maxEject   time.Duration
+	slow       time.Duration
+	rr         atomic.Uint64
+
+	// health checks
+	hc       *http.Client
+	scheme   string
+	interval time.Duration
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	running  atomic.Bool // run was started; close waits for done
+}
+
+// pick returns the endpoint for the next attempt, skipping those in tried
+// (a bit set over eps), and whether it was healthy. It returns nil when
+// every endpoint was tried.
+func (p *pool) pick(tried uint64) *endpoint {
+	now := p.now()
+	start := int(p.rr.Add(1) % uint64(len(p.eps)))
+	var best, fallback *endpoint
+	var bestLoad int64
+	for i := range p.eps {
+		j := (start + i) % len(p.eps)
+		if tried&(1<<j) != 0 {
+			continue
+		}
+		e := p.eps[j]
+		e.mu.Lock()
+		ok := e.healthyLocked(now)
+		e.mu.Unlock()
+		if !ok {
+			if fallback == nil {
+				fallback = e
+			}
+			continue
+		}
+		if load := e.inflight.Load(); best == nil || load < bestLoad {
+			best, bestLoad = e, load
+		}
+	}
+	if best != nil {
+		return best
+	}
+	return fallback
+}
+
+func (p *pool) index(e *endpoint) int {
+	for i, x := range p.eps {
+		if x == e {
+			return i
+		}
+	}
+	panic("bug: endpoint not in pool")
+}
+
+// report records the outcome of one attempt on e that took d.
+func (p *pool) report(e *endpoint, err error, d time.Duration) {
+	failed := err != nil && (retryable(err) || classify(err) == ErrTimeout)
+	if !failed && p.slow > 0 && d > p.slow {
+		failed = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !failed {
+		e.consecutive = 0
+		if !e.down && !p.now().Before(e.ejectedUntil) {
+			e.strikes = 0
+		}
+		return
+	}
+	e.failures.Add(1)
+	e.consecutive++
+	if e.consecutive < p.ejectAfter {
+		return
+	}
+	now := p.now()
+	if now.Before(e.ejectedUntil) {
+		return // already out; late answers of requests sent before
+	}
+	d = p.ejectTime << min(e.strikes, 20)
+	e.ejectedUntil = now.Add(min(d, p.maxEject))
+	e.strikes++
+	e.consecutive = 0
+	e.ejections.Add(1)
+}
+
+// do runs op on endpoints until it succeeds, fails with a final error, or
+// retries+1 attempts are spent. Failover to an untried endpoint is
+// immediate; the back-off applies only once every endpoint was tried.
+func (p *pool) do(ctx context.Context, r retrier, op func(*endpoint) error) error {
+	return p.doFrom(ctx, r, 0, op)
+}
+
+// doFrom is do with the endpoints in tried skipped at first (a resumed
+// body avoids the endpoint that just failed it).
+func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*endpoint) error) error {
+	waits := 0
+	var err error
+	for attempt := 0; ; attempt++ {
+		e := p.pick(tried)
+		if e == nil {
+			tried = 0
+			t := time.NewTimer(r.backoff(waits))
+			waits++
+			select {
+			case <-ctx.Done():
+				// The store's last answer says more than ctx's error.
+				t.Stop()
+				if err == nil {
+					err = ctx.Err()
+				}
+				return err
+			case <-t.C:
+			}
+			e = p.pick(tried)
+		}
+		tried |= 1 << p.index(e)
+		err = p.attempt(e, op)
+		if err == nil || attempt >= r.retries || !retryable(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// attempt runs op once on e, counting it.
+func (p *pool) attempt(e *endpoint, op func(*endpoint) error) error {
+	e.requests.Add(1)
+	e.inflight.Add(1)
+	start := time.Now()
+	err := op(e)
+	e.inflight.Add(-1)
+	p.report(e, err, time.Since(start))
+	return err
+}
+
+// healthy reports whether at least one endpoint is up now.
+func (p *pool) healthy() bool {
+	now := p.now()
+	for _, e := range p.eps {
+		e.mu.Lock()
+		ok := e.healthyLocked(now)
+		e.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAll runs one active check of every endpoint, concurrently.
+func (p *pool) checkAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, e := range p.eps {
+		wg.Go(func() {
+			err := p.check(ctx, e)
+			e.mu.Lock()
+			e.down = err != nil
+			e.mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// check fetches MinIO's liveness probe, which answers 200 without
+// authentication as long as the node's server runs.
+func (p *pool) check(ctx context.Context, e *endpoint) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme+"://"+e.addr+"/minio/health/live", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("origin: health %s: status %d", e.addr, resp.StatusCode)
+	}
+	return nil
+}
+
+// run checks every interval until close. tick is the ticker's channel
+// (a test passes its own).
+func (p *pool) run(tick <-chan time.Time) {
+	p.running.Store(true)
+	defer close(p.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-p.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick:
+			p.checkAll(ctx)
+		}
+	}
+}
+
+// start launches the health-check loop on a real ticker.
+func (p *pool) start() {
+	p.running.Store(true)
+	t := time.NewTicker(p.interval)
+	go func() {
+		<-p.done
+		t.Stop()
+	}()
+	go p.run(t.C)
+}
+
+func (p *pool) close() {
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		if p.running.Load() {
+			<-p.done
+		}
+	})
+}
+
+// stats returns every endpoint's state.
+func (p *pool) stats() []EndpointStat {
+	now := p.now()
+	out := make([]EndpointStat, len(p.eps))
+	for i, e := range p.eps {
+		e.mu.Lock()
+		up := e.healthyLocked(now)
+		e.mu.Unlock()
+		out[i] = EndpointStat{
+			Endpoint:  e.addr,
+			Up:        up,
+			InFlight:  e.inflight.Load(),
+			Requests:  e.requests.Load(),
+			Failures:  e.failures.Load(),
+			Ejections: e.ejections.Load(),
+		}
+	}
+	return out
+}
+
+// errNoEndpoint is returned by Ping when every endpoint failed.
+var errNoEndpoint = errors.New("no endpoint answered")
