@@ -32,6 +32,7 @@ func TestConfigErrors(t *testing.T) {
 		{"negative stale retry", Config{StaleRetry: -time.Second}, "stale_retry"},
 		{"negative stat timeout", Config{StatTimeout: -time.Second}, "stat_timeout"},
 		{"negative meta entries", Config{MetaEntries: -1}, "meta_entries"},
+		{"unknown policy", Config{Policy: "lfu"}, "policy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,7 +56,7 @@ func TestConfigDefaults(t *testing.T) {
 		ChunkSize: 1 << 20, MemoryBytes: 256 << 20, MemoryItems: 16384, DiskBytes: 10 << 30, DiskQueue: 64,
 		Readahead: 8 << 20, FillMemory: 64 << 20, FillTimeout: 60 * time.Second, MetaTTL: 30 * time.Second,
 		NegativeTTL: 5 * time.Second, MaxStale: time.Hour, StaleRetry: time.Second, StatTimeout: 10 * time.Second,
-		MetaEntries: 100000,
+		MetaEntries: 100000, Policy: "tinylfu",
 	}
 	if cfg != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)

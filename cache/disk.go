@@ -5,19 +5,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/edgeproxy/edgeproxy/cache/policy"
 )
 
 // diskTier keeps chunks as files under dir/<2 hex digits>/, one file per
-// chunk (format in diskfile.go), within a byte budget, least recently used
-// first out.
+// chunk (format in diskfile.go), within a byte budget; which chunks are
+// written and which leave first is the policy's (diskpolicy.go).
 //
 // Writes are behind the serving path: fills enqueue chunks on a bounded
 // queue that one goroutine drains, and a full queue drops the chunk rather
@@ -27,10 +26,10 @@ import (
 // checksum catches on first read. Any I/O failure is counted and logged at
 // most once per interval, and the request goes on from memory or origin.
 //
-// The index (which chunks exist, their sizes, LRU order) lives in memory and
-// is rebuilt at start from file names and sizes alone, without opening the
-// files, so a restart with a large cache is quick; the LRU order then
-// follows file modification times.
+// The index (which chunks exist, their sizes, eviction order) lives in
+// memory and is rebuilt at start from file names and sizes alone, without
+// opening the files, so a restart with a large cache is quick; the order
+// then follows file modification times.
 type diskTier struct {
 	c      *Cache // counters, clock, logger
 	dir    string
@@ -40,15 +39,19 @@ type diskTier struct {
 	queue       chan diskJob
 	stop, done  chan struct{}
 	beforeWrite func() // test hook run by the writer before each chunk
+	midWrite    func() // test hook run between a file's header and its data
+
+	sketch *policy.Sketch // chunk frequencies; nil under the lru policy
 
 	mu       sync.Mutex
-	lru      *simplelru.LRU[diskKey, int64] // chunk -> file size
-	objs     map[uint64]*diskObject         // by keyHash
-	used     int64                          // bytes of indexed files
-	reserved int64                          // bytes being written
-	evicted  []diskKey                      // removed from the index, file still to delete
+	lru      *policy.Index[diskKey] // chunk -> file size in eviction order (named for the tier's first policy)
+	objs     map[uint64]*diskObject // by keyHash
+	used     int64                  // bytes of indexed files
+	reserved int64                  // bytes being written
+	evicted  []diskKey              // removed from the index, file still to delete
 
 	errLog logLimiter
+	gate   promoteGate // which disk hits are copied into memory (diskread.go)
 }
 
 // diskObject groups the chunk files of one object (all versions), so purges
@@ -78,7 +81,7 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 		objs:   make(map[uint64]*diskObject),
 	}
 	var err error
-	d.lru, err = simplelru.NewLRU(math.MaxInt, d.onEvict)
+	d.lru, err = d.newDiskIndex(policy.Kind(c.cfg.Policy))
 	if err != nil {
 		return nil, fmt.Errorf("cache: disk index: %w", err)
 	}
@@ -158,6 +161,7 @@ func (d *diskTier) scan() error {
 	d.mu.Lock()
 	for _, f := range all {
 		d.addLocked(f.k, f.size, "", "", false)
+		d.seed(f.k)
 	}
 	victims := d.takeEvictedLocked()
 	d.mu.Unlock()
@@ -185,6 +189,9 @@ func (d *diskTier) scanSubdir(i int) ([]foundFile, error) {
 	for _, e := range ents {
 		k, ok := parseFileName(e.Name())
 		if !ok || !e.Type().IsRegular() || k.subdir() != sub {
+			if e.Type().IsRegular() && isV1FileName(e.Name()) {
+				d.c.st.diskOldFormat.Add(1) // never read: the format changed
+			}
 			os.RemoveAll(filepath.Join(path, e.Name()))
 			continue
 		}
@@ -220,7 +227,7 @@ func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bo
 	d.evictLocked()
 }
 
-// evictLocked removes least recently used chunks until the indexed and
+// evictLocked removes chunks in the policy's order until the indexed and
 // reserved bytes fit the budget.
 func (d *diskTier) evictLocked() {
 	for d.used+d.reserved > d.budget && d.lru.Len() > 0 {
@@ -228,7 +235,7 @@ func (d *diskTier) evictLocked() {
 	}
 }
 
-// onEvict is simplelru's callback for every removal from the index.
+// onEvict is the index's callback for every removal.
 func (d *diskTier) onEvict(k diskKey, size int64) {
 	d.used -= size
 	if obj := d.objs[k.kh]; obj != nil {
@@ -280,72 +287,19 @@ func (d *diskTier) has(id *objectID, idx int64) bool {
 	return ok
 }
 
-// get reads and verifies chunk idx of id. A file that fails verification is
-// deleted and reported as a miss, never served.
-func (d *diskTier) get(id *objectID, idx int64) *chunk {
-	k := diskKey{id.kh, id.eh, idx}
-	d.mu.Lock()
-	size, ok := d.lru.Get(k)
-	d.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	b, err := readFileExact(d.path(k), size)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		d.drop(k) // deleted under us (eviction or by hand)
-		return nil
-	case errors.Is(err, errCorrupt):
-		d.corrupt(k, err)
-		return nil
-	case err != nil:
-		d.ioError("read", err)
-		d.drop(k)
-		return nil
-	}
-	h, data, err := parseChunkFile(b)
-	if err == nil && (h.idx != idx || string(h.etag) != id.etag || string(h.key) != id.key ||
-		string(h.bucket) != id.bucket || int64(len(data)) != d.c.span.length(id.size, idx)) {
-		err = fmt.Errorf("%w: identity does not match its name", errCorrupt)
-	}
-	if err != nil {
-		d.corrupt(k, err)
-		return nil
-	}
-	return &chunk{id: id, idx: idx, data: data}
-}
-
 func (d *diskTier) corrupt(k diskKey, err error) {
 	d.c.st.diskCorrupt.Add(1)
 	d.c.logLimited(&d.errLog, "deleting corrupt chunk file", "file", d.path(k), "err", err)
 	d.drop(k)
 }
 
-// readFileExact reads a file that must be exactly size bytes long; a
-// shorter or longer file is errCorrupt.
-func readFileExact(path string, size int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// enqueue hands a chunk to the writer if the policy admits it (ahead: see
+// admit), or drops it if the queue is full.
+func (d *diskTier) enqueue(ch *chunk, ahead bool) {
+	if !d.admit(ch, ahead) {
+		d.c.st.diskRejected.Add(1)
+		return
 	}
-	defer f.Close()
-	b := make([]byte, size+1)
-	n, err := io.ReadFull(f, b)
-	switch {
-	case err == nil:
-		return nil, fmt.Errorf("%w: %q is longer than %d bytes", errCorrupt, path, size)
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		if int64(n) != size {
-			return nil, fmt.Errorf("%w: %q has %d bytes, want %d", errCorrupt, path, n, size)
-		}
-		return b[:n], nil
-	default:
-		return nil, fmt.Errorf("cache: read chunk %q: %w", path, err)
-	}
-}
-
-// enqueue hands a chunk to the writer, or drops it if the queue is full.
-func (d *diskTier) enqueue(ch *chunk) {
 	select {
 	case d.queue <- diskJob{ch: ch}:
 	default:
@@ -441,6 +395,9 @@ func (d *diskTier) writeFile(k diskKey, hdr, data []byte) error {
 		return fmt.Errorf("cache: create chunk file: %w", err)
 	}
 	_, err = f.Write(hdr)
+	if err == nil && d.midWrite != nil {
+		d.midWrite()
+	}
 	if err == nil {
 		_, err = f.Write(data)
 	}

@@ -5,11 +5,17 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,17 +88,20 @@ func TestDiskRestartWarm(t *testing.T) {
 	if st := c2.Stats(); st.DiskChunks != 6 {
 		t.Fatalf("rebuilt index has %d chunks", st.DiskChunks)
 	}
-	got, status := readAll(t, c2, "b", "k")
-	if !bytes.Equal(got, data) || status != StatusHit {
-		t.Fatalf("status %s, equal %v", status, bytes.Equal(got, data))
+	// Two whole reads from disk pass the promotion gate (diskread.go).
+	for i := 1; i <= 2; i++ {
+		got, status := readAll(t, c2, "b", "k")
+		if !bytes.Equal(got, data) || status != StatusHit {
+			t.Fatalf("read %d: status %s, equal %v", i, status, bytes.Equal(got, data))
+		}
+		if st := c2.Stats(); st.DiskHits != 6*int64(i) || st.BytesFromDisk != int64(i*len(data)) || st.DiskReadBuffers != 0 {
+			t.Fatalf("read %d: stats %+v", i, st)
+		}
 	}
-	if st := c2.Stats(); st.DiskHits != 6 || st.BytesFromDisk != int64(len(data)) {
-		t.Fatalf("stats %+v", st)
-	}
-	// Promoted to memory: the second read does not touch the disk.
+	// Promoted to memory: the third read does not touch the disk.
 	settle(t, c2)
 	readAll(t, c2, "b", "k")
-	if st := c2.Stats(); st.DiskHits != 6 || st.MemoryHits != 6 {
+	if st := c2.Stats(); st.DiskHits != 12 || st.MemoryHits != 6 {
 		t.Fatalf("after promotion %+v", st)
 	}
 }
@@ -134,7 +143,7 @@ func TestDiskCorruption(t *testing.T) {
 				settle(t, c)
 				var victim string
 				for _, f := range chunkFiles(t, dir) {
-					if strings.HasSuffix(f, "-0") {
+					if strings.HasSuffix(f, "-0"+fileSuffix) {
 						victim = f
 					}
 				}
@@ -229,7 +238,8 @@ func patchUint64(t *testing.T, path string, at int, v uint64) {
 }
 
 // TestDiskBudget: the disk tier stays within its byte budget, evicting
-// least recently used chunks, and a budget below one chunk stores nothing
+// least recently used chunks under the lru policy and admitting by
+// frequency under tinylfu, and a budget below one chunk stores nothing
 // without failing requests.
 func TestDiskBudget(t *testing.T) {
 	t.Run("tiny", func(t *testing.T) {
@@ -251,7 +261,8 @@ func TestDiskBudget(t *testing.T) {
 	t.Run("lru", func(t *testing.T) {
 		dir := t.TempDir()
 		cfg := diskConfig(dir)
-		fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 1<<10) // bucket "b", key "x", quoted MD5 ETag
+		cfg.Policy = "lru"
+		fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 4 + 1<<10) // bucket "b", key "x", quoted MD5 ETag, one block sum
 		cfg.DiskBytes = 3*fileSize + fileSize/2
 		o := newFakeOrigin()
 		c := newTestCache(t, cfg, o, nil)
@@ -279,6 +290,50 @@ func TestDiskBudget(t *testing.T) {
 			t.Fatalf("after restart %+v", st)
 		}
 	})
+}
+
+// TestDiskAdmission: under tinylfu a full disk tier writes a new chunk
+// only once it has been read more often than the chunk it would displace;
+// reads served by the memory tier count, and the writes skipped are
+// counted.
+func TestDiskAdmission(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskConfig(dir)
+	fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 4 + 1<<10) // bucket "b", key "x", quoted MD5 ETag, one block sum
+	cfg.DiskBytes = 3*fileSize + fileSize/2
+	o := newFakeOrigin()
+	c := newTestCache(t, cfg, o, nil)
+	for i, k := range []string{"1", "2", "3", "4", "5"} {
+		o.put("b", k, randomBytes(1<<10, uint64(44+i)))
+		readAll(t, c, "b", k)
+		settle(t, c)
+	}
+	// 1-3 filled the room; 4 and 5, read once like each of them, lose the
+	// tie to the incumbents.
+	if st := c.Stats(); st.DiskWrites != 3 || st.DiskRejected != 2 || st.DiskChunks != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, k := range []string{"1", "2", "3"} {
+		if !c.disk.has(c.meta.get("b", k).id, 0) {
+			t.Fatalf("chunk of %s not on disk", k)
+		}
+	}
+	// Two more reads of 4, served from memory, then it leaves memory: its
+	// next fill beats the least recent of 1-3.
+	readAll(t, c, "b", "4")
+	if _, status := readAll(t, c, "b", "4"); status != StatusHit {
+		t.Fatalf("read of 4 from memory: %s", status)
+	}
+	id4 := c.meta.get("b", "4").id
+	c.mem.Del(memKey(id4, 0))
+	c.mem.Wait()
+	if _, status := readAll(t, c, "b", "4"); status != StatusMiss {
+		t.Fatalf("read of 4 after leaving memory: %s", status)
+	}
+	settle(t, c)
+	if st := c.Stats(); st.DiskWrites != 4 || st.DiskRejected != 2 || st.DiskChunks != 3 || !c.disk.has(id4, 0) {
+		t.Fatalf("after 4 became popular: stats %+v, on disk %v", st, c.disk.has(id4, 0))
+	}
 }
 
 // TestDiskIOErrors: when the disk cannot be written or read, requests are
@@ -477,7 +532,11 @@ func FuzzParseChunkFile(f *testing.F) {
 	ch := &chunk{id: newObjectID("bucket", "some/key", `"etag"`, 100), idx: 3, data: []byte("hello chunk")}
 	hdr, _ := encodeHeader(ch)
 	f.Add(append(hdr, ch.data...))
-	f.Add([]byte("EPC1"))
+	big := &chunk{id: ch.id, idx: 0, data: randomBytes(2*diskBlockSize+10, 74)}
+	hdr, _ = encodeHeader(big)
+	f.Add(append(hdr, big.data...))
+	f.Add(encodeV1(ch))
+	f.Add([]byte("EPC2"))
 	f.Add(make([]byte, 64))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, data, err := parseChunkFile(b)
@@ -497,4 +556,511 @@ func FuzzParseChunkFile(f *testing.F) {
 			t.Fatal("parsed file does not re-encode to itself")
 		}
 	})
+}
+
+// diskOnlyConfig has a memory tier of one chunk, which ristretto never
+// admits a chunk into (the cost includes its bookkeeping): every hit comes
+// from the disk tier.
+func diskOnlyConfig(dir string, chunk int64) Config {
+	return Config{ChunkSize: chunk, MemoryBytes: chunk, Readahead: 4 * chunk, DiskDir: dir}
+}
+
+// TestDiskBlockCorruption flips one byte in the middle of a multi-block
+// chunk file: a range that does not touch the damaged block is served from
+// disk without noticing, a read that touches it gets byte-exact data (the
+// blocks before from disk, the rest of the chunk from the origin), the
+// corruption is counted and the file deleted, then rewritten.
+func TestDiskBlockCorruption(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "indexed", true: "restart"}[restart], func(t *testing.T) {
+			const chunk = 1 << 20
+			dir := t.TempDir()
+			o := newFakeOrigin()
+			data := randomBytes(2*chunk+100, 70)
+			etag := o.put("b", "k", data)
+			cfg := diskOnlyConfig(dir, chunk)
+			c, err := New(cfg, o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, c, "b", "k")
+			settle(t, c)
+			victim := filepath.Join(dir, "placeholder")
+			for _, f := range chunkFiles(t, dir) {
+				if strings.HasSuffix(f, "-0"+fileSuffix) {
+					victim = f
+				}
+			}
+			c.Close()
+			st, err := os.Stat(victim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			middle := st.Size() / 2 // in block 31 of 64
+			if restart {
+				flipByte(t, victim, middle)
+				c = newTestCache(t, cfg, o, nil)
+			} else {
+				c = newTestCache(t, cfg, o, nil)
+				flipByte(t, victim, middle)
+			}
+			ctx := context.Background()
+			opens := o.opens.Load()
+
+			// Blocks 6 to 10 only: the damage is not read, nor served.
+			got, status := readRange(t, c, ctx, "b", "k", etag, 100_000, 64<<10)
+			if !bytes.Equal(got, data[100_000:100_000+64<<10]) || status != StatusHit {
+				t.Fatalf("range before the damage: status %s, equal %v", status, bytes.Equal(got, data[100_000:100_000+64<<10]))
+			}
+			if st := c.Stats(); st.DiskCorrupt != 0 || st.DiskHits != 1 || o.opens.Load() != opens {
+				t.Fatalf("after the range: stats %+v", st)
+			}
+
+			got, _ = readAll(t, c, "b", "k")
+			if !bytes.Equal(got, data) {
+				t.Fatal("served damaged bytes")
+			}
+			st2 := c.Stats()
+			if st2.DiskCorrupt != 1 || o.opens.Load() != opens+1 || st2.MemoryHits != 0 {
+				t.Fatalf("after the whole read: stats %+v, origin opens %d", st2, o.opens.Load()-opens)
+			}
+			// The read holding the flipped byte fails whole; what was read
+			// before it was served.
+			damaged := middle - (st.Size() - chunk) // offset in the chunk's data
+			if want := 64<<10 + damaged/diskReadSize*diskReadSize + (chunk + 100); st2.BytesFromDisk != want {
+				t.Fatalf("%d bytes from disk, want %d (the range, the reads before the damage, chunks 1 and 2)", st2.BytesFromDisk, want)
+			}
+			if _, err := os.Stat(victim); !errors.Is(err, fs.ErrNotExist) {
+				// Deleted, then rewritten by the refetch: it must verify now.
+				settle(t, c)
+				b, err := os.ReadFile(victim)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, d, err := parseChunkFile(b); err != nil || !bytes.Equal(d, data[:chunk]) {
+					t.Fatalf("rewritten file: %v", err)
+				}
+			}
+			settle(t, c)
+			if n := len(chunkFiles(t, dir)); n != 3 {
+				t.Fatalf("after refetch %d files, want 3", n)
+			}
+		})
+	}
+}
+
+// encodeV1 writes a chunk file of format version 1 (one checksum over the
+// whole file, names without a suffix), as the previous release did.
+func encodeV1(ch *chunk) []byte {
+	id := ch.id
+	h := make([]byte, 32)
+	copy(h, "EPC1")
+	binary.LittleEndian.PutUint64(h[8:], uint64(ch.idx))
+	binary.LittleEndian.PutUint64(h[16:], uint64(len(ch.data)))
+	binary.LittleEndian.PutUint16(h[24:], uint16(len(id.bucket)))
+	binary.LittleEndian.PutUint16(h[26:], uint16(len(id.key)))
+	binary.LittleEndian.PutUint16(h[28:], uint16(len(id.etag)))
+	h = append(h, id.bucket...)
+	h = append(h, id.key...)
+	h = append(h, id.etag...)
+	sum := crc32.Update(0, castagnoli, h[8:])
+	sum = crc32.Update(sum, castagnoli, ch.data)
+	binary.LittleEndian.PutUint32(h[4:], sum)
+	return append(h, ch.data...)
+}
+
+// TestDiskOldFormatDiscarded: valid version 1 files are deleted at start
+// and counted, never read; a version 1 file under a version 2 name is
+// corrupt, never served.
+func TestDiskOldFormatDiscarded(t *testing.T) {
+	dir := t.TempDir()
+	// A directory an earlier build claimed: its marker is there.
+	if err := os.WriteFile(filepath.Join(dir, markerName), markerContent, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := newFakeOrigin()
+	data := randomBytes(2<<10, 71)
+	etag := o.put("b", "k", data)
+	id := newObjectID("b", "k", etag, int64(len(data)))
+	write := func(name string, b []byte) string {
+		k := diskKey{id.kh, id.eh, 0}
+		path := filepath.Join(dir, k.subdir(), name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// Old files of both chunks, with stale bytes so serving them would show.
+	stale := randomBytes(2<<10, 72)
+	var v1 []string
+	for idx := range int64(2) {
+		k := diskKey{id.kh, id.eh, idx}
+		v1 = append(v1, write(strings.TrimSuffix(k.fileName(), fileSuffix), encodeV1(&chunk{id: id, idx: idx, data: stale[idx<<10 : (idx+1)<<10]})))
+	}
+	impostor := write(diskKey{id.kh, id.eh, 0}.fileName(), encodeV1(&chunk{id: id, idx: 0, data: stale[:1<<10]}))
+
+	c := newTestCache(t, diskConfig(dir), o, nil)
+	if st := c.Stats(); st.DiskOldFormat != 2 || st.DiskChunks != 1 {
+		t.Fatalf("stats after start %+v", st)
+	}
+	for _, p := range v1 {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("version 1 file %s survived: %v", p, err)
+		}
+	}
+	got, status := readAll(t, c, "b", "k")
+	if !bytes.Equal(got, data) || status != StatusMiss {
+		t.Fatalf("status %s, equal %v", status, bytes.Equal(got, data))
+	}
+	if st := c.Stats(); st.DiskCorrupt != 1 || st.DiskHits != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	settle(t, c)
+	b, err := os.ReadFile(impostor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, d, err := parseChunkFile(b); err != nil || !bytes.Equal(d, data[:1<<10]) {
+		t.Fatalf("rewritten chunk 0: %v", err)
+	}
+}
+
+// TestDiskSlowReadersBoundedMemory: readers that each started on a
+// different disk-tier chunk and then stalled (slow clients) hold one pooled
+// block buffer each, not a chunk: the bytes allocated while they open and
+// start reading stay far below one chunk per reader, and a reader between
+// writes holds no buffer at all.
+func TestDiskSlowReadersBoundedMemory(t *testing.T) {
+	const chunk, readers = 1 << 20, 16
+	dir := t.TempDir()
+	o := newFakeOrigin()
+	data := randomBytes(readers*chunk, 73)
+	etag := o.put("b", "k", data)
+	c := newTestCache(t, diskOnlyConfig(dir, chunk), o, nil)
+	readAll(t, c, "b", "k")
+	settle(t, c)
+	if st := c.Stats(); st.DiskChunks != readers {
+		t.Fatalf("stats %+v", st)
+	}
+	hits0 := c.Stats().DiskHits
+	ctx := context.Background()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rs := make([]io.ReadCloser, readers)
+	for i := range rs {
+		off := int64(i)*chunk + 1000
+		rc, err := c.Open(ctx, "b", "k", etag, off, chunk-1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs[i] = rc
+		var one [1]byte
+		if _, err := io.ReadFull(rc, one[:]); err != nil || one[0] != data[off] {
+			t.Fatalf("reader %d: %v", i, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > readers*chunk/4 {
+		t.Fatalf("%d stalled readers allocated %d bytes, want well under a chunk (%d) each", readers, alloc, chunk)
+	}
+	if st := c.Stats(); st.DiskReadBuffers != readers || st.DiskHits-hits0 != readers || st.MemoryHits != 0 {
+		t.Fatalf("stats with stalled readers %+v", st)
+	}
+	// Drain the rest of each reader's first read: between reads a reader
+	// holds nothing.
+	for i, rc := range rs {
+		rest := make([]byte, diskReadSize-1000-1)
+		if _, err := io.ReadFull(rc, rest); err != nil {
+			t.Fatal(err)
+		}
+		off := int64(i)*chunk + 1001
+		if !bytes.Equal(rest, data[off:off+int64(len(rest))]) {
+			t.Fatalf("reader %d: wrong bytes", i)
+		}
+	}
+	if st := c.Stats(); st.DiskReadBuffers != 0 {
+		t.Fatalf("%d buffers held between reads", st.DiskReadBuffers)
+	}
+	for _, rc := range rs {
+		rc.Close()
+	}
+}
+
+// stallWriter is a slow client: its first Write blocks until release is
+// closed, then it keeps what it is given.
+type stallWriter struct {
+	blocked chan<- struct{}
+	release <-chan struct{}
+	got     bytes.Buffer
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	if w.got.Len() == 0 {
+		w.blocked <- struct{}{}
+		<-w.release
+	}
+	return w.got.Write(p)
+}
+
+// TestDiskSlowWritersBoundedMemory: concurrent readers served through
+// WriteTo (as fasthttp serves bodies) whose clients all stall in their
+// first write hold one pooled read buffer each, never a chunk; once the
+// clients drain, every byte is right and no buffer is held.
+func TestDiskSlowWritersBoundedMemory(t *testing.T) {
+	const chunk, readers = 1 << 20, 16
+	dir := t.TempDir()
+	o := newFakeOrigin()
+	data := randomBytes(readers*chunk, 76)
+	etag := o.put("b", "k", data)
+	c := newTestCache(t, diskOnlyConfig(dir, chunk), o, nil)
+	readAll(t, c, "b", "k")
+	settle(t, c)
+	ctx := context.Background()
+	blocked, release := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, readers)
+	ws := make([]*stallWriter, readers)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range ws {
+		ws[i] = &stallWriter{blocked: blocked, release: release}
+		go func(w *stallWriter, off int64) {
+			rc, err := c.Open(ctx, "b", "k", etag, off, min(chunk, int64(len(data))-off))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer rc.Close()
+			_, err = rc.(io.WriterTo).WriteTo(w)
+			errs <- err
+		}(ws[i], int64(i)*chunk+777) // each straddles two chunks
+	}
+	deadline := time.After(10 * time.Second)
+	for range readers {
+		select {
+		case <-blocked:
+		case err := <-errs:
+			t.Fatalf("reader ended before its client drained: %v", err)
+		case <-deadline:
+			t.Fatal("timed out waiting for the clients to stall")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > readers*chunk/4 {
+		t.Fatalf("%d stalled clients cost %d bytes of allocation, want well under a chunk (%d) each", readers, alloc, chunk)
+	}
+	if st := c.Stats(); st.DiskReadBuffers != readers || st.MemoryHits != 0 {
+		t.Fatalf("stats with stalled clients %+v", st)
+	}
+	close(release)
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, w := range ws {
+		off := int64(i)*chunk + 777
+		if end := min(off+chunk, int64(len(data))); !bytes.Equal(w.got.Bytes(), data[off:end]) {
+			t.Fatalf("client %d: %d bytes, wrong content", i, w.got.Len())
+		}
+	}
+	if st := c.Stats(); st.DiskReadBuffers != 0 {
+		t.Fatalf("%d buffers held after every reader closed", st.DiskReadBuffers)
+	}
+}
+
+// killObjects puts the objects TestDiskKillDuringWrite fills, 8 of 2 MiB,
+// and returns their keys and contents.
+func killObjects(o *fakeOrigin) ([]string, [][]byte) {
+	keys, data := make([]string, 8), make([][]byte, 8)
+	for i := range keys {
+		var seed [32]byte
+		seed[0] = byte(i)
+		data[i] = make([]byte, 2<<20)
+		rand.NewChaCha8(seed).Read(data[i])
+		keys[i] = "obj" + strconv.Itoa(i)
+		o.put("b", keys[i], data[i])
+	}
+	return keys, data
+}
+
+// TestDiskKillHelper is the process TestDiskKillDuringWrite kills: with
+// EDGEPROXY_KILL_DIR set it fills the disk tier there and, in the middle of
+// writing its fifth chunk file (header written, data not), creates the file
+// EDGEPROXY_KILL_READY and waits to be killed (at most a minute); without
+// it, it returns at once.
+func TestDiskKillHelper(t *testing.T) {
+	dir := os.Getenv("EDGEPROXY_KILL_DIR")
+	if dir == "" {
+		return
+	}
+	o := newFakeOrigin()
+	keys, _ := killObjects(o)
+	c, err := New(diskOnlyConfig(dir, 1<<20), o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	c.disk.midWrite = func() {
+		if written++; written == 5 {
+			if err := os.WriteFile(os.Getenv("EDGEPROXY_KILL_READY"), nil, 0o644); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(time.Minute)
+		}
+	}
+	for _, k := range keys {
+		readAll(t, c, "b", k)
+	}
+	time.Sleep(time.Minute)
+}
+
+// TestDiskKillDuringWrite kills (SIGKILL) a process in the middle of
+// writing a chunk file, then starts a cache on the directory: the torn file
+// is not visible under a chunk name (only in tmp/, which start-up clears),
+// the four files written before it are complete and served, and every
+// object reads back byte-exact.
+func TestDiskKillDuringWrite(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskKillHelper$")
+	cmd.Env = append(os.Environ(), "EDGEPROXY_KILL_DIR="+dir, "EDGEPROXY_KILL_READY="+ready)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails before the kill
+	deadline := time.After(time.Minute)      // a fresh process, maybe built with -race
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("helper exited before it was killed: %v", err)
+		case <-deadline:
+			t.Fatal("timed out waiting for the helper to start its fifth chunk file")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err == nil {
+		t.Fatal("helper exited cleanly before it was killed")
+	}
+	torn, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	if err != nil || len(torn) != 1 {
+		t.Fatalf("tmp/ holds %d files (%v), want the one torn write", len(torn), err)
+	}
+	if files := len(chunkFiles(t, dir)); files != 4 {
+		t.Fatalf("%d chunk files visible after the kill, want the 4 complete ones", files)
+	}
+
+	o := newFakeOrigin()
+	keys, data := killObjects(o)
+	c := newTestCache(t, diskOnlyConfig(dir, 1<<20), o, nil)
+	if st := c.Stats(); st.DiskChunks != 4 {
+		t.Fatalf("indexed %d chunk files, want 4", st.DiskChunks)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(left) != 0 {
+		t.Fatalf("start-up left %d files in tmp/", len(left))
+	}
+	for i, k := range keys {
+		if got, _ := readAll(t, c, "b", k); !bytes.Equal(got, data[i]) {
+			t.Fatalf("%s: wrong bytes", k)
+		}
+	}
+	if st := c.Stats(); st.DiskCorrupt != 0 || st.DiskErrors != 0 || st.DiskHits < 4 {
+		t.Fatalf("after the kill: stats %+v", st)
+	}
+}
+
+// TestPromoteGate: a chunk is promoted once readers took twice its length
+// from disk, and counts halve every period so old reads fade.
+func TestPromoteGate(t *testing.T) {
+	const chunk, period = 1 << 20, 1 << 40
+	var g promoteGate
+	if g.add(1, chunk, chunk, period) || !g.add(1, chunk, chunk, period) {
+		t.Fatal("whole-chunk reads: want promotion on the second")
+	}
+	if g.add(1, chunk, chunk, period) {
+		t.Fatal("promotion did not reset the count")
+	}
+	var h promoteGate
+	for i := 1; i <= 32; i++ {
+		if got := h.add(2, 64<<10, chunk, period); got != (i == 32) {
+			t.Fatalf("64 KiB range %d: promote = %v", i, got)
+		}
+	}
+	// With a period of 2 chunks, the second whole read crosses it and
+	// halves the first one's count before adding its own.
+	var k promoteGate
+	if k.add(3, chunk, chunk, 2*chunk) || k.add(3, chunk, chunk, 2*chunk) {
+		t.Fatal("count not halved at the end of the period")
+	}
+	if !k.add(3, chunk/2, chunk, 2*chunk) {
+		t.Fatal("half + whole + half read: want promotion")
+	}
+}
+
+// TestParseHeader: bad headers first, each errCorrupt, then a good one
+// whose blocks verify and whose neighbours do not.
+func TestParseHeader(t *testing.T) {
+	id := newObjectID("bucket", "some/key", `"etag"`, 3*diskBlockSize)
+	ch := &chunk{id: id, idx: 2, data: randomBytes(2*diskBlockSize+10, 75)}
+	good, err := encodeHeader(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(good) != fileHeaderLen+6+8+6+3*4 {
+		t.Fatalf("header of %d bytes", len(good))
+	}
+	patch := func(fn func(b []byte) []byte) []byte { return fn(bytes.Clone(good)) }
+	bad := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short fixed part", good[:fileHeaderLen-1]},
+		{"cut in the block table", good[:len(good)-1]},
+		{"version 1 magic", patch(func(b []byte) []byte { copy(b, "EPC1"); return b })},
+		{"block shift", patch(func(b []byte) []byte { b[30] = 17; return b })},
+		{"reserved byte", patch(func(b []byte) []byte { b[31] = 1; return b })},
+		{"index too large", patch(func(b []byte) []byte { binary.LittleEndian.PutUint64(b[8:], 1<<62+1); return b })},
+		{"data longer than a chunk can be", patch(func(b []byte) []byte { binary.LittleEndian.PutUint64(b[16:], maxChunkSize+1); return b })},
+		{"identity byte", patch(func(b []byte) []byte { b[fileHeaderLen+2] ^= 1; return b })},
+		{"block sum", patch(func(b []byte) []byte { b[len(b)-1] ^= 1; return b })},
+		{"header sum", patch(func(b []byte) []byte { b[4] ^= 1; return b })},
+		{"data length", patch(func(b []byte) []byte { b[16]++; return b })},
+	}
+	for _, tc := range bad {
+		if _, err := parseHeader(tc.b); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: err %v, want errCorrupt", tc.name, err)
+		}
+	}
+
+	h, err := parseHeader(append(bytes.Clone(good), ch.data...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.idx != 2 || h.dataLen != int64(len(ch.data)) || h.dataOff != int64(len(good)) ||
+		string(h.bucket) != "bucket" || string(h.key) != "some/key" || string(h.etag) != `"etag"` {
+		t.Fatalf("parsed %+v", h)
+	}
+	for i := range int64(3) {
+		blk := ch.data[i*diskBlockSize : min((i+1)*diskBlockSize, int64(len(ch.data)))]
+		if !h.verifyBlock(i, blk) {
+			t.Errorf("block %d does not verify", i)
+		}
+		if h.verifyBlock(i, blk[:len(blk)-1]) || h.verifyBlock((i+1)%3, blk) {
+			t.Errorf("block %d verifies cut or at another index", i)
+		}
+	}
+	if h.verifyBlock(3, nil) || h.verifyBlock(-1, nil) {
+		t.Error("a block outside the table verifies")
+	}
 }

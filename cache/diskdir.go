@@ -25,8 +25,11 @@ import (
 // Anything else (a home directory, "/", a directory of another program, a
 // marker of an unknown or newer format) is refused with a DiskDirError
 // and nothing in it is read, created or removed. The marker's version is
-// the layout of the directory and of the chunk files (diskfile.go): a build
-// that cannot read a layout must not scan, and so delete, its files.
+// the layout of the directory (marker, tmp/, 256 two-hex subdirectories,
+// file names): a build that cannot read a layout must not scan, and so
+// delete, its files. Chunk files carry their own format in their name
+// (".v2", diskfile.go), so a new chunk format needs no new marker: files of
+// an older format are recognised by name and discarded at start.
 const (
 	markerName    = "EDGEPROXY-CACHE"
 	markerMagic   = "edgeproxy-cache"

@@ -41,6 +41,10 @@ type slot struct {
 	ready chan struct{}
 	ch    *chunk
 	err   error
+	// next is the first chunk after the slot's fill: where a sequential
+	// reader's readahead goes, so that windows stay contiguous however
+	// far into a window the reader was when it first had to wait.
+	next int64
 }
 
 // wait returns the slot's chunk data, or the fill's error, or ctx's error if
@@ -86,6 +90,9 @@ func (c *Cache) acquire(ctx context.Context, id *objectID, idx, limit int64, for
 		s := &slot{ready: make(chan struct{})}
 		c.inflight[keyOf(id, j)] = s
 		slots = append(slots, s)
+	}
+	for _, s := range slots {
+		s.next = idx + int64(len(slots))
 	}
 	c.bg.Add(1) // under fmu with !closed, see Cache.bg
 	go c.fill(ctx, id, idx, slots)
@@ -142,7 +149,7 @@ func (c *Cache) fill(parent context.Context, id *objectID, first int64, slots []
 		ch := &chunk{id: id, idx: idx, data: buf}
 		c.memSet(ch)
 		if c.disk != nil {
-			c.disk.enqueue(ch)
+			c.disk.enqueue(ch, i > 0)
 		}
 		s.ch = ch
 		close(s.ready)

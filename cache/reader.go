@@ -45,6 +45,9 @@ type Reader struct {
 	curSrc   source
 	status   string
 	err      error // sticky read error
+
+	disk   diskRead // open chunk file when curSrc is srcDisk
+	noDisk int64    // 1 + index of a chunk whose file failed mid-read; 0 none
 }
 
 // start decides the cache status, then loads the first chunk. The status
@@ -156,7 +159,10 @@ func (r *Reader) Close() error {
 	if r.c == nil {
 		return nil
 	}
+	r.disk.close(r.c)
+	sums := r.disk.sumBuf[:0]
 	*r = Reader{}
+	r.disk.sumBuf = sums
 	readerPool.Put(r)
 	return nil
 }
@@ -170,42 +176,80 @@ func (r *Reader) advance(n int) {
 		r.c.st.bytesMem.Add(int64(n))
 	case srcDisk:
 		r.c.st.bytesDisk.Add(int64(n))
+		if len(r.cur) == 0 {
+			r.disk.releaseBuf(r.c) // a slow client holds no buffer between writes
+		}
 	default:
 		r.c.st.bytesOrigin.Add(int64(n))
 	}
 }
 
-// next makes the chunk holding r.pos current.
+// next makes the chunk holding r.pos current: a slice of a memory or
+// origin chunk, or the next block of the chunk file r.disk holds.
 func (r *Reader) next() error {
 	c := r.c
 	idx := c.span.index(r.pos)
-	data, src, err := r.load(idx)
-	if err != nil {
-		return err
+	if r.disk.f != nil && r.disk.idx != idx {
+		r.disk.close(c)
 	}
-	if want := c.span.length(r.id.size, idx); int64(len(data)) != want {
-		return fmt.Errorf("cache: bug: chunk %d of %s/%s has %d bytes, want %d", idx, r.id.bucket, r.id.key, len(data), want)
+	for {
+		if r.disk.f != nil {
+			if r.nextBlock(idx) {
+				return nil
+			}
+			// The file is deleted; take this chunk from memory or origin.
+			r.disk.close(c)
+			r.noDisk = idx + 1
+		}
+		data, src, err := r.load(idx)
+		if err != nil {
+			return err
+		}
+		if src == srcDisk {
+			continue // r.disk holds the chunk file
+		}
+		if want := c.span.length(r.id.size, idx); int64(len(data)) != want {
+			return fmt.Errorf("cache: bug: chunk %d of %s/%s has %d bytes, want %d", idx, r.id.bucket, r.id.key, len(data), want)
+		}
+		base := idx * c.span.size
+		r.cur = data[r.pos-base : min(r.end-base, int64(len(data)))]
+		r.curSrc = src
+		return nil
 	}
-	base := idx * c.span.size
-	r.cur = data[r.pos-base : min(r.end-base, int64(len(data)))]
-	r.curSrc = src
-	return nil
 }
 
-// load returns chunk idx from memory, disk or origin, in that order.
+// nextBlock makes the next blocks of r.disk's chunk, from the one holding
+// r.pos, current, or reports false if they failed verification (the file
+// is then deleted).
+func (r *Reader) nextBlock(idx int64) bool {
+	c := r.c
+	base := idx * c.span.size
+	b, start, ok := c.disk.blocks(&r.disk, r.pos-base, r.end-base)
+	if !ok {
+		return false
+	}
+	if !r.disk.counted {
+		r.disk.counted = true
+		c.st.diskHits.Add(1)
+	}
+	r.cur = b[r.pos-base-start : min(r.end-base-start, int64(len(b)))]
+	r.curSrc = srcDisk
+	return true
+}
+
+// load returns chunk idx from memory, disk or origin, in that order. For
+// the disk it opens the chunk file into r.disk and returns srcDisk without
+// data: blocks are read as they are delivered.
 func (r *Reader) load(idx int64) ([]byte, source, error) {
 	c := r.c
+	c.disk.seen(r.id, idx) // the disk policy counts reads served by any tier
 	for attempt := range 3 {
 		if ch := c.memGet(r.id, idx); ch != nil {
 			c.st.memHits.Add(1)
 			return ch.data, srcMemory, nil
 		}
-		if c.disk != nil {
-			if ch := c.disk.get(r.id, idx); ch != nil {
-				c.st.diskHits.Add(1)
-				c.memSet(ch) // promotion; TinyLFU decides
-				return ch.data, srcDisk, nil
-			}
+		if c.disk != nil && r.noDisk != idx+1 && c.disk.open(r.id, idx, &r.disk) && r.maybePromote(idx) {
+			return nil, srcDisk, nil
 		}
 		if r.staleErr != nil {
 			return nil, 0, r.staleErr
@@ -225,9 +269,38 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 			return nil, 0, err
 		}
 		c.st.misses.Add(1)
-		// Keep the next window in flight while this one is consumed.
-		c.prefetch(r.ctx, r.id, idx+c.window, r.last)
+		// Keep the next window in flight while this one is consumed. It
+		// starts where this chunk's fill ends, not at idx+window: a reader
+		// that found the first chunks of a prefetched window in memory and
+		// waits only at its third would otherwise start the next fill two
+		// chunks late, and split the window after it in two.
+		c.prefetch(r.ctx, r.id, s.next, r.last)
 		return data, srcOrigin, nil
 	}
 	panic("bug: cache: load: forced fill returned no slot")
+}
+
+// maybePromote copies the chunk r.disk holds into the memory tier if the
+// promotion gate says it has been read enough (see diskread.go). The copy
+// goes to the memory tier only: r keeps reading blocks from the file, so a
+// slow client never pins a chunk-sized buffer. It reports false if the
+// file failed verification (it is then deleted and closed).
+func (r *Reader) maybePromote(idx int64) bool {
+	c := r.c
+	chunkLen := r.disk.h.dataLen
+	if chunkLen >= c.cfg.MemoryBytes {
+		return true // ristretto would decline it: its cost includes bookkeeping
+	}
+	take := min(r.end, idx*c.span.size+chunkLen) - r.pos
+	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, 4*c.cfg.MemoryBytes) {
+		return true
+	}
+	ch := c.disk.readAll(r.id, &r.disk)
+	if ch == nil {
+		r.disk.close(c)
+		r.noDisk = idx + 1
+		return false
+	}
+	c.memSet(ch) // TinyLFU decides
+	return true
 }

@@ -32,6 +32,12 @@ type Stats struct {
 	// because the write queue was full; DiskCorrupt chunk files that failed
 	// verification and were deleted; DiskErrors other disk I/O failures.
 	DiskWrites, DiskDropped, DiskCorrupt, DiskErrors int64
+	// DiskRejected counts filled chunks the disk policy declined to write
+	// (seen less often than what they would displace): the writes avoided.
+	DiskRejected int64
+	// DiskOldFormat counts chunk files of an older format deleted at start
+	// without being read.
+	DiskOldFormat int64
 	// Purged counts objects removed by Purge and PurgePrefix.
 	Purged int64
 
@@ -44,6 +50,10 @@ type Stats struct {
 	MetaEntries int64
 	// InflightChunks is the number of chunks being fetched right now.
 	InflightChunks int64
+	// DiskReadBuffers is the number of read buffers (80 KiB each) readers
+	// of the disk tier hold right now: at most one per reader in the middle
+	// of delivering what it read, whatever the chunk size.
+	DiskReadBuffers int64
 }
 
 // counters are the cache's shared counters, all atomic.
@@ -53,7 +63,10 @@ type counters struct {
 	originBytes, fills, fillErrors, coalesced        atomic.Int64
 	metaHits, metaMisses, staleServes                atomic.Int64
 	diskWrites, diskDropped, diskCorrupt, diskErrors atomic.Int64
+	diskRejected                                     atomic.Int64
+	diskOldFormat                                    atomic.Int64
 	purged                                           atomic.Int64
+	diskBufs                                         atomic.Int64 // gauge
 }
 
 // Stats returns a snapshot of the counters.
@@ -76,6 +89,9 @@ func (c *Cache) Stats() Stats {
 		DiskDropped:     c.st.diskDropped.Load(),
 		DiskCorrupt:     c.st.diskCorrupt.Load(),
 		DiskErrors:      c.st.diskErrors.Load(),
+		DiskRejected:    c.st.diskRejected.Load(),
+		DiskOldFormat:   c.st.diskOldFormat.Load(),
+		DiskReadBuffers: c.st.diskBufs.Load(),
 		Purged:          c.st.purged.Load(),
 		MemoryMaxBytes:  c.cfg.MemoryBytes,
 		MetaEntries:     int64(c.meta.len()),

@@ -307,20 +307,20 @@ func (u *Uploads) create(ctx *fasthttp.RequestCtx, path string, client netip.Add
 	}
 	h := sha256.New()
 	st.Hash, _ = h.(encoding.BinaryMarshaler).MarshalBinary()
-	if st.S3Upload, err = u.s3.NewMultipartUpload(c, st.Bucket, st.Key, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
+	if st.S3Upload, err = u.s3().NewMultipartUpload(c, st.Bucket, st.Key, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
 		u.log.Error("upload: new multipart upload", "bucket", st.Bucket, "err", err)
 		u.refuse(ctx, errStore)
 		return
 	}
 	l, err := u.acquire(c, id) // nobody else knows id yet: this cannot be refused
 	if err != nil {
-		u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+		u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
 		u.refuse(ctx, errState)
 		return
 	}
 	defer l.release()
 	if err := u.saveLocked(c, st); err != nil {
-		u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+		u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
 		u.log.Error("upload: create", "err", err)
 		u.refuse(ctx, errState)
 		return
@@ -329,7 +329,7 @@ func (u *Uploads) create(ctx *fasthttp.RequestCtx, path string, client netip.Add
 	// upload lives: without the entry it would abort a live upload once it
 	// is older than Expiry.
 	if err := u.rdb.HSet(c, u.liveKey(), st.S3Upload, id).Err(); err != nil {
-		u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+		u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
 		u.rdb.Del(c, u.stateKey(id))
 		u.log.Error("upload: create", "err", err)
 		u.refuse(ctx, errState)
@@ -457,11 +457,11 @@ func (u *Uploads) discard(c context.Context, st *state) error {
 	u.tails.drop(st.ID)
 	if !st.Done || st.Partial {
 		if !st.Done {
-			if err := u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload); err != nil && !isNoSuchUpload(err) {
+			if err := u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload); err != nil && !isNoSuchUpload(err) {
 				return err
 			}
 		}
-		if err := u.s3.RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{}); err != nil {
+		if err := u.s3().RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{}); err != nil {
 			return err
 		}
 	}

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // space, and the clock every node of the test uses.
 type env struct {
 	t      testing.TB
-	mio    *testenv.MinIOServer
+	origin origin.S3Config // the nodes' origin
 	core   *minio.Core
 	rdb    *redis.Client
 	bucket string
@@ -59,7 +59,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-	return &env{t: t, mio: m, core: core, rdb: rdb, bucket: m.NewBucket(t),
+	return &env{t: t, origin: origin.S3Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey}, core: core, rdb: rdb, bucket: m.NewBucket(t),
 		prefix: fmt.Sprintf("t%d-%s:", os.Getpid(), name), clock: &fakeClock{now: time.Now()}, purged: &purgeLog{}}
 }
 
@@ -88,7 +88,7 @@ func (e *env) node(cfg upload.Config) *node { return e.nodeWith(cfg, nil) }
 func (e *env) nodeWith(cfg upload.Config, with func(*upload.Deps)) *node {
 	t := e.t
 	t.Helper()
-	store, err := origin.NewS3(origin.S3Config{Endpoint: e.mio.Endpoint, AccessKey: e.mio.AccessKey, SecretKey: e.mio.SecretKey})
+	store, err := origin.NewS3(e.origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func (e *env) nodeWith(cfg upload.Config, with func(*upload.Deps)) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := upload.Deps{Redis: e.rdb, S3: store.Core(), Catalog: cat, Purger: e.purged, Logger: log, Now: e.clock.Now}
+	deps := upload.Deps{Redis: e.rdb, S3: store, Catalog: cat, Purger: e.purged, Logger: log, Now: e.clock.Now}
 	if with != nil {
 		with(&deps)
 	}

@@ -31,13 +31,23 @@ type Purger interface {
 	Purge(bucket, key string) int
 }
 
+// Store hands out the minio-go client the endpoint writes through.
+// origin.S3 implements it: each call returns the client of a node of the
+// origin pool that is up now. The endpoint calls Core once per S3
+// operation and never keeps the result, so that an upload outlives the
+// node it started on (a multipart upload id is valid on every node of a
+// distributed MinIO).
+type Store interface {
+	Core() *minio.Core
+}
+
 // Deps are what the endpoint is wired to.
 type Deps struct {
 	// Redis holds upload state, locks and tokens. Required.
 	Redis redis.UniversalClient
 	// S3 is the origin the bytes go to, through minio-go's Core API.
 	// Required.
-	S3 *minio.Core
+	S3 Store
 	// Catalog, when set, registers completed files.
 	Catalog Registry
 	// Purger, when set, is purged of an object a completed upload replaced.
@@ -62,7 +72,7 @@ type Deps struct {
 type Uploads struct {
 	cfg     Config
 	rdb     redis.UniversalClient
-	s3      *minio.Core
+	store   Store
 	catalog Registry
 	purger  Purger
 	signer  atomic.Pointer[URLSigner] // nil, or a non-nil URLSigner
@@ -92,7 +102,7 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	u := &Uploads{cfg: cfg, rdb: deps.Redis, s3: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
+	u := &Uploads{cfg: cfg, rdb: deps.Redis, store: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
 		limiter: deps.Limiter, log: logging.For(deps.Logger, "upload"), now: deps.Now,
 		active: make(chan struct{}, cfg.MaxActive), tails: newTailCache(cfg.MaxActive)}
 	u.SetSigner(deps.Signer)
@@ -108,6 +118,9 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 	}
 	return u, nil
 }
+
+// s3 is the client of the next S3 operation (see Store).
+func (u *Uploads) s3() *minio.Core { return u.store.Core() }
 
 // Close deletes the local copies of staged tails. The staging objects
 // stay: any node resumes from them.

@@ -5,6 +5,7 @@
 //
 //	go run ./bench/harness            # 3 rounds x 10 s per scenario and server
 //	go run ./bench/harness -quick     # 1 round x 2 s: does everything still work?
+//	go run ./bench/harness -offload   # origin offload: hit ratios on traces (offload.go)
 //
 // It starts everything it measures on loopback ports with data in a
 // temporary directory, and stops and removes all of it on exit, Ctrl-C or
@@ -38,9 +39,13 @@ type options struct {
 	timeout     time.Duration
 	extraEnv    []string
 	layers      bool // run the access-layers section (edgeproxy alone)
+	disk        bool // run the disk-tier section (a second edgeproxy, beside nginx)
 	// getBench runs only the edgectl get vs aria2c comparison (get.go).
-	getBench bool
-	get      getOptions
+	getBench     bool
+	get          getOptions
+	offload      bool // run only the origin-offload section
+	offloadSize  int64
+	offloadTrace string // a recorded trace to replay too
 }
 
 func main() {
@@ -57,10 +62,14 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "where to write the table (relative to the repository root)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs) for inspection")
 	flag.BoolVar(&o.layers, "layers", true, "also measure edgeproxy's access layers (token auth, limiter, statistics) against plain edgeproxy")
+	flag.BoolVar(&o.disk, "disk", true, "also measure edgeproxy's disk tier (memory tier "+diskMemory+", objects warmed onto disk) beside nginx")
 	flag.DurationVar(&o.timeout, "timeout", 45*time.Minute, "upper bound of the whole run")
 	flag.BoolVar(&o.getBench, "get", false, "only compare edgectl get -c N with aria2c -xN -sN on one object through edgeproxy (-rounds rounds, alternating)")
 	flag.IntVar(&o.get.conns, "get-conns", 8, "connections of both clients in -get")
 	getMiB := flag.Int64("get-mib", 1024, "object size in MiB for -get")
+	flag.BoolVar(&o.offload, "offload", false, "run only the origin-offload section: traces replayed through edgeproxy (tinylfu and lru) and nginx, hit ratios beside LRU and Belady")
+	flag.Int64Var(&o.offloadSize, "offload-size", 256<<10, "object size of the offload traces, in bytes")
+	flag.StringVar(&o.offloadTrace, "offload-trace", "", "also replay this recorded trace in -offload: one object name per line")
 	flag.Func("edgeproxy-env", "extra KEY=VALUE for edgeproxy, e.g. EDGEPROXY_CACHE_CHUNK_SIZE=4MiB (repeatable)", func(v string) error {
 		if !strings.HasPrefix(v, "EDGEPROXY_") || !strings.Contains(v, "=") {
 			return errors.New("want EDGEPROXY_KEY=VALUE")
@@ -69,6 +78,11 @@ func main() {
 		return nil
 	})
 	flag.Parse()
+	outSet := false
+	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+	if o.offload && !outSet {
+		o.out = "bench/results/offload.md"
+	}
 	if quick {
 		o.duration, o.rounds = 2*time.Second, 1
 	}
@@ -111,6 +125,9 @@ func main() {
 }
 
 func (o options) validate() error {
+	if o.offloadSize < 1<<10 || o.offloadSize > 1<<20 {
+		return errors.New("need 1KiB <= -offload-size <= 1MiB (one chunk, one nginx slice)")
+	}
 	if o.duration < time.Second || o.rounds < 1 || o.threads < 1 || o.conns < o.threads || o.coldClients < 1 {
 		return errors.New("need -duration >= 1s, -rounds >= 1, -threads >= 1, -conns >= -threads, -cold-clients >= 1")
 	}
@@ -130,6 +147,12 @@ func (o options) validate() error {
 		}
 	}
 	return nil
+}
+
+// runDisk reports whether the disk-tier section runs: asked for, and
+// edgeproxy among the servers.
+func (o options) runDisk() bool {
+	return o.disk && slices.Contains(o.servers, "edgeproxy")
 }
 
 // runLayers reports whether the access-layers section runs: asked for,
@@ -183,8 +206,19 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer org.proc.stop()
+	if o.offload {
+		report, err := runOffload(ctx, o, root, tmp, org)
+		if err != nil {
+			return err
+		}
+		return writeReport(root, o.out, fmt.Sprintf("# edgeproxy origin offload\n\n%s, commit %s, load average %s.\n\n%s",
+			time.Now().Format("2006-01-02 15:04 MST"), gitCommit(ctx, root), loadAverage(), report))
+	}
 	objs := []object{hot4K, hot1M, hot256M}
 	hot := append([]object{}, objs...)
+	if o.runDisk() {
+		objs = append(objs, diskObjects()...)
+	}
 	for r := 1; r <= o.rounds; r++ {
 		for _, name := range o.servers {
 			objs = append(objs, coldObject(name, r))
@@ -236,6 +270,12 @@ func run(ctx context.Context, o options) error {
 		res.add(rowRSS, s.Name, float64(m.RSS))
 		res.add(rowHWM, s.Name, float64(m.HWM))
 	}
+	if o.runDisk() {
+		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
+		if err := runDisk(ctx, o, w, root, filepath.Join(tmp, "disk"), org, servers, res); err != nil {
+			return err
+		}
+	}
 	if o.runLayers() {
 		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
 		if err := runLayers(ctx, o, w, root, filepath.Join(tmp, "layers"), org, res); err != nil {
@@ -244,9 +284,12 @@ func run(ctx context.Context, o options) error {
 	}
 
 	res.loadEnd = loadAverage()
-	report := res.markdown(gitCommit(ctx, root))
+	return writeReport(root, o.out, res.markdown(gitCommit(ctx, root)))
+}
+
+// writeReport prints report and writes it to out (relative to root).
+func writeReport(root, out, report string) error {
 	fmt.Println(report)
-	out := o.out
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}

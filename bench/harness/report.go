@@ -40,6 +40,12 @@ var rowDefs = []rowDef{
 	{rowHot1MCPU, "... MiB per server CPU-second (higher is better)", fmtFloat(0, 1<<20)},
 	{rowRange, "random 64 KiB ranges of hot 256 MiB: req/s (higher is better)", fmtFloat(0, 1)},
 	{rowRangeCPU, "... requests per server CPU-second (higher is better)", fmtFloat(0, 1)},
+	{rowDiskRange, "disk tier (edgeproxy: " + diskMemory + " memory): random 64 KiB ranges of 256 MiB: req/s (higher is better)", fmtFloat(0, 1)},
+	{rowDiskRangeCPU, "... requests per server CPU-second (higher is better)", fmtFloat(0, 1)},
+	{rowDisk1M, "disk tier: 96 x 1 MiB objects in random order: MiB/s (higher is better)", fmtFloat(0, 1<<20)},
+	{rowDiskSeq, "disk tier: sequential 256 MiB, one download per wrk thread: MiB/s (higher is better)", fmtFloat(0, 1<<20)},
+	{rowDiskOrigin, "disk tier: origin MiB read during the disk runs (0 = all hits)", fmtFloat(1, 1<<20)},
+	{rowDiskRSS, "disk tier: RSS of the disk edgeproxy after its runs: MiB", fmtFloat(0, 1<<20)},
 	{rowColdTime, "cold miss, %d clients x 256 MiB: seconds until all done (lower is better)", fmtFloat(2, 1)},
 	{rowColdCPU, "... server CPU-seconds used (lower is better)", fmtFloat(2, 1)},
 	{rowColdOrigin, "cold miss: origin bytes / object size (1.00 = fetched once; lower is better)", fmtFloat(2, 1)},
@@ -62,6 +68,7 @@ type results struct {
 	versions string // of nginx, Varnish and wrk
 
 	layers     []layerVariant // the access-layers section, plain first; empty when skipped
+	diskNotes  []string       // the disk edgeproxy's setup; empty when the section was skipped
 	layerRedis string         // what the statistics variants left in Redis
 
 	loadStart, loadEnd string // /proc/loadavg
@@ -152,6 +159,9 @@ func (r *results) markdown(commit string) string {
 	for _, s := range r.servers {
 		fmt.Fprintf(&b, "- **%s** (`%s`): %s\n", s.Name, s.URL("KEY"), strings.Join(s.notes, "; "))
 	}
+	if len(r.diskNotes) > 0 {
+		fmt.Fprintf(&b, "- **edgeproxy, disk-tier rows**: a second instance, warmed until a pass over the objects read nothing from the origin: %s\n", strings.Join(r.diskNotes, "; "))
+	}
 
 	if o.rounds > 1 {
 		fmt.Fprintf(&b, "\n## Every round\n\n| scenario |")
@@ -164,7 +174,7 @@ func (r *results) markdown(commit string) string {
 		}
 		fmt.Fprintln(&b)
 		for _, d := range rowDefs {
-			if d.key == rowHotOrigin || d.key == rowRSS || d.key == rowHWM || r.samples[d.key] == nil {
+			if d.key == rowHotOrigin || d.key == rowRSS || d.key == rowHWM || d.key == rowDiskOrigin || d.key == rowDiskRSS || r.samples[d.key] == nil {
 				continue
 			}
 			fmt.Fprintf(&b, "| %s |", d.key)

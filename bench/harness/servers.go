@@ -210,7 +210,7 @@ http {
     fastcgi_temp_path {{.Dir}}/fastcgi_temp;
     uwsgi_temp_path {{.Dir}}/uwsgi_temp;
     scgi_temp_path {{.Dir}}/scgi_temp;
-    proxy_cache_path {{.Dir}}/cache levels=1:2 keys_zone=edge:64m max_size=16g inactive=1h use_temp_path=off;
+    proxy_cache_path {{.Dir}}/cache levels=1:2 keys_zone=edge:64m max_size={{.MaxSize}} inactive=1h use_temp_path=off;
 
     upstream origin {
         server {{.Origin}};
@@ -234,13 +234,18 @@ http {
 `))
 
 func (s *server) startNginx(ctx context.Context, dir string) error {
+	return s.startNginxSized(ctx, dir, "16g")
+}
+
+// startNginxSized starts nginx with a cache of maxSize (nginx's syntax).
+func (s *server) startNginxSized(ctx context.Context, dir, maxSize string) error {
 	bin, err := toolPath("nginx")
 	if err != nil {
 		return err
 	}
 	var b strings.Builder
 	err = nginxConf.Execute(&b, map[string]any{
-		"Root": os.Geteuid() == 0, "Dir": dir, "Origin": s.relay.Addr(), "Listen": s.Addr,
+		"Root": os.Geteuid() == 0, "Dir": dir, "Origin": s.relay.Addr(), "Listen": s.Addr, "MaxSize": maxSize,
 	})
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ func TestPutE2E(t *testing.T) {
 		t.Cleanup(func() { store.Close() })
 		up, err = upload.New(upload.Config{Enabled: true, PartSize: 5 << 20, MaxSize: 1 << 30, TempDir: t.TempDir(),
 			KeyPrefix: prefix + "upload:", Buckets: []string{bucket}, PurgeChannel: prefix + "purge", JanitorInterval: -1, Expiry: time.Hour},
-			upload.Deps{Redis: rc, S3: store.Core(), Catalog: deps.Catalog.(upload.Registry)})
+			upload.Deps{Redis: rc, S3: store, Catalog: deps.Catalog.(upload.Registry)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -284,3 +284,43 @@ func summarize(results []sentinelResult, killed time.Time) string {
 	}
 	return b.String()
 }
+
+// TestSentinelPassword: with Sentinels that require a password,
+// redis.sentinel_username and redis.sentinel_password (read from config.yaml
+// and the environment like every key) reach go-redis's failover client, which
+// then finds the master; without them it cannot.
+func TestSentinelPassword(t *testing.T) {
+	s := testenv.NewSentinelAuth(t, "sentinel-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := append(cleanEnv(),
+		"EDGEPROXY_REDIS_ADDRS="+strings.Join(s.Addrs, ","),
+		"EDGEPROXY_REDIS_MASTER_NAME="+s.MasterName)
+	cfg, err := loadConfig("../../config.yaml", append(env,
+		"EDGEPROXY_REDIS_SENTINEL_USERNAME=default",
+		"EDGEPROXY_REDIS_SENTINEL_PASSWORD=sentinel-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := newRedis(cfg.Redis)
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "sentinel-auth", "ok", time.Minute).Err(); err != nil {
+		t.Fatalf("SET through authenticated Sentinels: %v", err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: s.MasterAddr()})
+	defer direct.Close()
+	if v, err := direct.Get(ctx, "sentinel-auth").Result(); err != nil || v != "ok" {
+		t.Fatalf("the master holds %q, %v", v, err)
+	}
+
+	// The same without the Sentinel password: no master, an error.
+	cfg, err = loadConfig("../../config.yaml", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := newRedis(cfg.Redis)
+	defer bad.Close()
+	if err := bad.Ping(ctx).Err(); err == nil {
+		t.Fatal("PING through Sentinels without their password succeeded")
+	}
+}

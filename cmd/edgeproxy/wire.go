@@ -275,15 +275,18 @@ func newRedis(c RedisConfig) redis.UniversalClient {
 		return d
 	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        c.Addrs,
-		MasterName:   c.MasterName,
-		Username:     c.Username,
-		Password:     c.Password,
-		DB:           c.DB,
-		DialTimeout:  def(c.DialTimeout, time.Second),
-		ReadTimeout:  def(c.ReadTimeout, 500*time.Millisecond),
-		WriteTimeout: def(c.WriteTimeout, 500*time.Millisecond),
-		PoolSize:     c.PoolSize,
+		Addrs:      c.Addrs,
+		MasterName: c.MasterName,
+		Username:   c.Username,
+		Password:   c.Password,
+		// Only the failover client (master_name set) uses these.
+		SentinelUsername: c.SentinelUsername,
+		SentinelPassword: c.SentinelPassword,
+		DB:               c.DB,
+		DialTimeout:      def(c.DialTimeout, time.Second),
+		ReadTimeout:      def(c.ReadTimeout, 500*time.Millisecond),
+		WriteTimeout:     def(c.WriteTimeout, 500*time.Millisecond),
+		PoolSize:         c.PoolSize,
 		// Without it go-redis ignores context deadlines, and a hung Redis
 		// would hold each caller until the socket timeouts.
 		ContextTimeoutEnabled: true,
@@ -339,7 +342,7 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 	if a.redis == nil || a.s3 == nil {
 		return usageError{fmt.Errorf("config: key %q: uploads need redis.addrs and origin.kind s3", "upload.enabled")}
 	}
-	d := upload.Deps{Redis: a.redis, S3: a.s3.Core(), Limiter: a.limiter, Logger: a.root}
+	d := upload.Deps{Redis: a.redis, S3: a.s3, Limiter: a.limiter, Logger: a.root}
 	if c, ok := a.proxyDeps.Catalog.(upload.Registry); ok {
 		d.Catalog = c
 	}

@@ -32,6 +32,10 @@ type SentinelSet struct {
 	Addrs []string
 	// MasterName is the monitored master's name (SentinelMasterName).
 	MasterName string
+	// Password, when set (NewSentinelAuth), is the Sentinels' requirepass:
+	// clients authenticate to them as the default user with it. The Redis
+	// nodes themselves need none.
+	Password string
 
 	nodes     []*RedisServer // nodes[0] starts as master, nodes[1] as its replica
 	sentinels []*process
@@ -42,12 +46,24 @@ type SentinelSet struct {
 // stopped when the test ends.
 func NewSentinel(t testing.TB) *SentinelSet {
 	t.Helper()
+	return newSentinel(t, "")
+}
+
+// NewSentinelAuth is NewSentinel with Sentinels that require password
+// (requirepass; they also authenticate to each other with it).
+func NewSentinelAuth(t testing.TB, password string) *SentinelSet {
+	t.Helper()
+	return newSentinel(t, password)
+}
+
+func newSentinel(t testing.TB, password string) *SentinelSet {
+	t.Helper()
 	bin, err := lookBinary("TESTENV_REDIS_BIN", "redis-server")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := &SentinelSet{MasterName: SentinelMasterName}
+	s := &SentinelSet{MasterName: SentinelMasterName, Password: password}
 	master, err := startRedis(mkdir(t, dir, "master"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +78,7 @@ func NewSentinel(t testing.TB) *SentinelSet {
 
 	for i := range 3 {
 		sdir := mkdir(t, dir, "sentinel"+itoa(i))
-		p, addr, err := startSentinel(bin, sdir, master.Addr)
+		p, addr, err := startSentinel(bin, sdir, master.Addr, password)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +105,7 @@ func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1
 
 // startSentinel starts one Sentinel on a free port. Sentinel rewrites its
 // configuration file, so each gets its own in its directory.
-func startSentinel(bin, dir, masterAddr string) (*process, string, error) {
+func startSentinel(bin, dir, masterAddr, password string) (*process, string, error) {
 	var last error
 	for range 3 { // a freed port can be taken again before we bind it
 		port, err := freePort()
@@ -107,6 +123,11 @@ sentinel down-after-milliseconds %[3]s %[5]d
 sentinel failover-timeout %[3]s %[6]d
 sentinel parallel-syncs %[3]s 1
 `, port, dir, SentinelMasterName, portOf(masterAddr), sentinelDownAfter.Milliseconds(), sentinelFailoverTimeout.Milliseconds())
+		probe, pong := "PING\r\n", "+PONG"
+		if password != "" {
+			conf += "requirepass " + password + "\n"
+			probe, pong = "AUTH "+password+"\r\n", "+OK"
+		}
 		path := filepath.Join(dir, "sentinel.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, "", fmt.Errorf("testenv: sentinel config: %w", err)
@@ -117,8 +138,8 @@ sentinel parallel-syncs %[3]s 1
 			return nil, "", last
 		}
 		last = p.waitReady(func() bool {
-			line, err := tcpRoundTrip(addr, []byte("PING\r\n"))
-			return err == nil && line == "+PONG"
+			line, err := tcpRoundTrip(addr, []byte(probe))
+			return err == nil && line == pong
 		})
 		if last == nil {
 			return p, addr, nil
@@ -138,7 +159,7 @@ func (s *SentinelSet) waitAgreed(master string, timeout time.Duration) error {
 	for ctx.Err() == nil {
 		ok := true
 		for _, addr := range s.Addrs {
-			c := redis.NewSentinelClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+			c := redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.Password, DialTimeout: time.Second})
 			m, err := c.Master(ctx, s.MasterName).Result()
 			c.Close()
 			got := m["ip"] + ":" + m["port"]
@@ -162,7 +183,7 @@ func (s *SentinelSet) waitAgreed(master string, timeout time.Duration) error {
 func (s *SentinelSet) Master(ctx context.Context) string {
 	var agreed string
 	for _, addr := range s.Addrs {
-		c := redis.NewSentinelClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+		c := redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.Password, DialTimeout: time.Second})
 		r, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
 		c.Close()
 		if err != nil || len(r) != 2 {
