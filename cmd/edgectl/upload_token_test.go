@@ -69,7 +69,7 @@ func TestRealTokenCreateUpload(t *testing.T) {
 	bucket := m.NewBucket(t)
 	prefix := fmt.Sprintf("edgectl-uptok:%d:", realSeq.Add(1))
 	u, err := upload.New(upload.Config{Enabled: true, TempDir: t.TempDir(), KeyPrefix: prefix, Buckets: []string{bucket},
-		PurgeChannel: prefix + "purge", JanitorInterval: -1}, upload.Deps{Redis: rdb, S3: core})
+		PurgeChannel: prefix + "purge", JanitorInterval: -1}, upload.Deps{Redis: rdb, S3: coreStore{core}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,3 +136,8 @@ func TestRealTokenCreateUpload(t *testing.T) {
 		t.Fatalf("multipart uploads left: %v %v", mu.Uploads, err)
 	}
 }
+
+// coreStore is the upload.Store of a plain minio-go client.
+type coreStore struct{ c *minio.Core }
+
+func (s coreStore) Core() *minio.Core { return s.c }
