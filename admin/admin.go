@@ -5,7 +5,7 @@
 //
 // The package owns the listener, the key check, every route and its JSON.
 // It knows the rest of the system only through the small interfaces it
-// declares (Purger, TokenStore, Catalog, StatsReader); cmd/edgeproxy hands
+// declares (Purger, TokenStore, UploadTokens, Catalog, StatsReader); cmd/edgeproxy hands
 // it the cache, auth and stats values that satisfy them. Errors are short
 // JSON bodies {"code","message"} with a stable code, as on the download
 // path.
@@ -65,6 +65,8 @@ type Deps struct {
 	CacheStats func() any
 	// Tokens backs POST and DELETE /v1/tokens (auth.Verifier).
 	Tokens TokenStore
+	// UploadTokens backs POST /v1/upload-tokens (upload.Uploads).
+	UploadTokens UploadTokens
 	// Catalog backs PUT and GET /v1/files/{id} (auth.Catalog).
 	Catalog Catalog
 	// CatalogStore, for a catalog kept in PostgreSQL, backs POST and GET
@@ -108,6 +110,9 @@ func New(cfg Config, d Deps) *API {
 	}
 	if d.Tokens != nil {
 		a.registerTokens(d.Tokens, d.DownloadBase)
+	}
+	if d.UploadTokens != nil {
+		a.registerUploadTokens(d.UploadTokens, d.DownloadBase)
 	}
 	if d.Catalog != nil {
 		a.registerCatalog(d.Catalog)

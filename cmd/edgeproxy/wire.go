@@ -340,6 +340,9 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 	if a.cache != nil {
 		d.Purger = a.cache
 	}
+	if s, ok := a.proxyDeps.Signer.(upload.URLSigner); ok {
+		d.Signer = s // auth.signer's keys sign upload URLs too
+	}
 	u, err := upload.New(cfg.Upload, d)
 	if err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
@@ -352,6 +355,7 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 		a.closes = append(a.closes, func() error { cancel(); return nil })
 	}
 	a.proxyDeps.Uploads = u
+	a.adminDeps.UploadTokens = u
 	return nil
 }
 
