@@ -49,6 +49,10 @@ type env struct {
 	readTimeout time.Duration
 }
 
+// envSeq makes each env's Redis key space its own, also across -count runs
+// of one test in one process (they share the Redis server).
+var envSeq atomic.Int64
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	m := testenv.MinIO(t)
@@ -60,7 +64,7 @@ func newEnv(t testing.TB) *env {
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	return &env{t: t, origin: origin.S3Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey}, core: core, rdb: rdb, bucket: m.NewBucket(t),
-		prefix: fmt.Sprintf("t%d-%s:", os.Getpid(), name), clock: fakeclock.At(time.Now()), purged: &purgeLog{}}
+		prefix: fmt.Sprintf("t%d-%s-%d:", os.Getpid(), name, envSeq.Add(1)), clock: fakeclock.At(time.Now()), purged: &purgeLog{}}
 }
 
 // config is the upload configuration of the test's nodes: 5 MiB parts,

@@ -150,7 +150,7 @@ func TestSignedUploadRefusals(t *testing.T) {
 	wantStatus(t, resp, b, 204, "")
 	// Expired: the node's clock past expires + skew. A genuine URL is told
 	// it expired.
-	e.clock.Add(time.Hour + 11*time.Second)
+	e.clock.Advance(time.Hour + 11*time.Second)
 	for _, rd := range []*bytes.Reader{nil, bytes.NewReader(body)} {
 		resp, b = tusReqBody(t, "POST", good, rd, "Upload-Length", "1000")
 		if resp.StatusCode != 403 || !bytes.Contains(b, []byte(`"code":"signature_expired"`)) {
