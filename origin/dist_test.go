@@ -3,6 +3,10 @@ package origin
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,5 +86,137 @@ func TestPoolRestartedNodeReturns(t *testing.T) {
 		if _, err := s.Stat(ctx, "pool", "k"); err != nil {
 			t.Logf("Stat after the restart: %v", err)
 		}
+	}
+}
+
+// TestPoolNoFalseNotFoundOnKill: the moment one node of a 4-node
+// distributed MinIO dies, a live node may answer a HEAD or GET of an
+// object that exists with NoSuchKey (its read quorum counts the dead
+// node's drive as "no such object" until it sees the drive offline). A
+// 404 from the pool is final for the edge and its negative cache, so the
+// pool must not pass such an answer on: over a bounded loop of Stats and
+// ranged GETs of existing objects, spanning the kill, no ErrNotFound.
+func TestPoolNoFalseNotFoundOnKill(t *testing.T) {
+	cluster := testenv.NewMinIOCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	mc := cluster.Client(t, 1)
+	if err := mc.MakeBucket(ctx, "pool", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const objects = 16
+	// Half the objects are small enough for MinIO to inline them in
+	// xl.meta, half are not (1 MiB, data in part files).
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	for i := range objects {
+		n := len(data)
+		if i%2 == 0 {
+			n = 64 << 10
+		}
+		if _, err := mc.PutObject(ctx, "pool", fmt.Sprintf("k%d", i), bytes.NewReader(data[:n]), int64(n), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := NewS3(S3Config{Endpoints: cluster.Endpoints, AccessKey: cluster.AccessKey, SecretKey: cluster.SecretKey,
+		HealthInterval: 250 * time.Millisecond, RetryBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range objects { // every node answers before the kill
+		if _, err := s.Stat(ctx, "pool", fmt.Sprintf("k%d", i)); err != nil {
+			t.Fatalf("Stat before the kill: %v", err)
+		}
+	}
+
+	// Workers read until a bounded number of rounds after the kill; the
+	// kill comes once every worker has done some rounds.
+	const workers, roundsAfter = 4, 150
+	var (
+		mu        sync.Mutex
+		notFound  []string
+		otherErrs int
+		killedAt  time.Time
+		killed    = make(chan struct{})
+		started   sync.WaitGroup
+		wg        sync.WaitGroup
+	)
+	started.Add(workers)
+	for w := range workers {
+		wg.Go(func() {
+			after := 0 // rounds begun after the kill
+			for r := 0; ; r++ {
+				if r == 10 {
+					started.Done()
+				}
+				select {
+				case <-killed:
+					if after++; after > roundsAfter {
+						return
+					}
+				default:
+				}
+				key := fmt.Sprintf("k%d", (w*7+r)%objects)
+				var err error
+				if r%2 == 0 {
+					_, err = s.Stat(ctx, "pool", key)
+				} else {
+					var rc io.ReadCloser
+					if rc, err = s.Open(ctx, "pool", key, "", int64(r%4)<<10, 4<<10); err == nil {
+						var got []byte
+						got, err = io.ReadAll(rc)
+						rc.Close()
+						if err == nil && !bytes.Equal(got, data[int64(r%4)<<10:][:4<<10]) {
+							t.Errorf("%s: wrong bytes", key)
+						}
+					}
+				}
+				if err == nil {
+					continue
+				}
+				mu.Lock()
+				since := time.Duration(-1)
+				if !killedAt.IsZero() {
+					since = time.Since(killedAt)
+				}
+				if errors.Is(err, ErrNotFound) {
+					notFound = append(notFound, fmt.Sprintf("%v after the kill: %v", since, err))
+				} else {
+					otherErrs++
+					t.Logf("%v after the kill: %v", since, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	// Each live node is also asked directly, to see which one answers
+	// NoSuchKey, with what, and for how long after the kill.
+	for n := 1; n < len(cluster.Endpoints); n++ {
+		direct := cluster.Client(t, n)
+		wg.Go(func() {
+			<-killed
+			for r := range 2 * roundsAfter {
+				key := fmt.Sprintf("k%d", r%objects)
+				_, err := direct.StatObject(ctx, "pool", key, minio.StatObjectOptions{})
+				if err == nil {
+					continue
+				}
+				mu.Lock()
+				t.Logf("node %d directly, %v after the kill, %s: %v (code %q, status %d)", n, time.Since(killedAt), key, err,
+					minio.ToErrorResponse(err).Code, minio.ToErrorResponse(err).StatusCode)
+				mu.Unlock()
+			}
+		})
+	}
+	started.Wait()
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
+	cluster.Kill(t, 0)
+	close(killed)
+	wg.Wait()
+	t.Logf("endpoints: %+v; other errors: %d", s.Endpoints(), otherErrs)
+	for _, nf := range notFound {
+		t.Errorf("false not-found: %s", nf)
 	}
 }
