@@ -161,16 +161,17 @@ func newS3(cfg S3Config, now func() time.Time) (*S3, error) {
 		return nil, err
 	}
 	p := &pool{
-		now:        now,
-		ejectAfter: cfg.EjectAfter,
-		ejectTime:  cfg.EjectTime,
-		maxEject:   cfg.MaxEjectTime,
-		slow:       cfg.SlowThreshold,
-		hc:         &http.Client{Transport: tr, Timeout: min(cfg.Timeout, cfg.HealthInterval)},
-		scheme:     "http",
-		interval:   cfg.HealthInterval,
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		now:         now,
+		ejectAfter:  cfg.EjectAfter,
+		ejectTime:   cfg.EjectTime,
+		maxEject:    cfg.MaxEjectTime,
+		slow:        cfg.SlowThreshold,
+		doubtWindow: max(minDoubtWindow, 2*cfg.HealthInterval),
+		hc:          &http.Client{Transport: tr, Timeout: min(cfg.Timeout, cfg.HealthInterval)},
+		scheme:      "http",
+		interval:    cfg.HealthInterval,
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	if cfg.Secure {
 		p.scheme = "https"
