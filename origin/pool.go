@@ -78,6 +78,7 @@ type endpoint struct {
 	core *minio.Core
 
 	inflight                      atomic.Int64
+	suspect                       atomic.Bool // the peer closed a connection; a check runs (watch.go)
 	requests, failures, ejections atomic.Int64
 
 	mu           sync.Mutex
@@ -205,11 +206,19 @@ func (p *pool) report(e *endpoint, err error, d time.Duration) {
 // sawTrouble records that an endpoint failed now.
 func (p *pool) sawTrouble() { p.trouble.Store(p.now().UnixNano()) }
 
-// doubtful reports whether an endpoint failed within doubtWindow, so that
-// a 404 may be a live node's answer while a dead one's drives still count.
+// doubtful reports whether an endpoint failed within doubtWindow or is
+// suspect now (watch.go), so that a 404 may be a live node's answer while
+// a dead one's drives still count.
 func (p *pool) doubtful() bool {
-	t := p.trouble.Load()
-	return t != 0 && p.now().Sub(time.Unix(0, t)) < p.doubtWindow
+	if t := p.trouble.Load(); t != 0 && p.now().Sub(time.Unix(0, t)) < p.doubtWindow {
+		return true
+	}
+	for _, e := range p.eps {
+		if e.suspect.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // storeNotFound reports whether err is the store's own 404 (NoSuchKey,
