@@ -427,3 +427,52 @@ func TestPoolConfirmsNotFoundOneEndpoint(t *testing.T) {
 		t.Fatalf("%d requests, want 2", n)
 	}
 }
+
+// A node that closes an idle connection and still answers its check is not
+// trouble; a node that dies (its connections closed, its port refusing)
+// is, before any request has failed on it: the pool doubts 404s from then
+// on and takes the node out.
+func TestPoolWatchesClosedConnections(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	obj := &fakeObject{data: randBytes(1000, 5), etag: "abc"}
+	rec := &recorder{obj: obj} // answers the health check too
+	node := httptest.NewServer(rec)
+	t.Cleanup(node.Close)
+	other := &notFoundS3{obj: obj}
+	s := poolS3(t, clk, nil, strings.TrimPrefix(node.URL, "http://"), serve(t, other))
+	ctx := context.Background()
+	stat := func(e *endpoint) error {
+		_, err := e.core.StatObject(ctx, "bkt", "k", minio.StatObjectOptions{})
+		return err
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("still not %s after 10s: %+v", what, s.Endpoints())
+			}
+		}
+	}
+	e := s.pool.eps[0]
+
+	// An idle connection closed by a live node: a check runs and passes.
+	if err := s.pool.attempt(e, stat); err != nil {
+		t.Fatal(err)
+	}
+	node.CloseClientConnections()
+	// The stat, then the check the closed connection set off.
+	waitFor("checked", func() bool { return rec.n.Load() == 2 && !e.suspect.Load() })
+	if s.pool.trouble.Load() != 0 || s.pool.doubtful() || !s.Endpoints()[0].Up {
+		t.Fatalf("a live node closing an idle connection counted as trouble: %+v", s.Endpoints())
+	}
+
+	// The node dies with a connection open: trouble, and it is taken out.
+	if err := s.pool.attempt(e, stat); err != nil {
+		t.Fatal(err)
+	}
+	node.Close()
+	waitFor("down", func() bool { return !s.Endpoints()[0].Up })
+	if !s.pool.doubtful() || s.Endpoints()[0].Failures != 0 {
+		t.Fatalf("after the node died: doubtful=%v %+v", s.pool.doubtful(), s.Endpoints())
+	}
+}
