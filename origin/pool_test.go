@@ -349,7 +349,7 @@ func (h *notFoundS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // missing is served; an object that is really missing is still 404 after
 // exactly one more request. With no recent failure a 404 costs one request.
 func TestPoolConfirmsNotFound(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	obj := &fakeObject{data: randBytes(1000, 3), etag: "abc"}
 	stale := &notFoundS3{obj: obj}                                 // sees nothing
 	good := &notFoundS3{obj: obj, has: map[string]bool{"k": true}} // sees k
@@ -360,7 +360,7 @@ func TestPoolConfirmsNotFound(t *testing.T) {
 	// The third node's failed check marks it down; once that is older
 	// than the doubt window the pool is healthy again: one request a 404.
 	s.pool.checkAll(ctx)
-	clk.add(s.pool.doubtWindow)
+	clk.Advance(s.pool.doubtWindow)
 	for i := range 4 {
 		before := requests()
 		if _, err := s.Stat(ctx, "bkt", "missing"); !errors.Is(err, ErrNotFound) {
@@ -399,7 +399,7 @@ func TestPoolConfirmsNotFound(t *testing.T) {
 // With a single endpoint (a load balancer in front of the nodes) the
 // confirmation goes to the same endpoint after the back-off.
 func TestPoolConfirmsNotFoundOneEndpoint(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	obj := &fakeObject{data: randBytes(1000, 4), etag: "abc"}
 	h := &notFoundS3{obj: obj}
 	s := poolS3(t, clk, nil, serve(t, h))
@@ -417,7 +417,7 @@ func TestPoolConfirmsNotFoundOneEndpoint(t *testing.T) {
 // is, before any request has failed on it: the pool doubts 404s from then
 // on and takes the node out.
 func TestPoolWatchesClosedConnections(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	obj := &fakeObject{data: randBytes(1000, 5), etag: "abc"}
 	rec := &recorder{obj: obj} // answers the health check too
 	node := httptest.NewServer(rec)
