@@ -33,6 +33,14 @@ import (
 //   - Failover: an attempt that fails transiently is retried on an endpoint
 //     this request has not tried yet, at once; only when all were tried
 //     does the next attempt wait for the back-off.
+//   - Doubted 404s: for a moment after one of its nodes dies, a live node
+//     of a distributed MinIO can answer NoSuchKey for an object that
+//     exists (its read of the object's metadata still counts the dead
+//     node's drive; see TestPoolNoFalseNotFoundOnKill). A 404 is final for
+//     the edge and its negative cache, so while the pool has seen trouble
+//     recently (a failed attempt or active check within doubtWindow) a
+//     404 from the store is confirmed once on another endpoint after a
+//     short back-off. A healthy pool answers 404s with one request.
 
 // Defaults of the pool settings in S3Config.
 const (
@@ -42,6 +50,13 @@ const (
 	DefaultMaxEjectTime   = 5 * time.Minute
 	DefaultSlowThreshold  = 5 * time.Second
 )
+
+// minDoubtWindow is how long after a failed attempt or active check a 404
+// is doubted at least (twice the health interval when that is longer, so
+// that a node that stays down keeps the pool doubtful between its failed
+// checks). MinIO takes a few seconds to mark a dead node's drives offline;
+// the false 404s seen in tests came within the first second of a kill.
+const minDoubtWindow = 10 * time.Second
 
 // EndpointStat is one endpoint's state and counters, for metrics.
 type EndpointStat struct {
@@ -63,6 +78,7 @@ type endpoint struct {
 	core *minio.Core
 
 	inflight                      atomic.Int64
+	suspect                       atomic.Bool // the peer closed a connection; a check runs (watch.go)
 	requests, failures, ejections atomic.Int64
 
 	mu           sync.Mutex
@@ -97,6 +113,11 @@ type pool struct {
 	maxEject   time.Duration
 	slow       time.Duration
 	rr         atomic.Uint64
+
+	// trouble is when (p.now, UnixNano) an attempt or an active check last
+	// failed; 0 before any. Within doubtWindow of it a 404 is confirmed.
+	trouble     atomic.Int64
+	doubtWindow time.Duration
 
 	// health checks
 	hc       *http.Client
@@ -166,6 +187,7 @@ func (p *pool) report(e *endpoint, err error, d time.Duration) {
 		return
 	}
 	e.failures.Add(1)
+	p.sawTrouble()
 	e.consecutive++
 	if e.consecutive < p.ejectAfter {
 		return
@@ -181,9 +203,38 @@ func (p *pool) report(e *endpoint, err error, d time.Duration) {
 	e.ejections.Add(1)
 }
 
+// sawTrouble records that an endpoint failed now.
+func (p *pool) sawTrouble() { p.trouble.Store(p.now().UnixNano()) }
+
+// doubtful reports whether an endpoint failed within doubtWindow or is
+// suspect now (watch.go), so that a 404 may be a live node's answer while
+// a dead one's drives still count.
+func (p *pool) doubtful() bool {
+	if t := p.trouble.Load(); t != 0 && p.now().Sub(time.Unix(0, t)) < p.doubtWindow {
+		return true
+	}
+	for _, e := range p.eps {
+		if e.suspect.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// storeNotFound reports whether err is the store's own 404 (NoSuchKey,
+// NoSuchBucket, a bodiless HEAD 404), not a name the client library
+// rejected before sending.
+func storeNotFound(err error) bool {
+	var resp minio.ErrorResponse
+	return errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound
+}
+
 // do runs op on endpoints until it succeeds, fails with a final error, or
 // retries+1 attempts are spent. Failover to an untried endpoint is
-// immediate; the back-off applies only once every endpoint was tried.
+// immediate; the back-off applies only once every endpoint was tried. A
+// 404 while the pool is doubtful is confirmed by one more attempt (not
+// counted against the retries) after the first back-off, on an endpoint
+// not tried yet when there is one: a second 404 is final, a success wins.
 func (p *pool) do(ctx context.Context, r retrier, op func(*endpoint) error) error {
 	return p.doFrom(ctx, r, 0, op)
 }
@@ -192,6 +243,7 @@ func (p *pool) do(ctx context.Context, r retrier, op func(*endpoint) error) erro
 // body avoids the endpoint that just failed it).
 func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*endpoint) error) error {
 	waits := 0
+	confirmed := false
 	var err error
 	for attempt := 0; ; attempt++ {
 		e := p.pick(tried)
@@ -213,12 +265,36 @@ func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*end
 		}
 		tried |= 1 << p.index(e)
 		err = p.attempt(e, op)
+		if err != nil && !confirmed && storeNotFound(err) && p.doubtful() {
+			confirmed = true
+			if !sleepCtx(ctx, r.backoff(0)) {
+				// Not a 404 the caller may cache: it was not confirmed.
+				return ctx.Err()
+			}
+			if p.pick(tried) == nil {
+				tried = 0 // one endpoint (a balancer): ask it again
+			}
+			attempt--
+			continue
+		}
 		if err == nil || attempt >= r.retries || !retryable(err) {
 			return err
 		}
 		if ctx.Err() != nil {
 			return err
 		}
+	}
+}
+
+// sleepCtx waits d, or less when ctx ends first; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -253,6 +329,9 @@ func (p *pool) checkAll(ctx context.Context) {
 	for _, e := range p.eps {
 		wg.Go(func() {
 			err := p.check(ctx, e)
+			if err != nil {
+				p.sawTrouble()
+			}
 			e.mu.Lock()
 			if err == nil && e.down {
 				e.unejectLocked()

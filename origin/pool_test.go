@@ -313,3 +313,150 @@ func TestPoolSlowEjection(t *testing.T) {
 		t.Fatalf("after 404s: %+v", st)
 	}
 }
+
+// notFoundS3 answers like a MinIO node that does not see the object: 404
+// NoSuchKey, in a header for HEAD (which has no body) and in XML for GET.
+// Keys in has are served from obj instead. It counts object requests.
+type notFoundS3 struct {
+	obj *fakeObject
+	has map[string]bool
+	n   atomic.Int64
+}
+
+func (h *notFoundS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/minio/health/live" {
+		return
+	}
+	h.n.Add(1)
+	if h.has[strings.TrimPrefix(r.URL.Path, "/bkt/")] {
+		h.obj.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("X-Minio-Error-Code", "NoSuchKey")
+	w.Header().Set("X-Minio-Error-Desc", `"The specified key does not exist."`)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>%s</Key><BucketName>bkt</BucketName></Error>`,
+		strings.TrimPrefix(r.URL.Path, "/bkt/"))
+}
+
+// A 404 from one node while the pool has just seen a node fail is
+// confirmed on another node: an object that one live node wrongly calls
+// missing is served; an object that is really missing is still 404 after
+// exactly one more request. With no recent failure a 404 costs one request.
+func TestPoolConfirmsNotFound(t *testing.T) {
+	clk := fakeclock.At(time.Unix(1e9, 0))
+	obj := &fakeObject{data: randBytes(1000, 3), etag: "abc"}
+	stale := &notFoundS3{obj: obj}                                 // sees nothing
+	good := &notFoundS3{obj: obj, has: map[string]bool{"k": true}} // sees k
+	s := poolS3(t, clk, nil, serve(t, stale), serve(t, good), deadAddr(t))
+	ctx := context.Background()
+	requests := func() int64 { return stale.n.Load() + good.n.Load() }
+
+	// The third node's failed check marks it down; once that is older
+	// than the doubt window the pool is healthy again: one request a 404.
+	s.pool.checkAll(ctx)
+	clk.Advance(s.pool.doubtWindow)
+	for i := range 4 {
+		before := requests()
+		if _, err := s.Stat(ctx, "bkt", "missing"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("healthy pool, Stat of a missing key %d: %v", i, err)
+		}
+		if n := requests() - before; n != 1 {
+			t.Fatalf("healthy pool: a 404 took %d requests, want 1", n)
+		}
+	}
+
+	// A node fails its check now: 404s are doubted.
+	s.pool.checkAll(ctx)
+	staleBefore := stale.n.Load()
+	for i := range 6 {
+		if info, err := s.Stat(ctx, "bkt", "k"); err != nil || info.Size != 1000 {
+			t.Fatalf("Stat %d just after a node failed = %+v, %v", i, info, err)
+		}
+		if got := readRange(t, s, "bkt", "k", "", 100, 200); !bytes.Equal(got, obj.data[100:300]) {
+			t.Fatalf("Open %d just after a node failed: wrong bytes", i)
+		}
+	}
+	if stale.n.Load() == staleBefore {
+		t.Fatal("the stale node was never asked: the test proves nothing")
+	}
+	for i := range 4 {
+		before := requests()
+		if _, err := s.Stat(ctx, "bkt", "missing"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("doubtful pool, Stat of a missing key %d: %v", i, err)
+		}
+		if n := requests() - before; n != 2 {
+			t.Fatalf("doubtful pool: a real 404 took %d requests, want 2 (one confirmation)", n)
+		}
+	}
+}
+
+// With a single endpoint (a load balancer in front of the nodes) the
+// confirmation goes to the same endpoint after the back-off.
+func TestPoolConfirmsNotFoundOneEndpoint(t *testing.T) {
+	clk := fakeclock.At(time.Unix(1e9, 0))
+	obj := &fakeObject{data: randBytes(1000, 4), etag: "abc"}
+	h := &notFoundS3{obj: obj}
+	s := poolS3(t, clk, nil, serve(t, h))
+	s.pool.sawTrouble()
+	if _, err := s.Stat(context.Background(), "bkt", "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Stat: %v", err)
+	}
+	if n := h.n.Load(); n != 2 {
+		t.Fatalf("%d requests, want 2", n)
+	}
+}
+
+// A node that closes an idle connection and still answers its check is not
+// trouble; a node that dies (its connections closed, its port refusing)
+// is, before any request has failed on it: the pool doubts 404s from then
+// on and takes the node out.
+func TestPoolWatchesClosedConnections(t *testing.T) {
+	clk := fakeclock.At(time.Unix(1e9, 0))
+	obj := &fakeObject{data: randBytes(1000, 5), etag: "abc"}
+	rec := &recorder{obj: obj} // answers the health check too
+	node := httptest.NewServer(rec)
+	t.Cleanup(node.Close)
+	other := &notFoundS3{obj: obj}
+	s := poolS3(t, clk, nil, strings.TrimPrefix(node.URL, "http://"), serve(t, other))
+	ctx := context.Background()
+	stat := func(e *endpoint) error {
+		_, err := e.core.StatObject(ctx, "bkt", "k", minio.StatObjectOptions{})
+		return err
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("still not %s after 10s: %+v", what, s.Endpoints())
+			}
+		}
+	}
+	e := s.pool.eps[0]
+
+	// An idle connection closed by a live node: a check runs and passes.
+	if err := s.pool.attempt(e, stat); err != nil {
+		t.Fatal(err)
+	}
+	node.CloseClientConnections()
+	// The stat, then the check the closed connection set off.
+	waitFor("checked", func() bool { return rec.n.Load() == 2 && !e.suspect.Load() })
+	if s.pool.trouble.Load() != 0 || s.pool.doubtful() || !s.Endpoints()[0].Up {
+		t.Fatalf("a live node closing an idle connection counted as trouble: %+v", s.Endpoints())
+	}
+
+	// The node dies with a connection open: trouble, and it is taken out.
+	if err := s.pool.attempt(e, stat); err != nil {
+		t.Fatal(err)
+	}
+	node.Close()
+	waitFor("down", func() bool { return !s.Endpoints()[0].Up })
+	if !s.pool.doubtful() || s.Endpoints()[0].Failures != 0 {
+		t.Fatalf("after the node died: doubtful=%v %+v", s.pool.doubtful(), s.Endpoints())
+	}
+}

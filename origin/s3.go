@@ -156,27 +156,34 @@ func newS3(cfg S3Config, now func() time.Time) (*S3, error) {
 	if err := setRootCAs(tr, cfg); err != nil {
 		return nil, err
 	}
-	creds, anonymous, err := newCredentials(cfg, &http.Client{Transport: tr, Timeout: cfg.Timeout}, now)
-	if err != nil {
-		return nil, err
-	}
 	p := &pool{
-		now:        now,
-		ejectAfter: cfg.EjectAfter,
-		ejectTime:  cfg.EjectTime,
-		maxEject:   cfg.MaxEjectTime,
-		slow:       cfg.SlowThreshold,
-		hc:         &http.Client{Transport: tr, Timeout: min(cfg.Timeout, cfg.HealthInterval)},
-		scheme:     "http",
-		interval:   cfg.HealthInterval,
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		now:         now,
+		ejectAfter:  cfg.EjectAfter,
+		ejectTime:   cfg.EjectTime,
+		maxEject:    cfg.MaxEjectTime,
+		slow:        cfg.SlowThreshold,
+		doubtWindow: max(minDoubtWindow, 2*cfg.HealthInterval),
+		hc:          &http.Client{Transport: tr, Timeout: min(cfg.Timeout, cfg.HealthInterval)},
+		scheme:      "http",
+		interval:    cfg.HealthInterval,
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	if cfg.Secure {
 		p.scheme = "https"
 	}
+	// The endpoints exist before the first dial (an STS request may come
+	// first), their clients once the credentials do.
 	for _, ep := range cfg.Endpoints {
-		core, err := minio.NewCore(ep, &minio.Options{
+		p.eps = append(p.eps, &endpoint{addr: ep})
+	}
+	tr.DialContext = p.watchDials(tr.DialContext)
+	creds, anonymous, err := newCredentials(cfg, &http.Client{Transport: tr, Timeout: cfg.Timeout}, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range p.eps {
+		core, err := minio.NewCore(e.addr, &minio.Options{
 			Creds:     creds,
 			Secure:    cfg.Secure,
 			Transport: tr,
@@ -185,9 +192,9 @@ func newS3(cfg S3Config, now func() time.Time) (*S3, error) {
 			MaxRetries: 1,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("origin: endpoint %s: %w", ep, err)
+			return nil, fmt.Errorf("origin: endpoint %s: %w", e.addr, err)
 		}
-		p.eps = append(p.eps, &endpoint{addr: ep, core: core})
+		e.core = core
 	}
 	retries := cfg.Retries
 	if retries < 0 {
