@@ -29,8 +29,11 @@ import (
 //
 // The index (which chunks exist, their sizes, LRU order) lives in memory and
 // is rebuilt at start from file names and sizes alone, without opening the
-// files, so a restart with a large cache is quick; the LRU order then
-// follows file modification times.
+// files; the LRU order then follows file modification times. The rebuild
+// runs in the background (1M files take seconds to list and lstat), so
+// serving starts at once: until it ends, a chunk not yet indexed is a miss
+// that goes to the origin (and is written again), and purges wait for it,
+// since they must find files not yet indexed.
 type diskTier struct {
 	c      *Cache // counters, clock, logger
 	dir    string
@@ -51,7 +54,19 @@ type diskTier struct {
 
 	errLog logLimiter
 	gate   promoteGate // which disk hits are copied into memory (diskread.go)
+
+	// scanned is closed when the start-up scan has merged its files into
+	// the index. Until then scanning is true and every key removed from
+	// the index is remembered in gone, so the merge does not bring back a
+	// file that was evicted, dropped as corrupt or purged meanwhile.
+	scanned  chan struct{}
+	scanning bool
+	gone     map[diskKey]struct{}
 }
+
+// scanHook, when set by a test, runs between the scan's listing and its
+// merge into the index.
+var scanHook func()
 
 // diskObject groups the chunk files of one object (all versions), so purges
 // need not scan the index. bucket and key are known for objects written by
@@ -78,6 +93,10 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		objs:   make(map[uint64]*diskObject),
+
+		scanned:  make(chan struct{}),
+		scanning: true,
+		gone:     make(map[diskKey]struct{}),
 	}
 	var err error
 	d.lru, err = simplelru.NewLRU(math.MaxInt, d.onEvict)
@@ -95,9 +114,12 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 	if err := os.Mkdir(d.tmpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache: disk dir: %w", err)
 	}
-	if err := d.scan(); err != nil {
-		return nil, err
-	}
+	go func() {
+		defer close(d.scanned)
+		if err := d.scan(); err != nil {
+			d.ioError("scan", err)
+		}
+	}()
 	go d.run()
 	return d, nil
 }
@@ -116,7 +138,9 @@ type foundFile struct {
 
 // scan rebuilds the index from the directory: names give identities, sizes
 // come from the directory entries, modification times give the LRU order.
-// Files that are not chunk files of ours are deleted.
+// Files that are not chunk files of ours are deleted. Chunks written while
+// it ran stay newer than every file it found; on an error it still indexes
+// what it found and stops remembering removals.
 func (d *diskTier) scan() error {
 	var (
 		mu       sync.Mutex
@@ -145,8 +169,8 @@ func (d *diskTier) scan() error {
 	}
 	close(next)
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if scanHook != nil {
+		scanHook()
 	}
 	slices.SortFunc(all, func(a, b foundFile) int {
 		switch {
@@ -158,14 +182,27 @@ func (d *diskTier) scan() error {
 		return 0
 	})
 	d.mu.Lock()
+	// Keys indexed meanwhile (written during the scan), newest last.
+	fresh := d.lru.Keys()
 	for _, f := range all {
-		d.addLocked(f.k, f.size, "", "", false)
+		if _, ok := d.gone[f.k]; ok || d.lru.Contains(f.k) {
+			continue
+		}
+		d.indexLocked(f.k, f.size, "", "", false)
 	}
+	for _, k := range fresh {
+		d.lru.Get(k) // back in front of the files found
+	}
+	d.scanning, d.gone = false, nil
+	d.evictLocked()
 	victims := d.takeEvictedLocked()
 	d.mu.Unlock()
 	d.removeFiles(victims)
-	return nil
+	return firstErr
 }
+
+// waitScan blocks until the start-up scan has ended.
+func (d *diskTier) waitScan() { <-d.scanned }
 
 // scanSubdir lists subdirectory i (of 256) and deletes what does not belong.
 func (d *diskTier) scanSubdir(i int) ([]foundFile, error) {
@@ -208,6 +245,12 @@ func (d *diskTier) path(k diskKey) string {
 
 // addLocked indexes a file and evicts to stay within the budget.
 func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bool) {
+	d.indexLocked(k, size, bucket, key, known)
+	d.evictLocked()
+}
+
+// indexLocked indexes a file as the most recently used.
+func (d *diskTier) indexLocked(k diskKey, size int64, bucket, key string, known bool) {
 	if old, ok := d.lru.Peek(k); ok {
 		d.used -= old
 	}
@@ -222,7 +265,6 @@ func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bo
 		obj.bucket, obj.key, obj.known = bucket, key, true
 	}
 	obj.chunks[k] = struct{}{}
-	d.evictLocked()
 }
 
 // evictLocked removes least recently used chunks until the indexed and
@@ -243,6 +285,9 @@ func (d *diskTier) onEvict(k diskKey, size int64) {
 		}
 	}
 	d.evicted = append(d.evicted, k)
+	if d.scanning {
+		d.gone[k] = struct{}{}
+	}
 }
 
 func (d *diskTier) takeEvictedLocked() []diskKey {
@@ -308,6 +353,7 @@ func (d *diskTier) flush() {
 }
 
 func (d *diskTier) close() {
+	d.waitScan()
 	close(d.stop)
 	<-d.done
 }
@@ -425,6 +471,7 @@ func (d *diskTier) removeVersion(kh, eh uint64) int {
 }
 
 func (d *diskTier) removeWhere(kh uint64, match func(diskKey) bool) int {
+	d.waitScan() // files not yet indexed must go too
 	d.mu.Lock()
 	n := 0
 	if obj := d.objs[kh]; obj != nil {
@@ -445,6 +492,7 @@ func (d *diskTier) removeWhere(kh uint64, match func(diskKey) bool) int {
 // starts with prefix and returns those keys. Objects indexed by a scan have
 // no known key yet: one chunk header of each is read first.
 func (d *diskTier) removePrefix(bucket, prefix string) []string {
+	d.waitScan()
 	d.mu.Lock()
 	var unknown []diskKey
 	for _, obj := range d.objs {

@@ -185,6 +185,9 @@ func newTestCache(t testing.TB, cfg Config, o Origin, clk *fakeClock) *Cache {
 	if clk != nil {
 		c.now = clk.now
 	}
+	if c.disk != nil {
+		c.disk.waitScan() // tests of a warm restart expect the index rebuilt
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
