@@ -5,6 +5,7 @@
 //
 //	go run ./bench/harness            # 3 rounds x 10 s per scenario and server
 //	go run ./bench/harness -quick     # 1 round x 2 s: does everything still work?
+//	go run ./bench/harness -slow      # RSS with 400 slow clients, then 10k idle + 1k slow connections
 //
 // It starts everything it measures on loopback ports with data in a
 // temporary directory, and stops and removes all of it on exit, Ctrl-C or
@@ -42,6 +43,9 @@ type options struct {
 	// getBench runs only the edgectl get vs aria2c comparison (get.go).
 	getBench bool
 	get      getOptions
+	// slowBench runs only the slow-client memory section (slow.go).
+	slowBench bool
+	slow      slowOptions
 }
 
 func main() {
@@ -63,6 +67,12 @@ func main() {
 	flag.BoolVar(&o.getBench, "get", false, "only compare edgectl get -c N with aria2c -xN -sN on one object through edgeproxy (-rounds rounds, alternating)")
 	flag.IntVar(&o.get.conns, "get-conns", 8, "connections of both clients in -get")
 	getMiB := flag.Int64("get-mib", 1024, "object size in MiB for -get")
+	flag.BoolVar(&o.slowBench, "slow", false, "only measure edgeproxy's RSS with slow clients on the disk tier (slow.go)")
+	flag.DurationVar(&o.slow.duration, "slow-duration", 20*time.Second, "how long slow clients read in each -slow phase")
+	flag.IntVar(&o.slow.clients, "slow-clients", 400, "slow clients of the first -slow phase")
+	flag.IntVar(&o.slow.idle, "slow-idle", 10000, "idle keep-alive connections of the second -slow phase")
+	flag.IntVar(&o.slow.downs, "slow-downloads", 1000, "slow downloads of the second -slow phase")
+	flag.IntVar(&o.slow.rate, "slow-rate", 10<<10, "bytes per second each -slow client reads")
 	flag.Func("edgeproxy-env", "extra KEY=VALUE for edgeproxy, e.g. EDGEPROXY_CACHE_CHUNK_SIZE=4MiB (repeatable)", func(v string) error {
 		if !strings.HasPrefix(v, "EDGEPROXY_") || !strings.Contains(v, "=") {
 			return errors.New("want EDGEPROXY_KEY=VALUE")
@@ -78,6 +88,9 @@ func main() {
 	if o.getBench && o.out == "bench/results/latest.md" {
 		o.out = "bench/results/get.md"
 	}
+	if o.slowBench && o.out == "bench/results/latest.md" {
+		o.out = "bench/results/slow.md"
+	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			o.servers = append(o.servers, s)
@@ -91,9 +104,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	var err error
-	if o.getBench {
+	switch {
+	case o.getBench:
 		err = runGetBench(ctx, o)
-	} else {
+	case o.slowBench:
+		err = runSlowBench(ctx, o)
+	default:
 		err = run(ctx, o)
 	}
 	interrupted := ctx.Err() != nil
@@ -118,6 +134,9 @@ func (o options) validate() error {
 	}
 	if o.get.conns < 1 || o.get.conns > 16 || o.get.size < 1 {
 		return errors.New("need -get-conns between 1 and 16 (aria2c's limit) and -get-mib >= 1")
+	}
+	if o.slow.duration < time.Second || o.slow.clients < 1 || o.slow.idle < 0 || o.slow.downs < 1 || o.slow.rate < 4 {
+		return errors.New("need -slow-duration >= 1s, -slow-clients >= 1, -slow-idle >= 0, -slow-downloads >= 1, -slow-rate >= 4")
 	}
 	if len(o.servers) == 0 {
 		return errors.New("-servers is empty")
