@@ -135,8 +135,8 @@ func (o options) validate() error {
 	if o.get.conns < 1 || o.get.conns > 16 || o.get.size < 1 {
 		return errors.New("need -get-conns between 1 and 16 (aria2c's limit) and -get-mib >= 1")
 	}
-	if o.slow.duration < time.Second || o.slow.clients < 1 || o.slow.idle < 0 || o.slow.downs < 1 || o.slow.rate < 4 {
-		return errors.New("need -slow-duration >= 1s, -slow-clients >= 1, -slow-idle >= 0, -slow-downloads >= 1, -slow-rate >= 4")
+	if o.slow.duration < time.Second || o.slow.clients < 1 || o.slow.idle < 0 || o.slow.downs < 1 || o.slow.rate < 64 {
+		return errors.New("need -slow-duration >= 1s, -slow-clients >= 1, -slow-idle >= 0, -slow-downloads >= 1, -slow-rate >= 64")
 	}
 	if len(o.servers) == 0 {
 		return errors.New("-servers is empty")
