@@ -3,6 +3,8 @@ package cache
 import (
 	"fmt"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/cache/policy"
 )
 
 // Config tunes the cache. The zero value means every default; a negative
@@ -40,8 +42,23 @@ type Config struct {
 
 	// DiskBytes is the byte budget of the disk tier, counting file sizes
 	// (header included, not file-system block rounding). Default 10 GiB.
-	// Least recently used chunks are deleted to stay under it.
+	// Chunks are deleted in the Policy's order to stay under it.
 	DiskBytes int64 `yaml:"disk_bytes"`
+
+	// Policy decides which chunks the disk tier writes and which it deletes
+	// first: "tinylfu" (the default) or "lru". Under tinylfu a chunk is
+	// written only if a frequency sketch says it is requested more often
+	// than the chunks it would displace, and the disk keeps a segmented LRU;
+	// on a Zipf(0.9) trace it served 0.13 more of the bytes from cache than
+	// lru and wrote a twentieth as many files, and a one-off scan neither
+	// evicts the hot set nor costs disk writes (docs/design.md). Its price
+	// is a slower switch when popularity moves wholesale to new objects,
+	// and a sketch of 8 bytes per 64 KiB of DiskBytes (a power of two, at most
+	// 32 MiB).
+	// lru writes every fill and deletes the least recently used chunk, as
+	// nginx does; it is kept so operators can compare on their own traffic.
+	// Changing it keeps the chunks on disk.
+	Policy string `yaml:"policy"`
 
 	// DiskQueue is how many chunks may wait for the disk writer. Default 64.
 	// When the queue is full, new chunks are not written to disk (counted in
@@ -100,9 +117,12 @@ type Config struct {
 	MetaEntries int `yaml:"meta_entries"`
 }
 
+// DefaultMemoryBytes is the memory tier's budget when MemoryBytes is zero.
+// The binary sizes the Go runtime's memory limit from it.
+const DefaultMemoryBytes = 256 << 20
+
 const (
 	defaultChunkSize   = 1 << 20
-	defaultMemoryBytes = 256 << 20
 	defaultDiskBytes   = 10 << 30
 	defaultDiskQueue   = 64
 	defaultReadahead   = 8 << 20
@@ -129,7 +149,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("cache: chunk_size %d: must be between %d and %d", cfg.ChunkSize, minChunkSize, maxChunkSize)
 	}
 	if cfg.MemoryBytes == 0 {
-		cfg.MemoryBytes = defaultMemoryBytes
+		cfg.MemoryBytes = DefaultMemoryBytes
 	}
 	if cfg.MemoryBytes < cfg.ChunkSize {
 		return cfg, fmt.Errorf("cache: memory_bytes %d: must be at least chunk_size (%d)", cfg.MemoryBytes, cfg.ChunkSize)
@@ -146,6 +166,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.DiskBytes < 0 {
 		return cfg, fmt.Errorf("cache: disk_bytes %d: must not be negative", cfg.DiskBytes)
 	}
+	kind, err := policy.ParseKind(cfg.Policy)
+	if err != nil {
+		return cfg, fmt.Errorf("cache: policy %q: must be tinylfu or lru", cfg.Policy)
+	}
+	cfg.Policy = string(kind)
 	if cfg.DiskQueue == 0 {
 		cfg.DiskQueue = defaultDiskQueue
 	}

@@ -5,19 +5,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/edgeproxy/edgeproxy/cache/policy"
 )
 
 // diskTier keeps chunks as files under dir/<2 hex digits>/, one file per
-// chunk (format in diskfile.go), within a byte budget, least recently used
-// first out.
+// chunk (format in diskfile.go), within a byte budget; which chunks are
+// written and which leave first is the policy's (diskpolicy.go).
 //
 // Writes are behind the serving path: fills enqueue chunks on a bounded
 // queue that one goroutine drains, and a full queue drops the chunk rather
@@ -27,9 +26,9 @@ import (
 // checksum catches on first read. Any I/O failure is counted and logged at
 // most once per interval, and the request goes on from memory or origin.
 //
-// The index (which chunks exist, their sizes, LRU order) lives in memory and
-// is rebuilt at start from file names and sizes alone, without opening the
-// files; the LRU order then follows file modification times. The rebuild
+// The index (which chunks exist, their sizes, eviction order) lives in
+// memory and is rebuilt at start from file names and sizes alone, without
+// opening the files; the order then follows file modification times. The rebuild
 // runs in the background (1M files take seconds to list and lstat), so
 // serving starts at once: until it ends, a chunk not yet indexed is a miss
 // that goes to the origin (and is written again), and purges wait for it,
@@ -45,12 +44,14 @@ type diskTier struct {
 	beforeWrite func() // test hook run by the writer before each chunk
 	midWrite    func() // test hook run between a file's header and its data
 
+	sketch *policy.Sketch // chunk frequencies; nil under the lru policy
+
 	mu       sync.Mutex
-	lru      *simplelru.LRU[diskKey, int64] // chunk -> file size
-	objs     map[uint64]*diskObject         // by keyHash
-	used     int64                          // bytes of indexed files
-	reserved int64                          // bytes being written
-	evicted  []diskKey                      // removed from the index, file still to delete
+	lru      *policy.Index[diskKey] // chunk -> file size in eviction order (named for the tier's first policy)
+	objs     map[uint64]*diskObject // by keyHash
+	used     int64                  // bytes of indexed files
+	reserved int64                  // bytes being written
+	evicted  []diskKey              // removed from the index, file still to delete
 
 	errLog logLimiter
 	gate   promoteGate // which disk hits are copied into memory (diskread.go)
@@ -99,7 +100,7 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 		gone:     make(map[diskKey]struct{}),
 	}
 	var err error
-	d.lru, err = simplelru.NewLRU(math.MaxInt, d.onEvict)
+	d.lru, err = d.newDiskIndex(policy.Kind(c.cfg.Policy))
 	if err != nil {
 		return nil, fmt.Errorf("cache: disk index: %w", err)
 	}
@@ -182,16 +183,14 @@ func (d *diskTier) scan() error {
 		return 0
 	})
 	d.mu.Lock()
-	// Keys indexed meanwhile (written during the scan), newest last.
-	fresh := d.lru.Keys()
-	for _, f := range all {
+	// Files found are older than any chunk written during the scan: each
+	// goes in as the next to leave, newest first.
+	for _, f := range slices.Backward(all) {
 		if _, ok := d.gone[f.k]; ok || d.lru.Contains(f.k) {
 			continue
 		}
-		d.indexLocked(f.k, f.size, "", "", false)
-	}
-	for _, k := range fresh {
-		d.lru.Get(k) // back in front of the files found
+		d.indexLocked(f.k, f.size, "", "", false, true)
+		d.seed(f.k)
 	}
 	d.scanning, d.gone = false, nil
 	d.evictLocked()
@@ -245,16 +244,21 @@ func (d *diskTier) path(k diskKey) string {
 
 // addLocked indexes a file and evicts to stay within the budget.
 func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bool) {
-	d.indexLocked(k, size, bucket, key, known)
+	d.indexLocked(k, size, bucket, key, known, false)
 	d.evictLocked()
 }
 
-// indexLocked indexes a file as the most recently used.
-func (d *diskTier) indexLocked(k diskKey, size int64, bucket, key string, known bool) {
+// indexLocked indexes a file as the newest entry, or as the next to leave
+// when oldest is set (files found by the start-up scan, k not indexed).
+func (d *diskTier) indexLocked(k diskKey, size int64, bucket, key string, known, oldest bool) {
 	if old, ok := d.lru.Peek(k); ok {
 		d.used -= old
 	}
-	d.lru.Add(k, size)
+	if oldest {
+		d.lru.AddOldest(k, size)
+	} else {
+		d.lru.Add(k, size)
+	}
 	d.used += size
 	obj := d.objs[k.kh]
 	if obj == nil {
@@ -267,7 +271,7 @@ func (d *diskTier) indexLocked(k diskKey, size int64, bucket, key string, known 
 	obj.chunks[k] = struct{}{}
 }
 
-// evictLocked removes least recently used chunks until the indexed and
+// evictLocked removes chunks in the policy's order until the indexed and
 // reserved bytes fit the budget.
 func (d *diskTier) evictLocked() {
 	for d.used+d.reserved > d.budget && d.lru.Len() > 0 {
@@ -275,7 +279,7 @@ func (d *diskTier) evictLocked() {
 	}
 }
 
-// onEvict is simplelru's callback for every removal from the index.
+// onEvict is the index's callback for every removal.
 func (d *diskTier) onEvict(k diskKey, size int64) {
 	d.used -= size
 	if obj := d.objs[k.kh]; obj != nil {
@@ -336,8 +340,13 @@ func (d *diskTier) corrupt(k diskKey, err error) {
 	d.drop(k)
 }
 
-// enqueue hands a chunk to the writer, or drops it if the queue is full.
-func (d *diskTier) enqueue(ch *chunk) {
+// enqueue hands a chunk to the writer if the policy admits it (ahead: see
+// admit), or drops it if the queue is full.
+func (d *diskTier) enqueue(ch *chunk, ahead bool) {
+	if !d.admit(ch, ahead) {
+		d.c.st.diskRejected.Add(1)
+		return
+	}
 	select {
 	case d.queue <- diskJob{ch: ch}:
 	default:

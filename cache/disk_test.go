@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -238,7 +239,8 @@ func patchUint64(t *testing.T, path string, at int, v uint64) {
 }
 
 // TestDiskBudget: the disk tier stays within its byte budget, evicting
-// least recently used chunks, and a budget below one chunk stores nothing
+// least recently used chunks under the lru policy and admitting by
+// frequency under tinylfu, and a budget below one chunk stores nothing
 // without failing requests.
 func TestDiskBudget(t *testing.T) {
 	t.Run("tiny", func(t *testing.T) {
@@ -260,6 +262,7 @@ func TestDiskBudget(t *testing.T) {
 	t.Run("lru", func(t *testing.T) {
 		dir := t.TempDir()
 		cfg := diskConfig(dir)
+		cfg.Policy = "lru"
 		fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 4 + 1<<10) // bucket "b", key "x", quoted MD5 ETag, one block sum
 		cfg.DiskBytes = 3*fileSize + fileSize/2
 		o := newFakeOrigin()
@@ -288,6 +291,50 @@ func TestDiskBudget(t *testing.T) {
 			t.Fatalf("after restart %+v", st)
 		}
 	})
+}
+
+// TestDiskAdmission: under tinylfu a full disk tier writes a new chunk
+// only once it has been read more often than the chunk it would displace;
+// reads served by the memory tier count, and the writes skipped are
+// counted.
+func TestDiskAdmission(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskConfig(dir)
+	fileSize := int64(fileHeaderLen + 1 + 1 + 34 + 4 + 1<<10) // bucket "b", key "x", quoted MD5 ETag, one block sum
+	cfg.DiskBytes = 3*fileSize + fileSize/2
+	o := newFakeOrigin()
+	c := newTestCache(t, cfg, o, nil)
+	for i, k := range []string{"1", "2", "3", "4", "5"} {
+		o.put("b", k, randomBytes(1<<10, uint64(44+i)))
+		readAll(t, c, "b", k)
+		settle(t, c)
+	}
+	// 1-3 filled the room; 4 and 5, read once like each of them, lose the
+	// tie to the incumbents.
+	if st := c.Stats(); st.DiskWrites != 3 || st.DiskRejected != 2 || st.DiskChunks != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, k := range []string{"1", "2", "3"} {
+		if !c.disk.has(c.meta.get("b", k).id, 0) {
+			t.Fatalf("chunk of %s not on disk", k)
+		}
+	}
+	// Two more reads of 4, served from memory, then it leaves memory: its
+	// next fill beats the least recent of 1-3.
+	readAll(t, c, "b", "4")
+	if _, status := readAll(t, c, "b", "4"); status != StatusHit {
+		t.Fatalf("read of 4 from memory: %s", status)
+	}
+	id4 := c.meta.get("b", "4").id
+	c.mem.Del(memKey(id4, 0))
+	c.mem.Wait()
+	if _, status := readAll(t, c, "b", "4"); status != StatusMiss {
+		t.Fatalf("read of 4 after leaving memory: %s", status)
+	}
+	settle(t, c)
+	if st := c.Stats(); st.DiskWrites != 4 || st.DiskRejected != 2 || st.DiskChunks != 3 || !c.disk.has(id4, 0) {
+		t.Fatalf("after 4 became popular: stats %+v, on disk %v", st, c.disk.has(id4, 0))
+	}
 }
 
 // TestDiskIOErrors: when the disk cannot be written or read, requests are
@@ -366,7 +413,7 @@ func TestDiskQueueFull(t *testing.T) {
 	if got, _ := readAll(t, c, "b", "k"); !bytes.Equal(got, data) {
 		t.Fatal("bytes")
 	}
-	waitFor(t, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
+	testenv.WaitFor(t, 10*time.Second, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
 	if st := c.Stats(); st.DiskDropped < 8-2 {
 		t.Fatalf("dropped %d chunks, want at least 6 of 8", st.DiskDropped)
 	}
@@ -442,7 +489,7 @@ func TestDiskETagChangeDropsOldVersion(t *testing.T) {
 	readAll(t, c, "b", "k")
 	settle(t, c)
 	o.put("b", "k", randomBytes(3<<10, 49))
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	readAll(t, c, "b", "k")
 	settle(t, c)
 	if st := c.Stats(); st.DiskChunks != 3 || len(chunkFiles(t, dir)) != 3 {
@@ -1065,7 +1112,7 @@ func TestDiskScanInBackground(t *testing.T) {
 	d := c2.disk
 	d.mu.Lock()
 	var first diskKey
-	for _, k := range d.lru.Keys() {
+	for k := range d.objs[keyHash("b", "k")].chunks {
 		if k.idx == 0 {
 			first = k
 		}

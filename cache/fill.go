@@ -149,7 +149,7 @@ func (c *Cache) fill(parent context.Context, id *objectID, first int64, slots []
 		ch := &chunk{id: id, idx: idx, data: buf}
 		c.memSet(ch)
 		if c.disk != nil {
-			c.disk.enqueue(ch)
+			c.disk.enqueue(ch, i > 0)
 		}
 		s.ch = ch
 		close(s.ready)

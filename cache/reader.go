@@ -242,6 +242,7 @@ func (r *Reader) nextBlock(idx int64) bool {
 // data: blocks are read as they are delivered.
 func (r *Reader) load(idx int64) ([]byte, source, error) {
 	c := r.c
+	c.disk.seen(r.id, idx) // the disk policy counts reads served by any tier
 	for attempt := range 3 {
 		if ch := c.memGet(r.id, idx); ch != nil {
 			c.st.memHits.Add(1)

@@ -32,6 +32,9 @@ type Stats struct {
 	// because the write queue was full; DiskCorrupt chunk files that failed
 	// verification and were deleted; DiskErrors other disk I/O failures.
 	DiskWrites, DiskDropped, DiskCorrupt, DiskErrors int64
+	// DiskRejected counts filled chunks the disk policy declined to write
+	// (seen less often than what they would displace): the writes avoided.
+	DiskRejected int64
 	// DiskOldFormat counts chunk files of an older format deleted at start
 	// without being read.
 	DiskOldFormat int64
@@ -60,6 +63,7 @@ type counters struct {
 	originBytes, fills, fillErrors, coalesced        atomic.Int64
 	metaHits, metaMisses, staleServes                atomic.Int64
 	diskWrites, diskDropped, diskCorrupt, diskErrors atomic.Int64
+	diskRejected                                     atomic.Int64
 	diskOldFormat                                    atomic.Int64
 	purged                                           atomic.Int64
 	diskBufs                                         atomic.Int64 // gauge
@@ -85,6 +89,7 @@ func (c *Cache) Stats() Stats {
 		DiskDropped:     c.st.diskDropped.Load(),
 		DiskCorrupt:     c.st.diskCorrupt.Load(),
 		DiskErrors:      c.st.diskErrors.Load(),
+		DiskRejected:    c.st.diskRejected.Load(),
 		DiskOldFormat:   c.st.diskOldFormat.Load(),
 		DiskReadBuffers: c.st.diskBufs.Load(),
 		Purged:          c.st.purged.Load(),

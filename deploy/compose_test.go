@@ -577,3 +577,60 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(slices.Compact(a), slices.Compact(b)) && len(a) == len(b)
 }
+
+// Instant invalidation in the compose fleet: every MinIO node has the same
+// Redis notification target, pushing to the monitored master the list the
+// edges pop (invalidation.events_key) in the format they parse; minio-init
+// sends the download bucket's put and delete events to it.
+func TestComposeInvalidation(t *testing.T) {
+	f := loadCompose(t)
+	c := parseSentinelConf(t)
+	const prefix = "MINIO_NOTIFY_REDIS_ENABLE_"
+	var id string
+	for _, name := range f.minio {
+		env := f.file.Services[name].Environment
+		var ids []string
+		for k, v := range env {
+			if strings.HasPrefix(k, prefix) && v == "on" {
+				ids = append(ids, strings.TrimPrefix(k, prefix))
+			}
+		}
+		if len(ids) != 1 {
+			t.Fatalf("compose %s: Redis notification targets %v, want one", name, ids)
+		}
+		if id == "" {
+			id = ids[0]
+		} else if ids[0] != id {
+			t.Errorf("compose %s: target %s, %s has %s", name, ids[0], f.minio[0], id)
+		}
+		if got, want := env["MINIO_NOTIFY_REDIS_ADDRESS_"+id], c.host+":"+strconv.Itoa(c.masterPort); got != want {
+			t.Errorf("compose %s: target address %q, the monitored master is %s", name, got, want)
+		}
+		if got := env["MINIO_NOTIFY_REDIS_FORMAT_"+id]; got != "access" {
+			t.Errorf("compose %s: target format %q, the edges read \"access\" (a list of events)", name, got)
+		}
+		for _, edge := range f.edges {
+			cfg, _ := f.edgeSettings(t, edge)
+			key := cfg.str(t, "invalidation.events_key")
+			if key == "" {
+				t.Errorf("compose %s: invalidation.events_key is empty (instant invalidation off)", edge)
+			}
+			if got := env["MINIO_NOTIFY_REDIS_KEY_"+id]; got != key {
+				t.Errorf("compose %s: target key %q, %s pops invalidation.events_key %q", name, got, edge, key)
+			}
+		}
+	}
+	initCmd := strings.Join(f.file.Services["minio-init"].Entrypoint, " ")
+	cfg, _ := f.edgeSettings(t, f.edges[0])
+	add := "mc event add fleet/" + cfg.str(t, "proxy.download_bucket") + " arn:minio:sqs::" + id + ":redis --event "
+	i := strings.Index(initCmd, add)
+	if i < 0 {
+		t.Fatalf("minio-init does not run %q...", add)
+	}
+	events := strings.Split(strings.Trim(strings.Fields(initCmd[i+len(add):])[0], `)"'`), ",")
+	for _, ev := range []string{"put", "delete"} {
+		if !slices.Contains(events, ev) {
+			t.Errorf("minio-init: events %v lack %s", events, ev)
+		}
+	}
+}

@@ -614,3 +614,35 @@ func subset(sel, labels map[string]string) bool {
 	}
 	return true
 }
+
+// The edge addresses every node of the distributed MinIO itself (origin
+// pool: health checks, ejection, failover), not one load-balanced name:
+// four StatefulSet pods minio-0..3 behind one headless Service, one port.
+func TestK8sOriginAllMinIONodes(t *testing.T) {
+	m := loadK8s(t)
+	e := m.edge(t)
+	eps := e.cfg.list(t, "origin.s3.endpoints")
+	if len(eps) != 4 {
+		t.Fatalf("origin.s3.endpoints %v: want the 4 MinIO nodes", eps)
+	}
+	if ep := e.cfg.str(t, "origin.s3.endpoint"); ep != "" {
+		t.Errorf("origin.s3.endpoint %q set beside endpoints: the edge refuses both", ep)
+	}
+	var domain string
+	var port int
+	for i, ep := range eps {
+		host, p := splitHostPort(t, "origin.s3.endpoints", ep)
+		pod, rest, ok := strings.Cut(host, ".")
+		if !ok || pod != "minio-"+strconv.Itoa(i) {
+			t.Errorf("origin.s3.endpoints[%d] %s: want the StatefulSet pod minio-%d", i, ep, i)
+		}
+		if i == 0 {
+			domain, port = rest, p
+		} else if rest != domain || p != port {
+			t.Errorf("origin.s3.endpoints[%d] %s: not %s:%d like the first node", i, ep, domain, port)
+		}
+	}
+	if !strings.HasSuffix(domain, ".svc.cluster.local") {
+		t.Errorf("origin.s3.endpoints under %s: want a headless Service's cluster DNS name", domain)
+	}
+}

@@ -19,7 +19,9 @@ import (
 //
 //   - Active checks: every HealthInterval each endpoint's
 //     /minio/health/live is fetched; a failed check takes the endpoint out
-//     at once, a passing one brings it back (unless it is ejected).
+//     at once, a passing one brings it back (unless it is ejected). A
+//     check that passes after a failed one also ends an ejection: the
+//     node was restarted.
 //   - Passive ejection (outlier detection, after Envoy's
 //     consecutive_gateway_failure): EjectAfter consecutive transient
 //     failures or slow answers eject an endpoint for EjectTime, doubled at
@@ -73,6 +75,17 @@ type endpoint struct {
 // healthyLocked reports whether the endpoint should receive requests at now.
 func (e *endpoint) healthyLocked(now time.Time) bool {
 	return !e.down && !now.Before(e.ejectedUntil)
+}
+
+// unejectLocked ends a passive ejection and forgets its strikes. An active
+// check that passes after one that failed calls it: the node was down and
+// has come back (a restart), so the failures that ejected it say nothing
+// of the new process (Envoy's successful_active_health_check_uneject_host).
+// A node ejected for slowness whose checks keep passing stays ejected.
+func (e *endpoint) unejectLocked() {
+	e.ejectedUntil = time.Time{}
+	e.strikes = 0
+	e.consecutive = 0
 }
 
 // pool chooses endpoints and keeps their health. It is safe for concurrent use.
@@ -241,6 +254,9 @@ func (p *pool) checkAll(ctx context.Context) {
 		wg.Go(func() {
 			err := p.check(ctx, e)
 			e.mu.Lock()
+			if err == nil && e.down {
+				e.unejectLocked()
+			}
 			e.down = err != nil
 			e.mu.Unlock()
 		})

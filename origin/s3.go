@@ -321,12 +321,15 @@ func newTransport(cfg S3Config) *http.Transport {
 	return tr
 }
 
-// Core is the minio-go client of the first endpoint, with this store's
-// transport and credentials, for the upload endpoint: it writes (multipart
-// uploads), which Store does not. Writes do not fail over: a multipart
-// upload's parts must reach one deployment in order, and any node of a
-// distributed MinIO accepts them, so the first listed one is used.
-func (s *S3) Core() *minio.Core { return s.pool.eps[0].core }
+// Core returns the minio-go client of a healthy endpoint, chosen as for a
+// read (fewest requests in flight, round robin among equals; any endpoint
+// when none is healthy), with this store's transport and credentials. It
+// exists for the upload endpoint, which writes (multipart uploads) and so
+// cannot go through Store. Call it once per operation and do not keep the
+// result: a multipart upload id is valid on every node of a distributed
+// MinIO, so each part may go to a different node, and an operation after
+// a node died goes to one that is up.
+func (s *S3) Core() *minio.Core { return s.pool.pick(0).core }
 
 // Close stops the health checks and releases idle connections. In-flight
 // readers stay usable.

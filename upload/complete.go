@@ -33,10 +33,10 @@ func (u *Uploads) completeLocked(c context.Context, st *state, sp *spool, fileHa
 	if st.Length == 0 {
 		// S3 completes no multipart upload without a part: write the empty
 		// object and drop the multipart upload.
-		if _, err := u.s3.PutObject(c, st.Bucket, st.Key, strings.NewReader(""), 0, "", "", minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
+		if _, err := u.s3().PutObject(c, st.Bucket, st.Key, strings.NewReader(""), 0, "", "", minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
 			return u.storeFailed(st, err)
 		}
-		u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+		u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
 	} else {
 		parts := st.Parts
 		if n := sp.pending(); n > 0 {
@@ -52,14 +52,14 @@ func (u *Uploads) completeLocked(c context.Context, st *state, sp *spool, fileHa
 		if !l.held() {
 			return errLocked
 		}
-		if _, err := u.s3.CompleteMultipartUpload(c, st.Bucket, st.Key, st.S3Upload, cp, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
+		if _, err := u.s3().CompleteMultipartUpload(c, st.Bucket, st.Key, st.S3Upload, cp, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
 			return u.storeFailed(st, err)
 		}
 		st.Parts = parts
 	}
 	u.tails.drop(st.ID)
 	if st.Tail > 0 && !st.Partial {
-		u.s3.RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{})
+		u.s3().RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{})
 	}
 	st.Tail, st.TailETag = 0, ""
 	st.Done = true
@@ -146,7 +146,7 @@ func (u *Uploads) Subscribe(ctx context.Context) {
 // declared SHA-256 cannot be combined from the partials' digests, so it is
 // checked by reading the partials back from the store before the file is
 // completed.
-func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *state, ids []string, maxSize int64) {
+func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *state, ids []string, maxSize int64, signed string) {
 	parts := make([]*state, len(ids))
 	for i, id := range ids {
 		p, e := u.loadLive(c, id)
@@ -177,22 +177,22 @@ func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *s
 		return
 	}
 	st.SHA256 = digest
-	if st.S3Upload, err = u.s3.NewMultipartUpload(c, st.Bucket, st.Key, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
+	if st.S3Upload, err = u.s3().NewMultipartUpload(c, st.Bucket, st.Key, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
 		u.refuse(ctx, errStore)
 		return
 	}
 	l, err := u.acquire(c, st.ID)
 	if err != nil {
-		u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+		u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
 		u.refuse(ctx, errState)
 		return
 	}
 	defer l.release()
 	cp := make([]minio.CompletePart, len(parts))
 	for i, p := range parts {
-		op, err := u.s3.CopyObjectPart(c, p.Bucket, u.stagingKey(p.ID), st.Bucket, st.Key, st.S3Upload, i+1, 0, -1, nil)
+		op, err := u.s3().CopyObjectPart(c, p.Bucket, u.stagingKey(p.ID), st.Bucket, st.Key, st.S3Upload, i+1, 0, -1, nil)
 		if err != nil {
-			u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+			u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
 			u.log.Error("upload: concat copy", "err", err)
 			u.refuse(ctx, errStore)
 			return
@@ -200,8 +200,8 @@ func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *s
 		cp[i] = minio.CompletePart{PartNumber: i + 1, ETag: op.ETag}
 		st.Parts = append(st.Parts, part{N: i + 1, ETag: op.ETag, Size: p.Length})
 	}
-	if _, err := u.s3.CompleteMultipartUpload(c, st.Bucket, st.Key, st.S3Upload, cp, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
-		u.s3.AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
+	if _, err := u.s3().CompleteMultipartUpload(c, st.Bucket, st.Key, st.S3Upload, cp, minio.PutObjectOptions{ContentType: st.ContentType}); err != nil {
+		u.s3().AbortMultipartUpload(c, st.Bucket, st.Key, st.S3Upload)
 		u.refuse(ctx, errStore)
 		return
 	}
@@ -214,7 +214,7 @@ func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *s
 	for _, p := range parts { // the partials have served their purpose
 		u.discard(c, p)
 	}
-	ctx.Response.Header.Set("Location", u.cfg.Prefix+st.ID)
+	ctx.Response.Header.Set("Location", u.location(st.ID, signed))
 	ctx.Response.Header.Set("Upload-Offset", strconv.FormatInt(st.Offset, 10))
 	ctx.SetStatusCode(fasthttp.StatusCreated)
 }
@@ -226,7 +226,7 @@ func (u *Uploads) readDigest(c context.Context, st *state, parts []*state) (stri
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	for _, p := range parts {
-		rc, _, _, err := u.s3.GetObject(c, p.Bucket, u.stagingKey(p.ID), minio.GetObjectOptions{})
+		rc, _, _, err := u.s3().GetObject(c, p.Bucket, u.stagingKey(p.ID), minio.GetObjectOptions{})
 		if err != nil {
 			return "", err
 		}

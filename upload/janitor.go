@@ -87,7 +87,7 @@ const maxSweepPages = 100
 func (u *Uploads) sweepMultipart(ctx context.Context, bucket string, cutoff time.Time, res *SweepResult) error {
 	var keyMarker, idMarker string
 	for page := 0; page < maxSweepPages; page++ {
-		r, err := u.s3.ListMultipartUploads(ctx, bucket, "", keyMarker, idMarker, "", 1000)
+		r, err := u.s3().ListMultipartUploads(ctx, bucket, "", keyMarker, idMarker, "", 1000)
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func (u *Uploads) sweepMultipart(ctx context.Context, bucket string, cutoff time
 			if st == nil && m.Initiated.After(cutoff) {
 				continue
 			}
-			if err := u.s3.AbortMultipartUpload(ctx, bucket, m.Key, m.UploadID); err != nil && !isNoSuchUpload(err) {
+			if err := u.s3().AbortMultipartUpload(ctx, bucket, m.Key, m.UploadID); err != nil && !isNoSuchUpload(err) {
 				return err
 			}
 			res.Aborted++
@@ -126,7 +126,7 @@ func (u *Uploads) sweepMultipart(ctx context.Context, bucket string, cutoff time
 func (u *Uploads) sweepStaging(ctx context.Context, bucket string, cutoff time.Time, res *SweepResult) error {
 	lc, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for obj := range u.s3.Client.ListObjects(lc, bucket, minio.ListObjectsOptions{Prefix: u.cfg.StagingPrefix, Recursive: true}) {
+	for obj := range u.s3().Client.ListObjects(lc, bucket, minio.ListObjectsOptions{Prefix: u.cfg.StagingPrefix, Recursive: true}) {
 		if obj.Err != nil {
 			return obj.Err
 		}
@@ -138,7 +138,7 @@ func (u *Uploads) sweepStaging(ctx context.Context, bucket string, cutoff time.T
 		if alive || (st == nil && obj.LastModified.After(cutoff)) {
 			continue
 		}
-		if err := u.s3.RemoveObject(ctx, bucket, obj.Key, minio.RemoveObjectOptions{}); err != nil {
+		if err := u.s3().RemoveObject(ctx, bucket, obj.Key, minio.RemoveObjectOptions{}); err != nil {
 			return err
 		}
 		res.Staged++

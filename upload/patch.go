@@ -308,7 +308,17 @@ func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n
 	}
 	pc, cancel := context.WithTimeout(c, partTimeout(n))
 	defer cancel()
-	p, err := u.s3.PutObjectPart(pc, st.Bucket, st.Key, st.S3Upload, num, sp.section(n), n, minio.PutObjectPartOptions{})
+	// A part sent again under its number replaces the first copy, so a
+	// part cut by a node's failure is retried at once on the node the pool
+	// chooses now (the bytes are still in the spool).
+	var p minio.ObjectPart
+	var err error
+	for try := 0; ; try++ {
+		p, err = u.s3().PutObjectPart(pc, st.Bucket, st.Key, st.S3Upload, num, sp.section(n), n, minio.PutObjectPartOptions{})
+		if err == nil || try == partRetries || pc.Err() != nil || !transient(err) {
+			break
+		}
+	}
 	if err != nil {
 		return part{}, fmt.Errorf("upload: put part %d: %w", num, err)
 	}
@@ -316,6 +326,17 @@ func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n
 		return part{}, err
 	}
 	return part{N: num, ETag: p.ETag, Size: n}, nil
+}
+
+// partRetries is how many times a part that failed transiently is sent
+// again within one PATCH before the PATCH fails (the client resumes).
+const partRetries = 2
+
+// transient reports whether err is the store's or the network's fault
+// (no S3 answer, or a 5xx) rather than the request's.
+func transient(err error) bool {
+	code := minio.ToErrorResponse(err).StatusCode
+	return code == 0 || code >= 500
 }
 
 // partTimeout bounds one part upload: a minute plus a second per MiB
@@ -335,7 +356,7 @@ func (u *Uploads) loadTail(c context.Context, st *state, sp *spool) error {
 		sp.f, sp.start, sp.size = f, 0, st.Tail
 		return nil
 	}
-	rc, info, _, err := u.s3.GetObject(c, st.Bucket, u.stagingKey(st.ID), minio.GetObjectOptions{})
+	rc, info, _, err := u.s3().GetObject(c, st.Bucket, u.stagingKey(st.ID), minio.GetObjectOptions{})
 	if err != nil {
 		return err
 	}
@@ -362,14 +383,14 @@ func (u *Uploads) stageTail(c context.Context, st *state, sp *spool) error {
 	n := sp.pending()
 	if n == 0 {
 		if st.Tail > 0 {
-			if err := u.s3.RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{}); err != nil {
+			if err := u.s3().RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{}); err != nil {
 				return err
 			}
 		}
 		st.Tail, st.TailETag = 0, ""
 		return nil
 	}
-	info, err := u.s3.PutObject(c, st.Bucket, u.stagingKey(st.ID), sp.section(n), n, "", "", minio.PutObjectOptions{})
+	info, err := u.s3().PutObject(c, st.Bucket, u.stagingKey(st.ID), sp.section(n), n, "", "", minio.PutObjectOptions{})
 	if err != nil {
 		return fmt.Errorf("upload: stage part: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -30,17 +31,31 @@ type Purger interface {
 	Purge(bucket, key string) int
 }
 
+// Store hands out the minio-go client the endpoint writes through.
+// origin.S3 implements it: each call returns the client of a node of the
+// origin pool that is up now. The endpoint calls Core once per S3
+// operation and never keeps the result, so that an upload outlives the
+// node it started on (a multipart upload id is valid on every node of a
+// distributed MinIO).
+type Store interface {
+	Core() *minio.Core
+}
+
 // Deps are what the endpoint is wired to.
 type Deps struct {
 	// Redis holds upload state, locks and tokens. Required.
 	Redis redis.UniversalClient
 	// S3 is the origin the bytes go to, through minio-go's Core API.
 	// Required.
-	S3 *minio.Core
+	S3 Store
 	// Catalog, when set, registers completed files.
 	Catalog Registry
 	// Purger, when set, is purged of an object a completed upload replaced.
 	Purger Purger
+	// Signer, when set, lets signed URLs authorise creations beside
+	// tokens (auth.Signer: the keys of auth.signer). Without it a signed
+	// creation URL is refused. SetSigner replaces it (a reload's new keys).
+	Signer URLSigner
 	// Limiter, when set, admits each client's byte-carrying requests
 	// (max_concurrent_per_client) and shapes their bodies to the client's
 	// rate (Config.RateClass).
@@ -57,9 +72,10 @@ type Deps struct {
 type Uploads struct {
 	cfg     Config
 	rdb     redis.UniversalClient
-	s3      *minio.Core
+	store   Store
 	catalog Registry
 	purger  Purger
+	signer  atomic.Pointer[URLSigner] // nil, or a non-nil URLSigner
 	limiter *limiter.Limiter
 	rate    int64 // resolved Config.RateClass for limiter.Shape; 0: the default rate
 	log     *slog.Logger
@@ -73,8 +89,8 @@ type Uploads struct {
 // New validates cfg and builds the endpoint. It does not contact Redis or
 // the store.
 func New(cfg Config, deps Deps) (*Uploads, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if deps.Redis == nil || deps.S3 == nil {
@@ -86,9 +102,10 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	u := &Uploads{cfg: cfg, rdb: deps.Redis, s3: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
+	u := &Uploads{cfg: cfg, rdb: deps.Redis, store: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
 		limiter: deps.Limiter, log: logging.For(deps.Logger, "upload"), now: deps.Now,
 		active: make(chan struct{}, cfg.MaxActive), tails: newTailCache(cfg.MaxActive)}
+	u.SetSigner(deps.Signer)
 	if cfg.RateClass != "" {
 		if u.limiter == nil {
 			return nil, fmt.Errorf("upload: rate_class %q needs the limiter", cfg.RateClass)
@@ -102,11 +119,26 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 	return u, nil
 }
 
+// s3 is the client of the next S3 operation (see Store).
+func (u *Uploads) s3() *minio.Core { return u.store.Core() }
+
 // Close deletes the local copies of staged tails. The staging objects
 // stay: any node resumes from them.
 func (u *Uploads) Close() error {
 	u.tails.closeAll()
 	return nil
+}
+
+// SetSigner makes s check the signed creation URLs from now on; nil
+// refuses them all. Creations under way keep the signer they began with;
+// uploads already created are unaffected either way (their credential is
+// in their state).
+func (u *Uploads) SetSigner(s URLSigner) {
+	if s == nil {
+		u.signer.Store(nil)
+		return
+	}
+	u.signer.Store(&s)
 }
 
 // Prefix is the path prefix the endpoint answers under.

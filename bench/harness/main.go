@@ -6,6 +6,7 @@
 //	go run ./bench/harness            # 3 rounds x 10 s per scenario and server
 //	go run ./bench/harness -quick     # 1 round x 2 s: does everything still work?
 //	go run ./bench/harness -slow      # RSS with 400 slow clients, then 10k idle + 1k slow connections
+//	go run ./bench/harness -offload   # origin offload: hit ratios on traces (offload.go)
 //
 // It starts everything it measures on loopback ports with data in a
 // temporary directory, and stops and removes all of it on exit, Ctrl-C or
@@ -41,8 +42,11 @@ type options struct {
 	layers      bool // run the access-layers section (edgeproxy alone)
 	disk        bool // run the disk-tier section (a second edgeproxy, beside nginx)
 	// getBench runs only the edgectl get vs aria2c comparison (get.go).
-	getBench bool
-	get      getOptions
+	getBench     bool
+	get          getOptions
+	offload      bool // run only the origin-offload section
+	offloadSize  int64
+	offloadTrace string // a recorded trace to replay too
 	// slowBench runs only the slow-client memory section (slow.go).
 	slowBench bool
 	slow      slowOptions
@@ -73,6 +77,9 @@ func main() {
 	flag.IntVar(&o.slow.idle, "slow-idle", 10000, "idle keep-alive connections of the second -slow phase")
 	flag.IntVar(&o.slow.downs, "slow-downloads", 1000, "slow downloads of the second -slow phase")
 	flag.IntVar(&o.slow.rate, "slow-rate", 10<<10, "bytes per second each -slow client reads")
+	flag.BoolVar(&o.offload, "offload", false, "run only the origin-offload section: traces replayed through edgeproxy (tinylfu and lru) and nginx, hit ratios beside LRU and Belady")
+	flag.Int64Var(&o.offloadSize, "offload-size", 256<<10, "object size of the offload traces, in bytes")
+	flag.StringVar(&o.offloadTrace, "offload-trace", "", "also replay this recorded trace in -offload: one object name per line")
 	flag.Func("edgeproxy-env", "extra KEY=VALUE for edgeproxy, e.g. EDGEPROXY_CACHE_CHUNK_SIZE=4MiB (repeatable)", func(v string) error {
 		if !strings.HasPrefix(v, "EDGEPROXY_") || !strings.Contains(v, "=") {
 			return errors.New("want EDGEPROXY_KEY=VALUE")
@@ -81,6 +88,11 @@ func main() {
 		return nil
 	})
 	flag.Parse()
+	outSet := false
+	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+	if o.offload && !outSet {
+		o.out = "bench/results/offload.md"
+	}
 	if quick {
 		o.duration, o.rounds = 2*time.Second, 1
 	}
@@ -129,6 +141,9 @@ func main() {
 }
 
 func (o options) validate() error {
+	if o.offloadSize < 1<<10 || o.offloadSize > 1<<20 {
+		return errors.New("need 1KiB <= -offload-size <= 1MiB (one chunk, one nginx slice)")
+	}
 	if o.duration < time.Second || o.rounds < 1 || o.threads < 1 || o.conns < o.threads || o.coldClients < 1 {
 		return errors.New("need -duration >= 1s, -rounds >= 1, -threads >= 1, -conns >= -threads, -cold-clients >= 1")
 	}
@@ -187,8 +202,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	minioBin, err := minioBinary(ctx, root)
-	if err != nil {
+	if err := ensureMinIO(ctx, root); err != nil {
 		return err
 	}
 
@@ -205,11 +219,19 @@ func run(ctx context.Context, o options) error {
 	}
 
 	logf("starting MinIO")
-	org, err := startOrigin(ctx, minioBin, filepath.Join(tmp, "minio"))
+	org, err := startOrigin(ctx, filepath.Join(tmp, "minio"))
 	if err != nil {
 		return err
 	}
-	defer org.proc.stop()
+	defer org.Close()
+	if o.offload {
+		report, err := runOffload(ctx, o, root, tmp, org)
+		if err != nil {
+			return err
+		}
+		return writeReport(root, o.out, fmt.Sprintf("# edgeproxy origin offload\n\n%s, commit %s, load average %s.\n\n%s",
+			time.Now().Format("2006-01-02 15:04 MST"), gitCommit(ctx, root), loadAverage(), report))
+	}
 	objs := []object{hot4K, hot1M, hot256M}
 	hot := append([]object{}, objs...)
 	if o.runDisk() {
@@ -280,9 +302,12 @@ func run(ctx context.Context, o options) error {
 	}
 
 	res.loadEnd = loadAverage()
-	report := res.markdown(gitCommit(ctx, root))
+	return writeReport(root, o.out, res.markdown(gitCommit(ctx, root)))
+}
+
+// writeReport prints report and writes it to out (relative to root).
+func writeReport(root, out, report string) error {
 	fmt.Println(report)
-	out := o.out
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}

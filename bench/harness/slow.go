@@ -49,8 +49,7 @@ func runSlowBench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	minioBin, err := minioBinary(ctx, root)
-	if err != nil {
+	if err := ensureMinIO(ctx, root); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "edgeproxy-slowbench-")
@@ -63,11 +62,11 @@ func runSlowBench(ctx context.Context, o options) error {
 		defer os.RemoveAll(tmp)
 	}
 	logf("starting MinIO")
-	org, err := startOrigin(ctx, minioBin, filepath.Join(tmp, "minio"))
+	org, err := startOrigin(ctx, filepath.Join(tmp, "minio"))
 	if err != nil {
 		return err
 	}
-	defer org.proc.stop()
+	defer org.Close()
 	if err := org.seed(ctx, []object{hot4K, hot256M}); err != nil {
 		return err
 	}

@@ -105,7 +105,13 @@ type RedisConfig struct {
 	Username   string   `yaml:"username"`
 	// Password; prefer EDGEPROXY_REDIS_PASSWORD.
 	Password string `yaml:"password"`
-	DB       int    `yaml:"db"`
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// (their requirepass, or an ACL user), with master_name set; Username
+	// and Password are for the Redis nodes. Default none. Prefer
+	// EDGEPROXY_REDIS_SENTINEL_PASSWORD.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword string `yaml:"sentinel_password"`
+	DB               int    `yaml:"db"`
 	// DialTimeout bounds a connect. Default 1s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// ReadTimeout and WriteTimeout bound one command's I/O. Default 500ms:

@@ -152,6 +152,8 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 		counter("stale_serves_total", "Readers served stale because the origin failed.", func(s cache.Stats) int64 { return s.StaleServes }),
 		counter("disk_errors_total", "Disk tier I/O failures.", func(s cache.Stats) int64 { return s.DiskErrors }),
 		counter("disk_corrupt_total", "Disk chunks that failed verification.", func(s cache.Stats) int64 { return s.DiskCorrupt }),
+		counter("disk_writes_total", "Chunk files written to the disk tier.", func(s cache.Stats) int64 { return s.DiskWrites }),
+		counter("disk_rejected_total", "Filled chunks the disk policy declined to write (writes avoided).", func(s cache.Stats) int64 { return s.DiskRejected }),
 		counter("disk_old_format_total", "Chunk files of an older format deleted at start.", func(s cache.Stats) int64 { return s.DiskOldFormat }),
 		gauge("memory_bytes", "Memory tier cost now.", func(s cache.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_max_bytes", "Memory tier budget.", func(s cache.Stats) int64 { return s.MemoryMaxBytes }),

@@ -18,6 +18,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/logging"
+	"github.com/edgeproxy/edgeproxy/internal/redisconn"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
@@ -268,26 +269,20 @@ func newRedis(c RedisConfig) redis.UniversalClient {
 	if len(c.Addrs) == 0 {
 		return nil
 	}
-	def := func(d, v time.Duration) time.Duration {
-		if d == 0 {
-			return v
-		}
-		return d
-	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        c.Addrs,
-		MasterName:   c.MasterName,
-		Username:     c.Username,
-		Password:     c.Password,
-		DB:           c.DB,
-		DialTimeout:  def(c.DialTimeout, time.Second),
-		ReadTimeout:  def(c.ReadTimeout, 500*time.Millisecond),
-		WriteTimeout: def(c.WriteTimeout, 500*time.Millisecond),
-		PoolSize:     c.PoolSize,
-		// Without it go-redis ignores context deadlines, and a hung Redis
-		// would hold each caller until the socket timeouts.
-		ContextTimeoutEnabled: true,
-	})
+	return redis.NewUniversalClient(redisconn.Options(redis.UniversalOptions{
+		Addrs:      c.Addrs,
+		MasterName: c.MasterName,
+		Username:   c.Username,
+		Password:   c.Password,
+		// Only the failover client (master_name set) uses these.
+		SentinelUsername: c.SentinelUsername,
+		SentinelPassword: c.SentinelPassword,
+		DB:               c.DB,
+		DialTimeout:      c.DialTimeout,
+		ReadTimeout:      c.ReadTimeout,
+		WriteTimeout:     c.WriteTimeout,
+		PoolSize:         c.PoolSize,
+	}))
 }
 
 // buildStats starts the statistics recorder (on by default with Redis).
@@ -322,8 +317,7 @@ func (a *app) buildPrefetch(cfg Config) error {
 	if a.stats == nil || !cfg.Cache.Enabled {
 		return usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
 	}
-	pc := cfg.Prefetch
-	pc.setDefaults()
+	pc := cfg.Prefetch.withDefaults()
 	a.prefetch = &prefetcher{cfg: pc, cache: a.cache, hot: a.stats.Hot, catalog: a.proxyDeps.Catalog,
 		bucket: cfg.Proxy.DownloadBucket, log: logging.For(a.root, "prefetch")}
 	return nil
@@ -339,12 +333,15 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 	if a.redis == nil || a.s3 == nil {
 		return usageError{fmt.Errorf("config: key %q: uploads need redis.addrs and origin.kind s3", "upload.enabled")}
 	}
-	d := upload.Deps{Redis: a.redis, S3: a.s3.Core(), Limiter: a.limiter, Logger: a.root}
+	d := upload.Deps{Redis: a.redis, S3: a.s3, Limiter: a.limiter, Logger: a.root}
 	if c, ok := a.proxyDeps.Catalog.(upload.Registry); ok {
 		d.Catalog = c
 	}
 	if a.cache != nil {
 		d.Purger = a.cache
+	}
+	if s, ok := a.proxyDeps.Signer.(upload.URLSigner); ok {
+		d.Signer = s // auth.signer's keys sign upload URLs too
 	}
 	u, err := upload.New(cfg.Upload, d)
 	if err != nil {
@@ -358,6 +355,7 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 		a.closes = append(a.closes, func() error { cancel(); return nil })
 	}
 	a.proxyDeps.Uploads = u
+	a.adminDeps.UploadTokens = u
 	return nil
 }
 
@@ -374,10 +372,11 @@ func (a *app) buildProxy(cfg Config) error {
 // buildAdmin makes the admin API over the parts built so far, unless its
 // listener is off.
 func (a *app) buildAdmin(cfg Config) error {
-	if err := cfg.Admin.Validate(); err != nil {
+	ac, err := cfg.Admin.WithDefaults()
+	if err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
 	}
-	if !cfg.Admin.Enabled() {
+	if !ac.Enabled() {
 		return nil
 	}
 	d := a.adminDeps
@@ -390,8 +389,8 @@ func (a *app) buildAdmin(cfg Config) error {
 		d.DownloadBase = scheme + a.proxy.Config().Listen
 	}
 	d.Metrics = a.newRegistry()
-	a.admin = admin.New(cfg.Admin, d)
-	a.adminAddr = cfg.Admin.Listen
+	a.admin = admin.New(ac, d)
+	a.adminAddr = ac.Listen
 	return nil
 }
 
@@ -411,7 +410,7 @@ func setMemoryLimit(c cache.Config, log *slog.Logger) {
 	}
 	mem := c.MemoryBytes
 	if mem == 0 {
-		mem = 256 << 20
+		mem = cache.DefaultMemoryBytes
 	}
 	limit := mem + memoryOverhead
 	debug.SetMemoryLimit(limit)

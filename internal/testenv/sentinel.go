@@ -32,9 +32,13 @@ type SentinelSet struct {
 	Addrs []string
 	// MasterName is the monitored master's name (SentinelMasterName).
 	MasterName string
+	// Password, when set (NewSentinelAuth), is the Sentinels' requirepass:
+	// clients authenticate to them as the default user with it. The Redis
+	// nodes themselves need none.
+	Password string
 
 	nodes     []*RedisServer // nodes[0] starts as master, nodes[1] as its replica
-	sentinels []*process
+	sentinels []*Process
 }
 
 // NewSentinel starts the set and waits until every Sentinel names the same
@@ -42,31 +46,43 @@ type SentinelSet struct {
 // stopped when the test ends.
 func NewSentinel(t testing.TB) *SentinelSet {
 	t.Helper()
-	bin, err := lookBinary("TESTENV_REDIS_BIN", "redis-server")
+	return newSentinel(t, "")
+}
+
+// NewSentinelAuth is NewSentinel with Sentinels that require password
+// (requirepass; they also authenticate to each other with it).
+func NewSentinelAuth(t testing.TB, password string) *SentinelSet {
+	t.Helper()
+	return newSentinel(t, password)
+}
+
+func newSentinel(t testing.TB, password string) *SentinelSet {
+	t.Helper()
+	bin, err := RedisBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := &SentinelSet{MasterName: SentinelMasterName}
-	master, err := startRedis(mkdir(t, dir, "master"))
+	s := &SentinelSet{MasterName: SentinelMasterName, Password: password}
+	master, err := StartRedis(context.Background(), mkdir(t, dir, "master"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(master.proc.stop)
-	replica, err := startRedis(mkdir(t, dir, "replica"), "--replicaof", "127.0.0.1", portOf(master.Addr))
+	t.Cleanup(master.Close)
+	replica, err := StartRedis(context.Background(), mkdir(t, dir, "replica"), "--replicaof", "127.0.0.1", portOf(master.Addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(replica.proc.stop)
+	t.Cleanup(replica.Close)
 	s.nodes = []*RedisServer{master, replica}
 
 	for i := range 3 {
 		sdir := mkdir(t, dir, "sentinel"+itoa(i))
-		p, addr, err := startSentinel(bin, sdir, master.Addr)
+		p, addr, err := startSentinel(bin, sdir, master.Addr, password)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(p.stop)
+		t.Cleanup(p.Stop)
 		s.sentinels = append(s.sentinels, p)
 		s.Addrs = append(s.Addrs, addr)
 	}
@@ -89,10 +105,10 @@ func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1
 
 // startSentinel starts one Sentinel on a free port. Sentinel rewrites its
 // configuration file, so each gets its own in its directory.
-func startSentinel(bin, dir, masterAddr string) (*process, string, error) {
+func startSentinel(bin, dir, masterAddr, password string) (*Process, string, error) {
 	var last error
 	for range 3 { // a freed port can be taken again before we bind it
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, "", err
 		}
@@ -107,23 +123,28 @@ sentinel down-after-milliseconds %[3]s %[5]d
 sentinel failover-timeout %[3]s %[6]d
 sentinel parallel-syncs %[3]s 1
 `, port, dir, SentinelMasterName, portOf(masterAddr), sentinelDownAfter.Milliseconds(), sentinelFailoverTimeout.Milliseconds())
+		probe, pong := "PING\r\n", "+PONG"
+		if password != "" {
+			conf += "requirepass " + password + "\n"
+			probe, pong = "AUTH "+password+"\r\n", "+OK"
+		}
 		path := filepath.Join(dir, "sentinel.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, "", fmt.Errorf("testenv: sentinel config: %w", err)
 		}
-		p := &process{name: "redis-sentinel", bin: bin, args: []string{path, "--sentinel"},
-			logPath: filepath.Join(dir, "sentinel.log")}
-		if last = p.start(); last != nil {
+		p := &Process{Name: "redis-sentinel", Bin: bin, Args: []string{path, "--sentinel"},
+			LogPath: filepath.Join(dir, "sentinel.log")}
+		if last = p.Start(); last != nil {
 			return nil, "", last
 		}
-		last = p.waitReady(func() bool {
-			line, err := tcpRoundTrip(addr, []byte("PING\r\n"))
-			return err == nil && line == "+PONG"
+		last = p.WaitReady(context.Background(), startTimeout, func() bool {
+			line, err := tcpRoundTrip(addr, []byte(probe))
+			return err == nil && line == pong
 		})
 		if last == nil {
 			return p, addr, nil
 		}
-		p.stop()
+		p.Stop()
 	}
 	return nil, "", last
 }
@@ -138,7 +159,7 @@ func (s *SentinelSet) waitAgreed(master string, timeout time.Duration) error {
 	for ctx.Err() == nil {
 		ok := true
 		for _, addr := range s.Addrs {
-			c := redis.NewSentinelClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+			c := redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.Password, DialTimeout: time.Second})
 			m, err := c.Master(ctx, s.MasterName).Result()
 			c.Close()
 			got := m["ip"] + ":" + m["port"]
@@ -162,7 +183,7 @@ func (s *SentinelSet) waitAgreed(master string, timeout time.Duration) error {
 func (s *SentinelSet) Master(ctx context.Context) string {
 	var agreed string
 	for _, addr := range s.Addrs {
-		c := redis.NewSentinelClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+		c := redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.Password, DialTimeout: time.Second})
 		r, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
 		c.Close()
 		if err != nil || len(r) != 2 {
@@ -187,7 +208,8 @@ func (s *SentinelSet) ReplicaAddr() string { return s.nodes[1].Addr }
 // master accepted so far (WAIT 1), so that a failover loses none of them.
 func (s *SentinelSet) WaitReplicated(t testing.TB) {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.MasterAddr()})
+	// WAIT blocks up to its 10 s timeout: the read must wait longer.
+	c := NewRedisClient(s.MasterAddr(), func(o *redis.Options) { o.ReadTimeout = 15 * time.Second })
 	defer c.Close()
 	n, err := c.Do(context.Background(), "WAIT", 1, 10000).Int()
 	if err != nil || n != 1 {
@@ -200,16 +222,11 @@ func (s *SentinelSet) WaitReplicated(t testing.TB) {
 // refuses connections.
 func (s *SentinelSet) KillMaster(t testing.TB) {
 	t.Helper()
-	p := s.nodes[0].proc
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd, p.done = nil, nil
-	p.mu.Unlock()
-	if cmd == nil {
+	p := s.nodes[0].Proc
+	if p.Exited() {
 		t.Fatal("testenv: master already stopped")
 	}
-	cmd.Process.Kill()
-	<-done
+	p.Kill()
 }
 
 // WaitFailover waits until every Sentinel names the former replica as
