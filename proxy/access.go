@@ -149,6 +149,12 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, d *download, lease *limiter.Le
 	t.lease = lease
 	s.startStats(t, ctx, d, off, n, size)
 	ctx.Response.SetBodyStream(t, int(n))
+	// A body that would not fit the write buffer behind its header goes
+	// out with the header in one writev (writev.go); smaller ones already
+	// take one write.
+	if n >= int64(s.cfg.WriteBuffer)/2 && holdHeader(ctx.Conn()) {
+		ctx.Response.ImmediateHeaderFlush = true
+	}
 	d.streamed = true
 }
 
