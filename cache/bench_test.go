@@ -2,14 +2,10 @@ package cache
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 )
 
 // BenchmarkHitMemory is the product's hot path: Stat, Open, WriteTo into a
@@ -151,56 +147,6 @@ func BenchmarkMissCoalesced(b *testing.B) {
 	st := c.Stats()
 	b.ReportMetric(float64(st.OriginBytes)/float64(b.N*size), "originreads/op")
 	b.ReportMetric(float64(st.CoalescedWaits)/float64(b.N), "coalesced/op")
-}
-
-// BenchmarkDiskStartup measures New on a directory holding 100k chunk files
-// (1 KiB chunks): the index rebuild a restart pays.
-func BenchmarkDiskStartup(b *testing.B) {
-	const files = 100_000
-	dir := b.TempDir()
-	makeChunkFiles(b, dir, files)
-	cfg := Config{ChunkSize: 1 << 10, DiskDir: dir}
-	b.ResetTimer()
-	for b.Loop() {
-		c, err := New(cfg, newFakeOrigin(), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		if st := c.Stats(); st.DiskChunks != files {
-			b.Fatalf("indexed %d chunks, want %d", st.DiskChunks, files)
-		}
-		c.Close()
-		b.StartTimer()
-	}
-	b.ReportMetric(files, "files")
-}
-
-// makeChunkFiles writes n valid chunk files (1000 objects of n/1000 chunks)
-// straight into a disk directory.
-func makeChunkFiles(b testing.TB, dir string, n int) {
-	b.Helper()
-	d := &diskTier{dir: dir, tmpDir: filepath.Join(dir, "tmp")}
-	if err := os.MkdirAll(d.tmpDir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	data := randomBytes(1<<10, 63)
-	per := n / 1000
-	start := time.Now()
-	for obj := range 1000 {
-		id := newObjectID("bucket", fmt.Sprintf("objects/%04d", obj), `"v1"`, int64(per)<<10)
-		for idx := range int64(per) {
-			ch := &chunk{id: id, idx: idx, data: data}
-			hdr, err := encodeHeader(ch)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := d.writeFile(diskKey{id.kh, id.eh, idx}, hdr, data); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.Logf("wrote %d chunk files in %v", n, time.Since(start))
 }
 
 func sizeName(n int) string {

@@ -141,10 +141,16 @@ func Check(cfg Config) error {
 }
 
 // Wait blocks until chunks handed to the memory tier so far have been
-// admitted or dropped (ristretto applies Set asynchronously). It exists for
-// tests and for warm-up code that must observe its own effect; serving
-// never needs it.
-func (c *Cache) Wait() { c.mem.Wait() }
+// admitted or dropped (ristretto applies Set asynchronously) and the disk
+// tier's start-up scan has indexed the files it found. It exists for tests
+// and for warm-up code that must observe its own effect; serving never
+// needs it.
+func (c *Cache) Wait() {
+	if c.disk != nil {
+		c.disk.waitScan()
+	}
+	c.mem.Wait()
+}
 
 // Close waits for fills and revalidations in flight, flushes the disk
 // write queue, and releases the memory tier. Call it after every reader is

@@ -28,8 +28,11 @@ import (
 //
 // The index (which chunks exist, their sizes, eviction order) lives in
 // memory and is rebuilt at start from file names and sizes alone, without
-// opening the files, so a restart with a large cache is quick; the order
-// then follows file modification times.
+// opening the files; the order then follows file modification times. The rebuild
+// runs in the background (1M files take seconds to list and lstat), so
+// serving starts at once: until it ends, a chunk not yet indexed is a miss
+// that goes to the origin (and is written again), and purges wait for it,
+// since they must find files not yet indexed.
 type diskTier struct {
 	c      *Cache // counters, clock, logger
 	dir    string
@@ -52,7 +55,19 @@ type diskTier struct {
 
 	errLog logLimiter
 	gate   promoteGate // which disk hits are copied into memory (diskread.go)
+
+	// scanned is closed when the start-up scan has merged its files into
+	// the index. Until then scanning is true and every key removed from
+	// the index is remembered in gone, so the merge does not bring back a
+	// file that was evicted, dropped as corrupt or purged meanwhile.
+	scanned  chan struct{}
+	scanning bool
+	gone     map[diskKey]struct{}
 }
+
+// scanHook, when set by a test, runs between the scan's listing and its
+// merge into the index.
+var scanHook func()
 
 // diskObject groups the chunk files of one object (all versions), so purges
 // need not scan the index. bucket and key are known for objects written by
@@ -79,6 +94,10 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		objs:   make(map[uint64]*diskObject),
+
+		scanned:  make(chan struct{}),
+		scanning: true,
+		gone:     make(map[diskKey]struct{}),
 	}
 	var err error
 	d.lru, err = d.newDiskIndex(policy.Kind(c.cfg.Policy))
@@ -96,9 +115,12 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 	if err := os.Mkdir(d.tmpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache: disk dir: %w", err)
 	}
-	if err := d.scan(); err != nil {
-		return nil, err
-	}
+	go func() {
+		defer close(d.scanned)
+		if err := d.scan(); err != nil {
+			d.ioError("scan", err)
+		}
+	}()
 	go d.run()
 	return d, nil
 }
@@ -117,7 +139,9 @@ type foundFile struct {
 
 // scan rebuilds the index from the directory: names give identities, sizes
 // come from the directory entries, modification times give the LRU order.
-// Files that are not chunk files of ours are deleted.
+// Files that are not chunk files of ours are deleted. Chunks written while
+// it ran stay newer than every file it found; on an error it still indexes
+// what it found and stops remembering removals.
 func (d *diskTier) scan() error {
 	var (
 		mu       sync.Mutex
@@ -146,8 +170,8 @@ func (d *diskTier) scan() error {
 	}
 	close(next)
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if scanHook != nil {
+		scanHook()
 	}
 	slices.SortFunc(all, func(a, b foundFile) int {
 		switch {
@@ -159,15 +183,25 @@ func (d *diskTier) scan() error {
 		return 0
 	})
 	d.mu.Lock()
-	for _, f := range all {
-		d.addLocked(f.k, f.size, "", "", false)
+	// Files found are older than any chunk written during the scan: each
+	// goes in as the next to leave, newest first.
+	for _, f := range slices.Backward(all) {
+		if _, ok := d.gone[f.k]; ok || d.lru.Contains(f.k) {
+			continue
+		}
+		d.indexLocked(f.k, f.size, "", "", false, true)
 		d.seed(f.k)
 	}
+	d.scanning, d.gone = false, nil
+	d.evictLocked()
 	victims := d.takeEvictedLocked()
 	d.mu.Unlock()
 	d.removeFiles(victims)
-	return nil
+	return firstErr
 }
+
+// waitScan blocks until the start-up scan has ended.
+func (d *diskTier) waitScan() { <-d.scanned }
 
 // scanSubdir lists subdirectory i (of 256) and deletes what does not belong.
 func (d *diskTier) scanSubdir(i int) ([]foundFile, error) {
@@ -210,10 +244,21 @@ func (d *diskTier) path(k diskKey) string {
 
 // addLocked indexes a file and evicts to stay within the budget.
 func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bool) {
+	d.indexLocked(k, size, bucket, key, known, false)
+	d.evictLocked()
+}
+
+// indexLocked indexes a file as the newest entry, or as the next to leave
+// when oldest is set (files found by the start-up scan, k not indexed).
+func (d *diskTier) indexLocked(k diskKey, size int64, bucket, key string, known, oldest bool) {
 	if old, ok := d.lru.Peek(k); ok {
 		d.used -= old
 	}
-	d.lru.Add(k, size)
+	if oldest {
+		d.lru.AddOldest(k, size)
+	} else {
+		d.lru.Add(k, size)
+	}
 	d.used += size
 	obj := d.objs[k.kh]
 	if obj == nil {
@@ -224,7 +269,6 @@ func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bo
 		obj.bucket, obj.key, obj.known = bucket, key, true
 	}
 	obj.chunks[k] = struct{}{}
-	d.evictLocked()
 }
 
 // evictLocked removes chunks in the policy's order until the indexed and
@@ -245,6 +289,9 @@ func (d *diskTier) onEvict(k diskKey, size int64) {
 		}
 	}
 	d.evicted = append(d.evicted, k)
+	if d.scanning {
+		d.gone[k] = struct{}{}
+	}
 }
 
 func (d *diskTier) takeEvictedLocked() []diskKey {
@@ -315,6 +362,7 @@ func (d *diskTier) flush() {
 }
 
 func (d *diskTier) close() {
+	d.waitScan()
 	close(d.stop)
 	<-d.done
 }
@@ -432,6 +480,7 @@ func (d *diskTier) removeVersion(kh, eh uint64) int {
 }
 
 func (d *diskTier) removeWhere(kh uint64, match func(diskKey) bool) int {
+	d.waitScan() // files not yet indexed must go too
 	d.mu.Lock()
 	n := 0
 	if obj := d.objs[kh]; obj != nil {
@@ -452,6 +501,7 @@ func (d *diskTier) removeWhere(kh uint64, match func(diskKey) bool) int {
 // starts with prefix and returns those keys. Objects indexed by a scan have
 // no known key yet: one chunk header of each is read first.
 func (d *diskTier) removePrefix(bucket, prefix string) []string {
+	d.waitScan()
 	d.mu.Lock()
 	var unknown []diskKey
 	for _, obj := range d.objs {

@@ -170,6 +170,9 @@ func newTestCache(t testing.TB, cfg Config, o Origin, clk *fakeclock.Clock) *Cac
 	if clk != nil {
 		c.now = clk.Now
 	}
+	if c.disk != nil {
+		c.disk.waitScan() // tests of a warm restart expect the index rebuilt
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -5,6 +5,7 @@
 //
 //	go run ./bench/harness            # 3 rounds x 10 s per scenario and server
 //	go run ./bench/harness -quick     # 1 round x 2 s: does everything still work?
+//	go run ./bench/harness -slow      # RSS with 400 slow clients, then 10k idle + 1k slow connections
 //	go run ./bench/harness -offload   # origin offload: hit ratios on traces (offload.go)
 //
 // It starts everything it measures on loopback ports with data in a
@@ -46,6 +47,9 @@ type options struct {
 	offload      bool // run only the origin-offload section
 	offloadSize  int64
 	offloadTrace string // a recorded trace to replay too
+	// slowBench runs only the slow-client memory section (slow.go).
+	slowBench bool
+	slow      slowOptions
 }
 
 func main() {
@@ -67,6 +71,12 @@ func main() {
 	flag.BoolVar(&o.getBench, "get", false, "only compare edgectl get -c N with aria2c -xN -sN on one object through edgeproxy (-rounds rounds, alternating)")
 	flag.IntVar(&o.get.conns, "get-conns", 8, "connections of both clients in -get")
 	getMiB := flag.Int64("get-mib", 1024, "object size in MiB for -get")
+	flag.BoolVar(&o.slowBench, "slow", false, "only measure edgeproxy's RSS with slow clients on the disk tier (slow.go)")
+	flag.DurationVar(&o.slow.duration, "slow-duration", 20*time.Second, "how long slow clients read in each -slow phase")
+	flag.IntVar(&o.slow.clients, "slow-clients", 400, "slow clients of the first -slow phase")
+	flag.IntVar(&o.slow.idle, "slow-idle", 10000, "idle keep-alive connections of the second -slow phase")
+	flag.IntVar(&o.slow.downs, "slow-downloads", 1000, "slow downloads of the second -slow phase")
+	flag.IntVar(&o.slow.rate, "slow-rate", 10<<10, "bytes per second each -slow client reads")
 	flag.BoolVar(&o.offload, "offload", false, "run only the origin-offload section: traces replayed through edgeproxy (tinylfu and lru) and nginx, hit ratios beside LRU and Belady")
 	flag.Int64Var(&o.offloadSize, "offload-size", 256<<10, "object size of the offload traces, in bytes")
 	flag.StringVar(&o.offloadTrace, "offload-trace", "", "also replay this recorded trace in -offload: one object name per line")
@@ -90,6 +100,9 @@ func main() {
 	if o.getBench && o.out == "bench/results/latest.md" {
 		o.out = "bench/results/get.md"
 	}
+	if o.slowBench && o.out == "bench/results/latest.md" {
+		o.out = "bench/results/slow.md"
+	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			o.servers = append(o.servers, s)
@@ -103,9 +116,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	var err error
-	if o.getBench {
+	switch {
+	case o.getBench:
 		err = runGetBench(ctx, o)
-	} else {
+	case o.slowBench:
+		err = runSlowBench(ctx, o)
+	default:
 		err = run(ctx, o)
 	}
 	interrupted := ctx.Err() != nil
@@ -133,6 +149,9 @@ func (o options) validate() error {
 	}
 	if o.get.conns < 1 || o.get.conns > 16 || o.get.size < 1 {
 		return errors.New("need -get-conns between 1 and 16 (aria2c's limit) and -get-mib >= 1")
+	}
+	if o.slow.duration < time.Second || o.slow.clients < 1 || o.slow.idle < 0 || o.slow.downs < 1 || o.slow.rate < 64 {
+		return errors.New("need -slow-duration >= 1s, -slow-clients >= 1, -slow-idle >= 0, -slow-downloads >= 1, -slow-rate >= 64")
 	}
 	if len(o.servers) == 0 {
 		return errors.New("-servers is empty")

@@ -168,6 +168,22 @@ func (ix *Index[K]) Add(k K, size int64) bool {
 	return false
 }
 
+// AddOldest indexes k, which must not be indexed yet, as the probationary
+// entry that leaves first. A store that rebuilds its index in the
+// background while it serves inserts what it finds with it: those entries
+// are older than any it stored meanwhile.
+func (ix *Index[K]) AddOldest(k K, size int64) {
+	if _, ok := ix.items[k]; ok {
+		return
+	}
+	e := &entry[K]{key: k, size: size}
+	ix.items[k] = e
+	ix.probation.pushBack(e)
+	if ix.sketch != nil {
+		ix.sketch.SetSample(int64(sampleFactor) * int64(max(len(ix.items), 64)))
+	}
+}
+
 // Remove drops k, calling onEvict. It reports whether k was indexed.
 func (ix *Index[K]) Remove(k K) bool {
 	e, ok := ix.items[k]
@@ -272,6 +288,13 @@ func (l *list[K]) pushFront(e *entry[K]) {
 	e.prev, e.next = &l.root, l.root.next
 	l.root.next.prev = e
 	l.root.next = e
+	l.len++
+}
+
+func (l *list[K]) pushBack(e *entry[K]) {
+	e.next, e.prev = &l.root, l.root.prev
+	l.root.prev.next = e
+	l.root.prev = e
 	l.len++
 }
 

@@ -234,3 +234,28 @@ func TestRemoveAndSizes(t *testing.T) {
 		t.Fatalf("evicted %v", *evicted)
 	}
 }
+
+// TestAddOldest: entries added with AddOldest leave before every entry
+// added with Add, the last one added first, under both policies; an entry
+// already indexed is left where it is.
+func TestAddOldest(t *testing.T) {
+	for _, kind := range []Kind{LRU, TinyLFU} {
+		t.Run(string(kind), func(t *testing.T) {
+			ix, _, evicted := newTestIndex(t, kind, 100)
+			ix.Add(1, 1)
+			ix.Add(2, 1)
+			ix.AddOldest(3, 1)
+			ix.AddOldest(4, 1)
+			ix.AddOldest(1, 5) // indexed: unchanged
+			if size, _ := ix.Peek(1); size != 1 || ix.Len() != 4 {
+				t.Fatalf("entry 1 size %d, %d entries", size, ix.Len())
+			}
+			for ix.Len() > 0 {
+				ix.RemoveOldest()
+			}
+			if want := []int{4, 3, 1, 2}; !slices.Equal(*evicted, want) {
+				t.Fatalf("eviction order %v, want %v", *evicted, want)
+			}
+		})
+	}
+}
