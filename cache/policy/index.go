@@ -57,6 +57,7 @@ type Index[K comparable] struct {
 	items                map[K]*entry[K]
 	probation, protected list[K] // LRU: everything is in probation
 	protectedBytes       int64
+	shift                shiftWatch
 }
 
 type entry[K comparable] struct {

@@ -234,3 +234,57 @@ func TestRemoveAndSizes(t *testing.T) {
 		t.Fatalf("evicted %v", *evicted)
 	}
 }
+
+// TestShiftWatch: a hit ratio that halves (a scan read every other
+// request) is not a shift; one that collapses is, and then the old
+// entries lose their counts and their protection.
+func TestShiftWatch(t *testing.T) {
+	sk := NewSketch(1024)
+	ix, err := New[int](TinyLFU, 64, sk, func(k int) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 64 {
+		ix.Add(k, 1)
+		ix.Get(k) // protected
+		for range 8 {
+			sk.Add(ix.hash(k))
+		}
+	}
+	var reads, misses int64
+	window := func(hitRatio float64) {
+		for i := range 64 {
+			reads++
+			if float64(i) >= hitRatio*64 {
+				misses++
+			}
+			ix.Observe(reads, misses)
+		}
+	}
+	for range 10 {
+		window(0.95)
+	}
+	for range 10 {
+		window(0.5)
+	}
+	if ix.Shifts() != 0 || sk.Estimate(ix.hash(0)) == 0 {
+		t.Fatalf("a halved hit ratio was taken for a shift (%d, count %d)", ix.Shifts(), sk.Estimate(ix.hash(0)))
+	}
+	for range 3 {
+		window(0.6)
+	}
+	window(0.05)
+	if ix.Shifts() != 1 {
+		t.Fatalf("a collapsed hit ratio was not taken for a shift (%d)", ix.Shifts())
+	}
+	if n := sk.Estimate(ix.hash(0)); n != 0 {
+		t.Errorf("after a shift an old entry's count is %d, want 0", n)
+	}
+	if ix.protected.len != 0 || ix.protectedBytes != 0 {
+		t.Errorf("after a shift %d entries (%d bytes) still protected", ix.protected.len, ix.protectedBytes)
+	}
+	window(0.05)
+	if ix.Shifts() != 1 {
+		t.Errorf("the fallen ratio is the new baseline, yet %d shifts", ix.Shifts())
+	}
+}

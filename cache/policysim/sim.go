@@ -95,6 +95,7 @@ func IndexRestart(t Trace, capacity, warm int, kind policy.Kind, at int, seed bo
 		return Result{}, err
 	}
 	res := Result{Hit: make([]bool, len(t))}
+	var misses int64
 	for i, k := range t {
 		if i == at {
 			found := make([]int, 0, len(written))
@@ -115,6 +116,8 @@ func IndexRestart(t Trace, capacity, warm int, kind policy.Kind, at int, seed bo
 			res.record(i, warm, true, false)
 			continue
 		}
+		misses++
+		ix.Observe(int64(i+1), misses)
 		wrote := false
 		if ix.Admit(k, int64(ix.Len()+1-capacity), 0) {
 			for ix.Len() >= capacity {
@@ -282,4 +285,26 @@ func S3FIFO(t Trace, capacity, warm int) Result {
 		res.record(i, warm, false, true)
 	}
 	return res
+}
+
+// What "adapts within one cache turnover" means (issue 15), as measured by
+// Adapted: see TestShiftTrace for why.
+const (
+	// ShiftTurnovers is one cache turnover in multiples of the capacity.
+	ShiftTurnovers = 2
+	// ShiftAdapted is the share of its steady hit ratio a policy must
+	// reach after one turnover.
+	ShiftAdapted = 0.8
+)
+
+// Adapted measures r's recovery from a shift of popularity at request
+// shift of t, for a cache of capacity objects: early is the hit ratio of
+// the 8 x capacity requests that start one turnover after the shift,
+// steady that of requests 4000-8000 after it (or the rest of t), and ok
+// reports whether early reaches ShiftAdapted of steady.
+func Adapted(r Result, t Trace, shift, capacity int) (early, steady float64, ok bool) {
+	from := shift + ShiftTurnovers*capacity
+	early = r.RatioOver(t, from, min(from+8*capacity, len(t)), nil)
+	steady = r.RatioOver(t, min(shift+4000, len(t)), min(shift+8000, len(t)), nil)
+	return early, steady, early >= ShiftAdapted*steady
 }
