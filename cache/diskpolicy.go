@@ -32,6 +32,20 @@ import (
 // it loses is the ranking among the chunks on disk, which the traffic
 // rebuilds within a halving period (16 reads per chunk held).
 
+// observeLocked tells the index the cache's reads and misses so far, so it
+// can tell a shift of popularity from its hit ratio (policy.Index.Observe).
+// It runs on every fill, not on the hit path: the counters it reads are
+// the ones the readers keep anyway.
+func (d *diskTier) observeLocked() {
+	st := &d.c.st
+	misses := st.misses.Load()
+	before := d.lru.Shifts()
+	d.lru.Observe(st.memHits.Load()+st.diskHits.Load()+misses, misses)
+	if d.lru.Shifts() != before {
+		d.c.st.diskShifts.Add(1)
+	}
+}
+
 // diskSketchItems sizes the sketch: one counter word per 64 KiB of budget
 // (a 10 GiB disk gets 160k, rounded up to 256k words: 2 MiB), between 1k
 // and 4M words.
@@ -87,6 +101,7 @@ func (d *diskTier) admit(ch *chunk, ahead bool) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.observeLocked()
 	if d.lru.Contains(k) {
 		return true // the writer finds it there and skips it
 	}

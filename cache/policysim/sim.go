@@ -300,11 +300,11 @@ const (
 // Adapted measures r's recovery from a shift of popularity at request
 // shift of t, for a cache of capacity objects: early is the hit ratio of
 // the 8 x capacity requests that start one turnover after the shift,
-// steady that of requests 4000-8000 after it (or the rest of t), and ok
+// steady that of the second half of the requests after it, and ok
 // reports whether early reaches ShiftAdapted of steady.
 func Adapted(r Result, t Trace, shift, capacity int) (early, steady float64, ok bool) {
 	from := shift + ShiftTurnovers*capacity
 	early = r.RatioOver(t, from, min(from+8*capacity, len(t)), nil)
-	steady = r.RatioOver(t, min(shift+4000, len(t)), min(shift+8000, len(t)), nil)
+	steady = r.RatioOver(t, shift+(len(t)-shift)/2, len(t), nil)
 	return early, steady, early >= ShiftAdapted*steady
 }
