@@ -18,6 +18,9 @@ type Result struct {
 	Writes int
 	// Hit reports, for every request of the trace, whether it hit.
 	Hit []bool
+	// Shifts counts the shifts of popularity the policy detected (Index
+	// only; policy.Index.Observe).
+	Shifts int64
 }
 
 // Ratio is the hit ratio of the measured requests.
@@ -103,6 +106,7 @@ func IndexRestart(t Trace, capacity, warm int, kind policy.Kind, at int, seed bo
 				found = append(found, obj)
 			}
 			slices.SortFunc(found, func(a, b int) int { return written[a] - written[b] })
+			res.Shifts += ix.Shifts()
 			ix, sk, _ = newIndex()
 			for _, obj := range found {
 				ix.Add(obj, 1)
@@ -129,6 +133,7 @@ func IndexRestart(t Trace, capacity, warm int, kind policy.Kind, at int, seed bo
 		}
 		res.record(i, warm, false, wrote)
 	}
+	res.Shifts += ix.Shifts()
 	return res, nil
 }
 

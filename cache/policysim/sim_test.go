@@ -166,3 +166,24 @@ func TestShiftTrace(t *testing.T) {
 		}
 	}
 }
+
+// TestShiftWatchQuiet: the shift watch does not fire on stationary
+// popularity of any skew, nor on a one-off scan; it fires once on a shift.
+func TestShiftWatchQuiet(t *testing.T) {
+	for seed := range uint64(5) {
+		for _, skew := range []float64{0.6, 0.7, 0.9, 1.1, 1.3} {
+			tr := Zipf(seed, 400, skew, 20000)
+			if r, _ := Index(tr, 64, 0, policy.TinyLFU); r.Shifts != 0 {
+				t.Errorf("seed %d: Zipf(%.1f) taken for %d shifts", seed, skew, r.Shifts)
+			}
+		}
+		tr, _ := Scan(seed, 48, 2000, 640, 2000)
+		if r, _ := Index(tr, 64, 0, policy.TinyLFU); r.Shifts != 0 {
+			t.Errorf("seed %d: a scan taken for %d shifts", seed, r.Shifts)
+		}
+		sh := Shift(seed, 400, 0.9, 16000)
+		if r, _ := Index(sh, 64, 0, policy.TinyLFU); r.Shifts != 1 {
+			t.Errorf("seed %d: a shift taken for %d shifts", seed, r.Shifts)
+		}
+	}
+}
