@@ -22,6 +22,12 @@ import (
 // chunk, sized once from DiskBytes, so frequency state is bounded whatever
 // the traffic.
 //
+// A wholesale shift of popularity would leave yesterday's hot chunks on
+// disk with counts no new chunk can beat until halvings wear them down.
+// On every fill the index is told the cache's reads and misses so far
+// (observeLocked); when the hit ratio collapses it forgets the counts and
+// the protection of what it holds (policy.Index.Observe, Stats.DiskShifts).
+//
 // After a restart the sketch is rebuilt from the on-disk index rather than
 // persisted: every chunk found by the start-up scan counts as seen once. A
 // chunk on disk was admitted because it was popular, so this puts a newly

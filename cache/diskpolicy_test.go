@@ -114,6 +114,9 @@ func TestScanThroughCache(t *testing.T) {
 	if l := ratio(lru, 2000, end); l >= 0.9 {
 		t.Errorf("lru kept the hot set during the scan (%.3f): the trace does not test scans", l)
 	}
+	if st.DiskShifts != 0 {
+		t.Errorf("the scan was taken for %d shifts of popularity", st.DiskShifts)
+	}
 	if w := st.DiskWrites - st0.DiskWrites; w > 200 {
 		t.Errorf("tinylfu wrote %d chunk files for 48 hot objects and a scan of 640", w)
 	}

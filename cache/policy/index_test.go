@@ -235,9 +235,10 @@ func TestRemoveAndSizes(t *testing.T) {
 	}
 }
 
-// TestShiftWatch: a hit ratio that halves (a scan read every other
-// request) is not a shift; one that collapses is, and then the old
-// entries lose their counts and their protection.
+// TestShiftWatch: a hit ratio that falls because of misses on entries
+// never read before (a scan) is not a shift; one that collapses with
+// misses on entries read again and again is, and then the old entries
+// lose their counts and their protection.
 func TestShiftWatch(t *testing.T) {
 	sk := NewSketch(1024)
 	ix, err := New[int](TinyLFU, 64, sk, func(k int) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }, nil)
@@ -251,29 +252,43 @@ func TestShiftWatch(t *testing.T) {
 			sk.Add(ix.hash(k))
 		}
 	}
+	for k := 1000; k < 1010; k++ { // the next hot set, read before
+		sk.Add(ix.hash(k))
+		sk.Add(ix.hash(k))
+	}
 	var reads, misses int64
-	window := func(hitRatio float64) {
+	fresh := 2000
+	window := func(hitRatio float64, repeat bool) {
 		for i := range 64 {
 			reads++
-			if float64(i) >= hitRatio*64 {
-				misses++
+			if float64(i) < hitRatio*64 {
+				continue
 			}
+			misses++
 			ix.Observe(reads, misses)
+			k := fresh
+			if repeat {
+				k = 1000 + i%10
+			} else {
+				fresh++
+			}
+			ix.Admit(k, 1, 0)
 		}
 	}
 	for range 10 {
-		window(0.95)
+		window(0.9, true)
 	}
 	for range 10 {
-		window(0.5)
+		window(0.2, false)
 	}
-	if ix.Shifts() != 0 || sk.Estimate(ix.hash(0)) == 0 {
-		t.Fatalf("a halved hit ratio was taken for a shift (%d, count %d)", ix.Shifts(), sk.Estimate(ix.hash(0)))
+	if ix.Shifts() != 0 {
+		t.Fatalf("misses on first reads were taken for a shift (%d)", ix.Shifts())
 	}
-	for range 3 {
-		window(0.6)
+	for range 10 {
+		window(0.9, true)
 	}
-	window(0.05)
+	window(0.1, true)
+	window(0.1, true)
 	if ix.Shifts() != 1 {
 		t.Fatalf("a collapsed hit ratio was not taken for a shift (%d)", ix.Shifts())
 	}
@@ -283,7 +298,7 @@ func TestShiftWatch(t *testing.T) {
 	if ix.protected.len != 0 || ix.protectedBytes != 0 {
 		t.Errorf("after a shift %d entries (%d bytes) still protected", ix.protected.len, ix.protectedBytes)
 	}
-	window(0.05)
+	window(0.1, true)
 	if ix.Shifts() != 1 {
 		t.Errorf("the fallen ratio is the new baseline, yet %d shifts", ix.Shifts())
 	}

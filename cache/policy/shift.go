@@ -16,15 +16,18 @@ package policy
 // reads (entries held, at least 64), lengthened until the baseline
 // expects shiftHits hits so that a window of bad luck is not taken for a
 // shift. A window whose hit ratio falls below 40% of the baseline (an
-// exponential average of the windows before) means the entries held are
-// no longer the ones read: a shift, not a scan (a one-off scan through the
-// cache, interleaved with the hot set, only halves the hit ratio), and
-// not noise. Then the sketch forgets its counts and the protected segment
+// exponential average of the windows before) while the hit ratio of
+// entries read before (Admit counts the misses on those) falls below 60%
+// of its own means the entries held are no longer the ones read: a shift,
+// not a scan (a one-off scan interleaved with the traffic lowers the first
+// but not the second), and not noise. Then the sketch forgets its counts and the protected segment
 // is demoted to probation, so the stale entries leave first and any
 // candidate read since beats them; the new baseline is the fallen ratio.
 type shiftWatch struct {
 	reads, misses int64   // the counts at the start of the window
+	repeats       int64   // misses in the window of entries seen before
 	base          float64 // baseline hit ratio; valid once started
+	repeatBase    float64 // baseline hit ratio of entries seen before
 	started       bool
 	shifts        int64
 }
@@ -47,20 +50,26 @@ func (ix *Index[K]) Observe(reads, misses int64) {
 	if n < window {
 		return
 	}
-	h := min(max(1-float64(misses-w.misses)/float64(n), 0), 1)
-	w.reads, w.misses = reads, misses
+	hits := max(n-(misses-w.misses), 0)
+	h := float64(hits) / float64(n)
+	r := 1.0 // hit ratio of reads of entries seen before
+	if d := hits + w.repeats; d > 0 {
+		r = float64(hits) / float64(d)
+	}
+	w.reads, w.misses, w.repeats = reads, misses, 0
 	switch {
 	case !w.started:
-		w.base, w.started = h, true
-	case h < w.base/shiftFall:
+		w.base, w.repeatBase, w.started = h, r, true
+	case h < w.base/shiftFall && r < w.repeatBase*shiftRepeatFall:
 		for range shiftHalvings {
 			ix.sketch.Halve()
 		}
 		ix.demoteAll()
 		w.shifts++
-		w.base = h
+		w.base, w.repeatBase = h, r
 	default:
 		w.base += (h - w.base) / 8
+		w.repeatBase += (r - w.repeatBase) / 8
 	}
 }
 
@@ -69,8 +78,18 @@ func (ix *Index[K]) Shifts() int64 { return ix.shift.shifts }
 
 // shiftFall is the fall of the hit ratio, as a divisor of the baseline,
 // that counts as a shift: below 40% of the baseline. A one-off scan read
-// every other request (issue 15's scan trace) takes it to 50%.
+// every other request (issue 15's scan trace) takes it to 50%, and to
+// less in some windows when the traffic beside it is not a uniform hot
+// set, hence the second condition (shiftRepeatFall).
 const shiftFall = 2.5
+
+// shiftRepeatFall is the second condition of a shift: the hit ratio of
+// reads of entries seen before (misses on first reads left out) falls
+// below 60% of its baseline. A scan, all first reads, leaves it where it
+// was however much it lowers the plain hit ratio; after a shift it falls
+// to a third or so, since the new hot entries are read again and again
+// before they are admitted.
+const shiftRepeatFall = 0.6
 
 // shiftHalvings is how often the sketch is halved on a shift: four clear
 // 4-bit counters, the same as forgetting them. Fewer recovered more

@@ -168,7 +168,8 @@ func TestShiftTrace(t *testing.T) {
 }
 
 // TestShiftWatchQuiet: the shift watch does not fire on stationary
-// popularity of any skew, nor on a one-off scan; it fires once on a shift.
+// popularity of any skew, nor on a one-off scan beside a hot set or Zipf
+// traffic; it fires once on a shift.
 func TestShiftWatchQuiet(t *testing.T) {
 	for seed := range uint64(5) {
 		for _, skew := range []float64{0.6, 0.7, 0.9, 1.1, 1.3} {
@@ -180,6 +181,14 @@ func TestShiftWatchQuiet(t *testing.T) {
 		tr, _ := Scan(seed, 48, 2000, 640, 2000)
 		if r, _ := Index(tr, 64, 0, policy.TinyLFU); r.Shifts != 0 {
 			t.Errorf("seed %d: a scan taken for %d shifts", seed, r.Shifts)
+		}
+		z := Zipf(seed, 400, 0.9, 8000) // a scan beside Zipf traffic
+		zs := append(Trace{}, z[:4000]...)
+		for i := range 640 {
+			zs = append(zs, 1000+i, z[4000+i])
+		}
+		if r, _ := Index(append(zs, z[4640:]...), 64, 0, policy.TinyLFU); r.Shifts != 0 {
+			t.Errorf("seed %d: a scan beside Zipf traffic taken for %d shifts", seed, r.Shifts)
 		}
 		sh := Shift(seed, 400, 0.9, 16000)
 		if r, _ := Index(sh, 64, 0, policy.TinyLFU); r.Shifts != 1 {
