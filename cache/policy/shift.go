@@ -15,9 +15,9 @@ package policy
 // instead. The hit ratio is sampled over windows of one cache's worth of
 // reads (entries held, at least 64), lengthened until the baseline
 // expects shiftHits hits so that a window of bad luck is not taken for a
-// shift. A window whose hit ratio falls below 40% of the baseline (an
+// shift. A window whose hit ratio falls below half the baseline (an
 // exponential average of the windows before) while the hit ratio of
-// entries read before (Admit counts the misses on those) falls below 60%
+// entries read before (Admit counts the misses on those) falls below 65%
 // of its own means the entries held are no longer the ones read: a shift,
 // not a scan (a one-off scan interleaved with the traffic lowers the first
 // but not the second), and not noise. Then the sketch forgets its counts and the protected segment
@@ -77,19 +77,19 @@ func (ix *Index[K]) Observe(reads, misses int64) {
 func (ix *Index[K]) Shifts() int64 { return ix.shift.shifts }
 
 // shiftFall is the fall of the hit ratio, as a divisor of the baseline,
-// that counts as a shift: below 40% of the baseline. A one-off scan read
-// every other request (issue 15's scan trace) takes it to 50%, and to
-// less in some windows when the traffic beside it is not a uniform hot
+// that counts as a shift: below half the baseline. A one-off scan read
+// every other request (issue 15's scan trace) takes it to about half, and
+// lower in some windows when the traffic beside it is not a uniform hot
 // set, hence the second condition (shiftRepeatFall).
-const shiftFall = 2.5
+const shiftFall = 2
 
 // shiftRepeatFall is the second condition of a shift: the hit ratio of
 // reads of entries seen before (misses on first reads left out) falls
-// below 60% of its baseline. A scan, all first reads, leaves it where it
+// below 65% of its baseline. A scan, all first reads, leaves it where it
 // was however much it lowers the plain hit ratio; after a shift it falls
 // to a third or so, since the new hot entries are read again and again
 // before they are admitted.
-const shiftRepeatFall = 0.6
+const shiftRepeatFall = 0.65
 
 // shiftHalvings is how often the sketch is halved on a shift: four clear
 // 4-bit counters, the same as forgetting them. Fewer recovered more
@@ -97,8 +97,8 @@ const shiftRepeatFall = 0.6
 const shiftHalvings = 4
 
 // shiftHits is how many hits the baseline must expect in a window before
-// its fall is believed: at 32 expected, 12 or fewer seen (the 40% line)
-// has a Poisson probability of about 1e-4.
+// its fall is believed: at 32 expected, 16 or fewer seen has a Poisson
+// probability of about 2e-3, and the second condition must hold too.
 const shiftHits = 32
 
 // demoteAll moves every protected entry to probation, oldest first, so
