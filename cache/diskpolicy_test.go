@@ -124,22 +124,25 @@ func TestScanThroughCache(t *testing.T) {
 
 // TestShiftThroughCache: yesterday's hot set goes cold at once (Zipf(0.9)
 // over 400 objects, then over 400 new ones). Through the real cache, with
-// the memory tier in front, the hit ratio recovers to within 0.03 of what
-// it was before the shift. (Adapting within one turnover, which the
-// simulator asserts, holds here only in the runs where the shift watch
-// fires: docs/design.md.)
+// the memory tier in front, the disk policy notices the shift and adapts
+// within one cache turnover as policysim.Adapted defines it: from 2 x 64
+// requests after the shift the byte hit ratio is at least 75% of its
+// steady state. Without the shift watch it reached about 58%.
 func TestShiftThroughCache(t *testing.T) {
 	trace := policysim.Shift(4, 400, 0.9, 8000)
 	c, _ := traceCache(t, "tinylfu", 800)
 	hit := replayTrace(t, c, trace)
 	r := policysim.Result{Hit: hit}
-	early, steady, _ := policysim.Adapted(r, trace, 4000, 64)
-	before := r.RatioOver(trace, 2000, 4000, nil)
+	early, steady, ok := policysim.Adapted(r, trace, 4000, 64)
 	st := c.Stats()
 	t.Logf("before the shift %.3f; from %d requests after it %.3f, steady %.3f; %d shifts detected, %d disk writes",
-		before, policysim.ShiftTurnovers*64, early, steady, st.DiskShifts, st.DiskWrites)
-	if steady < before-0.03 {
-		t.Errorf("tinylfu reads %.3f after the shift, %.3f before", steady, before)
+		r.RatioOver(trace, 2000, 4000, nil), policysim.ShiftTurnovers*64, early, steady, st.DiskShifts, st.DiskWrites)
+	if !ok {
+		t.Errorf("tinylfu reads %.3f from one turnover after the shift, want at least %.0f%% of its steady %.3f",
+			early, 100*policysim.ShiftAdapted, steady)
+	}
+	if st.DiskShifts != 1 {
+		t.Errorf("%d shifts detected, want 1", st.DiskShifts)
 	}
 }
 

@@ -18,9 +18,12 @@ package policy
 // shift. A window whose hit ratio falls below half the baseline (an
 // exponential average of the windows before) while the hit ratio of
 // entries read before (Admit counts the misses on those) falls below 65%
-// of its own means the entries held are no longer the ones read: a shift,
-// not a scan (a one-off scan interleaved with the traffic lowers the first
-// but not the second), and not noise. Then the sketch forgets its counts and the protected segment
+// of its own, or whose hit ratio collapses below a quarter of the
+// baseline whatever the second, means the entries held are no longer the
+// ones read: a shift, not a scan (a one-off scan interleaved with the
+// traffic halves the first but leaves the second), and not noise. The
+// collapse alone is needed behind a memory tier, which serves the new hot
+// entries' repeated reads and so hides them from the second ratio. Then the sketch forgets its counts and the protected segment
 // is demoted to probation, so the stale entries leave first and any
 // candidate read since beats them; the new baseline is the fallen ratio.
 type shiftWatch struct {
@@ -60,7 +63,7 @@ func (ix *Index[K]) Observe(reads, misses int64) {
 	switch {
 	case !w.started:
 		w.base, w.repeatBase, w.started = h, r, true
-	case h < w.base/shiftFall && r < w.repeatBase*shiftRepeatFall:
+	case h < w.base/shiftFall && r < w.repeatBase*shiftRepeatFall || h < w.base/4:
 		for range shiftHalvings {
 			ix.sketch.Halve()
 		}

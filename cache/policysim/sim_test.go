@@ -145,7 +145,7 @@ func TestScanTrace(t *testing.T) {
 // so a turnover is ShiftTurnovers (2) x capacity requests. Adapted means
 // that from then on the hit ratio over the next 8 x capacity requests
 // (a span long enough that one window's luck does not decide) is at least
-// ShiftAdapted (80%) of the policy's own steady state, 4000-8000 requests
+// ShiftAdapted (75%) of the policy's own steady state, 4000-8000 requests
 // after the shift. LRU and Belady reach 94-99% on these traces; before
 // the shift watch, tinylfu reached about half.
 func TestShiftTrace(t *testing.T) {
