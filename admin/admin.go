@@ -5,7 +5,7 @@
 //
 // The package owns the listener, the key check, every route and its JSON.
 // It knows the rest of the system only through the small interfaces it
-// declares (Purger, TokenStore, Catalog, StatsReader); cmd/edgeproxy hands
+// declares (Purger, TokenStore, UploadTokens, Catalog, StatsReader); cmd/edgeproxy hands
 // it the cache, auth and stats values that satisfy them. Errors are short
 // JSON bodies {"code","message"} with a stable code, as on the download
 // path.
@@ -41,15 +41,19 @@ type Config struct {
 // Enabled reports whether the admin listener should run.
 func (c Config) Enabled() bool { return c.Listen != "off" && c.Key != "" }
 
-// Validate fills defaults and checks the key.
-func (c *Config) Validate() error {
+// WithDefaults returns c with the default listen address filled in, or an
+// error when the key is too short (even with the listener off, so a bad key
+// is found before someone turns it on). It is the withDefaults of the other
+// packages' Configs, exported because the binary needs the filled Config
+// to decide whether to start the listener (Enabled) before calling New.
+func (c Config) WithDefaults() (Config, error) {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9090"
 	}
 	if c.Key != "" && len(c.Key) < 16 {
-		return errors.New("admin: key: at least 16 characters")
+		return c, errors.New("admin: key: at least 16 characters")
 	}
-	return nil
+	return c, nil
 }
 
 // Deps are the parts the admin API serves. Each may be nil (zero), which
@@ -61,6 +65,8 @@ type Deps struct {
 	CacheStats func() any
 	// Tokens backs POST and DELETE /v1/tokens (auth.Verifier).
 	Tokens TokenStore
+	// UploadTokens backs POST /v1/upload-tokens (upload.Uploads).
+	UploadTokens UploadTokens
 	// Catalog backs PUT and GET /v1/files/{id} (auth.Catalog).
 	Catalog Catalog
 	// CatalogStore, for a catalog kept in PostgreSQL, backs POST and GET
@@ -104,6 +110,9 @@ func New(cfg Config, d Deps) *API {
 	}
 	if d.Tokens != nil {
 		a.registerTokens(d.Tokens, d.DownloadBase)
+	}
+	if d.UploadTokens != nil {
+		a.registerUploadTokens(d.UploadTokens, d.DownloadBase)
 	}
 	if d.Catalog != nil {
 		a.registerCatalog(d.Catalog)

@@ -67,16 +67,15 @@ func TestAdminAuthAndPurge(t *testing.T) {
 }
 
 func TestAdminConfigValidate(t *testing.T) {
-	c := Config{}
-	if err := c.Validate(); err != nil || c.Enabled() || c.Listen != "127.0.0.1:9090" {
+	c, err := Config{}.WithDefaults()
+	if err != nil || c.Enabled() || c.Listen != "127.0.0.1:9090" {
 		t.Fatalf("empty config: err %v enabled %v listen %q", err, c.Enabled(), c.Listen)
 	}
-	c = Config{Key: "short"}
-	if err := c.Validate(); err == nil {
+	if _, err := (Config{Key: "short"}).WithDefaults(); err == nil {
 		t.Fatal("short key accepted")
 	}
-	c = Config{Key: "0123456789abcdef", Listen: "off"}
-	if err := c.Validate(); err != nil || c.Enabled() {
+	c, err = Config{Key: "0123456789abcdef", Listen: "off"}.WithDefaults()
+	if err != nil || c.Enabled() {
 		t.Fatalf("listen off: err %v enabled %v", err, c.Enabled())
 	}
 }

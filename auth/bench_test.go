@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
-	"github.com/redis/go-redis/v9"
 )
 
 func benchVerifier(b *testing.B, cacheTTL time.Duration) (*Verifier, string) {
-	c := redis.NewClient(&redis.Options{Addr: testenv.Redis(b).Addr, ContextTimeoutEnabled: true})
-	b.Cleanup(func() { c.Close() })
+	c := testenv.Redis(b).Client(b)
 	v, err := New(Config{KeyPrefix: b.Name() + ":", RevokeChannel: b.Name() + ":revoked", CacheTTL: cacheTTL, Budget: time.Second}, c, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -88,8 +86,7 @@ func BenchmarkRevokePropagation(b *testing.B) {
 	addr := testenv.Redis(b).Addr
 	cfg := Config{KeyPrefix: b.Name() + ":", RevokeChannel: b.Name() + ":revoked", CacheTTL: time.Hour, Budget: time.Second}
 	newV := func() *Verifier {
-		c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-		b.Cleanup(func() { c.Close() })
+		c := testenv.RedisClient(b, addr)
 		v, err := New(cfg, c, nil)
 		if err != nil {
 			b.Fatal(err)

@@ -111,44 +111,9 @@ func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Lo
 	if client == nil {
 		return nil, errors.New("auth: NewCatalog: nil redis client")
 	}
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = "file:meta:"
-	}
-	if cfg.CacheTTL == 0 {
-		cfg.CacheTTL = 30 * time.Second
-	}
-	if cfg.CacheSize == 0 {
-		cfg.CacheSize = 10_000
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 100 * time.Millisecond
-	}
-	if cfg.NegativeTTL == 0 {
-		cfg.NegativeTTL = 5 * time.Second
-	}
-	if cfg.NegativeSize == 0 {
-		cfg.NegativeSize = 10_000
-	}
-	if cfg.SourceTimeout == 0 {
-		cfg.SourceTimeout = 250 * time.Millisecond
-	}
-	if cfg.RedisTTL == 0 {
-		cfg.RedisTTL = time.Hour
-	}
-	if cfg.InvalidateChannel == "" {
-		cfg.InvalidateChannel = "file:meta:invalidated"
-	}
-	switch {
-	case cfg.SourceTimeout < 0:
-		return nil, fmt.Errorf("auth: catalog config source_timeout=%v: must be positive", cfg.SourceTimeout)
-	case cfg.RedisTTL < 0:
-		return nil, fmt.Errorf("auth: catalog config redis_ttl=%v: must be positive", cfg.RedisTTL)
-	case cfg.CacheSize < 0:
-		return nil, fmt.Errorf("auth: catalog config cache_size=%d: must be positive", cfg.CacheSize)
-	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("auth: catalog config timeout=%v: must be positive", cfg.Timeout)
-	case cfg.NegativeSize < 0:
-		return nil, fmt.Errorf("auth: catalog config negative_size=%d: must be positive", cfg.NegativeSize)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	c := &Catalog{cfg: cfg, client: client, log: logging.For(logger, "catalog"), now: time.Now}
 	for _, o := range opts {
@@ -159,6 +124,51 @@ func NewCatalog(cfg CatalogConfig, client redis.UniversalClient, logger *slog.Lo
 	}
 	if cfg.NegativeTTL > 0 {
 		c.missing, _ = lru.New[string, time.Time](cfg.NegativeSize) // size > 0 checked above
+	}
+	return c, nil
+}
+
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the first invalid field.
+func (c CatalogConfig) withDefaults() (CatalogConfig, error) {
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "file:meta:"
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = 30 * time.Second
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 10_000
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 100 * time.Millisecond
+	}
+	if c.NegativeTTL == 0 {
+		c.NegativeTTL = 5 * time.Second
+	}
+	if c.NegativeSize == 0 {
+		c.NegativeSize = 10_000
+	}
+	if c.SourceTimeout == 0 {
+		c.SourceTimeout = 250 * time.Millisecond
+	}
+	if c.RedisTTL == 0 {
+		c.RedisTTL = time.Hour
+	}
+	if c.InvalidateChannel == "" {
+		c.InvalidateChannel = "file:meta:invalidated"
+	}
+	switch {
+	case c.SourceTimeout < 0:
+		return c, fmt.Errorf("auth: catalog config source_timeout=%v: must be positive", c.SourceTimeout)
+	case c.RedisTTL < 0:
+		return c, fmt.Errorf("auth: catalog config redis_ttl=%v: must be positive", c.RedisTTL)
+	case c.CacheSize < 0:
+		return c, fmt.Errorf("auth: catalog config cache_size=%d: must be positive", c.CacheSize)
+	case c.Timeout < 0:
+		return c, fmt.Errorf("auth: catalog config timeout=%v: must be positive", c.Timeout)
+	case c.NegativeSize < 0:
+		return c, fmt.Errorf("auth: catalog config negative_size=%d: must be positive", c.NegativeSize)
 	}
 	return c, nil
 }

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestCatalog(t *testing.T) {
@@ -55,8 +57,7 @@ func TestCatalog(t *testing.T) {
 func TestCatalogSlowRedis(t *testing.T) {
 	// The client's own timeout is 30 s: a Lookup that ignored its 50 ms
 	// one would take that long. 10 s is room for a loaded machine.
-	c := redis.NewClient(&redis.Options{Addr: hangingServer(t), MaxRetries: -1, ReadTimeout: 30 * time.Second, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c := testenv.RedisClient(t, testenv.Blackhole(t), testenv.NoRetries, func(o *redis.Options) { o.ReadTimeout = 30 * time.Second })
 	cat, err := NewCatalog(CatalogConfig{Timeout: 50 * time.Millisecond}, c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +81,8 @@ func TestCatalogNegativeCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1_700_000_000, 0)
-	cat.now = func() time.Time { return now }
+	clk := fakeclock.At(time.Unix(1_700_000_000, 0))
+	cat.now = clk.Now
 	lookups := func(want int) {
 		t.Helper()
 		if got := hgetall.N("hgetall"); got != want {
@@ -101,10 +102,10 @@ func TestCatalogNegativeCache(t *testing.T) {
 		missing("a")
 	}
 	lookups(1)
-	now = now.Add(3*time.Second - time.Nanosecond)
+	clk.Advance(3*time.Second - time.Nanosecond)
 	missing("a")
 	lookups(1)
-	now = now.Add(time.Nanosecond) // NegativeTTL has passed
+	clk.Advance(time.Nanosecond) // NegativeTTL has passed
 	missing("a")
 	lookups(2)
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // startCluster starts a three-master Redis Cluster (no replicas) on free
@@ -56,8 +58,8 @@ func startCluster(t *testing.T) []string {
 			logf.Close()
 		})
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		waitFor(t, 10*time.Second, "cluster node "+addr, func() bool {
-			c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		testenv.WaitFor(t, 10*time.Second, "cluster node "+addr, func() bool {
+			c := testenv.NewRedisClient(addr, testenv.NoRetries)
 			defer c.Close()
 			return c.Ping(context.Background()).Err() == nil
 		})
@@ -71,8 +73,8 @@ func startCluster(t *testing.T) []string {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, addr := range addrs {
-		waitFor(t, 15*time.Second, "cluster_state:ok on "+addr, func() bool {
-			c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		testenv.WaitFor(t, 15*time.Second, "cluster_state:ok on "+addr, func() bool {
+			c := testenv.NewRedisClient(addr, testenv.NoRetries)
 			defer c.Close()
 			info, err := c.ClusterInfo(context.Background()).Result()
 			return err == nil && strings.Contains(info, "cluster_state:ok")
@@ -85,7 +87,7 @@ func TestMaxUsesCluster(t *testing.T) {
 	addrs := startCluster(t)
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
-	waitFor(t, 10*time.Second, "cluster client ready", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "cluster client ready", func() bool {
 		return c.ForEachShard(context.Background(), func(ctx context.Context, s *redis.Client) error {
 			return s.Ping(ctx).Err()
 		}) == nil
@@ -112,7 +114,7 @@ func TestMaxUsesCluster(t *testing.T) {
 	if err := v1.Revoke(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "revocation through the cluster", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "revocation through the cluster", func() bool {
 		_, ok := v2.cache.Peek(tok)
 		return !ok
 	})

@@ -82,7 +82,10 @@ type Config struct {
 	MaxTTL time.Duration `yaml:"max_ttl"`
 }
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the first invalid field. Every constructor taking a Config
+// starts with it.
+func (c Config) withDefaults() (Config, error) {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -111,6 +114,7 @@ func (c *Config) setDefaults() {
 	defI(&c.ThrottleSize, 100_000)
 	defD(&c.DefaultTTL, 24*time.Hour)
 	defD(&c.MaxTTL, 720*time.Hour)
+	return c, c.validate()
 }
 
 func (c *Config) validate() error {

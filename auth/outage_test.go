@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -11,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // TestRedisOutage stops a dedicated redis-server under a live Verifier and
@@ -84,11 +84,11 @@ func TestRedisOutage(t *testing.T) {
 
 	r.Start(t) // empty dataset: the token has to be issued again
 	var tok2 string
-	waitFor(t, 10*time.Second, "Redis to be usable again", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "Redis to be usable again", func() bool {
 		tok2, _, err = v.Create(ctx, TokenSpec{FileID: "f"})
 		return err == nil
 	})
-	waitFor(t, 10*time.Second, "Verify to succeed again", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "Verify to succeed again", func() bool {
 		_, err := v.Verify(ctx, tok2, "f", ipA)
 		return err == nil
 	})
@@ -139,55 +139,19 @@ func TestFailOpenCached(t *testing.T) {
 	wantCode(t, err, ErrAuthUnavailable)
 }
 
-// hangingServer accepts connections and never answers, like a Redis stuck
-// in a long command or a black-holed network path.
-func hangingServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			cn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, cn)
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, cn := range conns {
-			cn.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
-}
-
 // TestSlowRedisBudget: against a server that never answers, Verify gives up
 // at its budget. A budget that did not hold would show as a wait for the
 // client's own ReadTimeout, so the bounds sit well between the two: far
 // above the 50 ms budget for a loaded machine, well below the timeout.
 func TestSlowRedisBudget(t *testing.T) {
 	ctx := context.Background()
-	addr := hangingServer(t)
+	addr := testenv.Blackhole(t)
 	const bound = 10 * time.Second // with a 30 s ReadTimeout
 	slowClient := func(ctxTimeouts bool, readTimeout time.Duration) *redis.Client {
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second,
-			ReadTimeout: readTimeout, ContextTimeoutEnabled: ctxTimeouts})
-		t.Cleanup(func() { c.Close() })
-		return c
+		return testenv.RedisClient(t, addr, testenv.NoRetries, func(o *redis.Options) {
+			o.ReadTimeout = readTimeout
+			o.ContextTimeoutEnabled = ctxTimeouts
+		})
 	}
 
 	t.Run("budget", func(t *testing.T) {
@@ -238,7 +202,7 @@ func TestSlowRedisBudget(t *testing.T) {
 				}
 			})
 		}
-		waitFor(t, 10*time.Second, "both lookup slots busy", func() bool { return len(v.sem) == 2 })
+		testenv.WaitFor(t, 10*time.Second, "both lookup slots busy", func() bool { return len(v.sem) == 2 })
 		start := time.Now()
 		for i := range 50 {
 			_, err := v.Verify(ctx, "sometoken", "f", ipA)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
@@ -66,8 +67,8 @@ func TestVerifierFailed(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.FailuresPerMinute = 3
 	v := newTestVerifier(t, cfg, newTestClient(t, testenv.Redis(t).Addr))
-	now := time.Unix(1_700_000_000, 0)
-	v.now = func() time.Time { return now }
+	clk := fakeclock.At(time.Unix(1_700_000_000, 0))
+	v.now = clk.Now
 	ip, other := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	for range 3 {
 		if err := v.Throttled(ip); err != nil {
@@ -86,7 +87,7 @@ func TestVerifierFailed(t *testing.T) {
 	if err := v.Throttled(other); err != nil {
 		t.Fatalf("another client: %v", err)
 	}
-	now = now.Add(time.Minute)
+	clk.Advance(time.Minute)
 	if err := v.Throttled(ip); err != nil {
 		t.Fatalf("next minute: %v", err)
 	}

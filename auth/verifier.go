@@ -86,8 +86,8 @@ func New(cfg Config, client redis.UniversalClient, logger *slog.Logger) (*Verifi
 	if client == nil {
 		return nil, errors.New("auth: New: nil redis client")
 	}
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	v := &Verifier{

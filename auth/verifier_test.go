@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -33,9 +35,7 @@ func testConfig(t *testing.T) Config {
 
 func newTestClient(t *testing.T, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr, testenv.NoRetries)
 }
 
 func newTestVerifier(t *testing.T, cfg Config, c redis.UniversalClient) *Verifier {
@@ -46,20 +46,6 @@ func newTestVerifier(t *testing.T, cfg Config, c redis.UniversalClient) *Verifie
 	}
 	t.Cleanup(func() { v.Close() })
 	return v
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
 }
 
 // waitReady waits until each verifier's revocation listener is subscribed
@@ -81,7 +67,7 @@ func waitReady(t testing.TB, vs ...*Verifier) {
 // waitSubscribers waits until n clients listen on the verifier's channel.
 func waitSubscribers(t *testing.T, c redis.UniversalClient, channel string, n int64) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "revocation subscribers", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "revocation subscribers", func() bool {
 		m, err := c.PubSubNumSub(context.Background(), channel).Result()
 		return err == nil && m[channel] >= n
 	})
@@ -171,8 +157,8 @@ func TestVerifyExpiry(t *testing.T) {
 		cfg.CacheTTL = time.Hour
 		v := newTestVerifier(t, cfg, c)
 		waitReady(t, v) // its purge must not empty the cache later
-		now := time.Unix(1_900_000_000, 0)
-		v.now = func() time.Time { return now }
+		clk := fakeclock.At(time.Unix(1_900_000_000, 0))
+		v.now = clk.Now
 		c.Set(ctx, cfg.KeyPrefix+"short", "file_id=1", time.Minute)
 		if _, err := v.Verify(ctx, "short", "1", ipA); err != nil {
 			t.Fatal(err)
@@ -183,13 +169,13 @@ func TestVerifyExpiry(t *testing.T) {
 		c.Del(ctx, cfg.KeyPrefix+"short") // from now on only the cache knows the token
 		// The TTL was read within seconds of the SET even on a busy
 		// machine; 50 s later the key still lives.
-		now = now.Add(50 * time.Second)
+		clk.Advance(50 * time.Second)
 		if _, err := v.Verify(ctx, "short", "1", ipA); err != nil {
 			t.Fatalf("cached token refused before its key TTL: %v", err)
 		}
 		// The cache TTL is an hour: only the key's TTL, remembered with
 		// the cached record, can refuse it a minute after the SET.
-		now = now.Add(10*time.Second + time.Millisecond)
+		clk.Advance(10*time.Second + time.Millisecond)
 		_, err := v.Verify(ctx, "short", "1", ipA)
 		wantCode(t, err, ErrTokenInvalid)
 	})
@@ -199,18 +185,18 @@ func TestVerifyExpiry(t *testing.T) {
 		cfg.CacheTTL = time.Hour
 		v := newTestVerifier(t, cfg, c)
 		waitReady(t, v) // its purge must not empty the cache later
-		now := time.Unix(1_900_000_000, 0)
-		v.now = func() time.Time { return now }
-		c.HSet(ctx, cfg.KeyPrefix+"exp", "file_id", "1", "expires_at", now.Add(10*time.Second).Unix())
+		clk := fakeclock.At(time.Unix(1_900_000_000, 0))
+		v.now = clk.Now
+		c.HSet(ctx, cfg.KeyPrefix+"exp", "file_id", "1", "expires_at", clk.Now().Add(10*time.Second).Unix())
 		if _, err := v.Verify(ctx, "exp", "1", ipA); err != nil {
 			t.Fatal(err)
 		}
 		c.Del(ctx, cfg.KeyPrefix+"exp") // from now on only the cache knows the token
-		now = now.Add(9 * time.Second)
+		clk.Advance(9 * time.Second)
 		if _, err := v.Verify(ctx, "exp", "1", ipA); err != nil {
 			t.Fatalf("cached token refused before expires_at: %v", err)
 		}
-		now = now.Add(time.Second)
+		clk.Advance(time.Second)
 		_, err := v.Verify(ctx, "exp", "1", ipA)
 		wantCode(t, err, ErrTokenInvalid)
 	})
@@ -401,8 +387,8 @@ func TestSessionIdleWindow(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SessionIdle = time.Minute
 	v := newTestVerifier(t, cfg, c)
-	now := time.Now()
-	v.now = func() time.Time { return now }
+	clk := fakeclock.At(time.Now())
+	v.now = clk.Now
 
 	tok, _, err := v.Create(ctx, TokenSpec{FileID: "f", MaxUses: 2, TTL: time.Hour})
 	if err != nil {
@@ -411,7 +397,7 @@ func TestSessionIdleWindow(t *testing.T) {
 	uses := func() int { n, _ := c.HGet(ctx, cfg.KeyPrefix+tok, "uses").Int(); return n }
 	step := func(d time.Duration, ip netip.Addr, want *Error, wantUses int) {
 		t.Helper()
-		now = now.Add(d)
+		clk.Advance(d)
 		_, err := v.Verify(ctx, tok, "f", ip)
 		if want == nil && err != nil {
 			t.Fatalf("at +%v from %v: %v", d, ip, err)
@@ -471,7 +457,7 @@ func TestRevokeBroadcast(t *testing.T) {
 	}
 	// Milliseconds in practice (BenchmarkRevokePropagation); the cache
 	// would keep the entry for an hour, so 10 s still proves the broadcast.
-	waitFor(t, 10*time.Second, "revocation to reach the second verifier", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "revocation to reach the second verifier", func() bool {
 		_, ok := v2.cache.Peek(tok)
 		return !ok
 	})
@@ -489,8 +475,8 @@ func TestThrottleGuessing(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.FailuresPerMinute = 5
 	v := newTestVerifier(t, cfg, c)
-	now := time.Now()
-	v.now = func() time.Time { return now }
+	clk := fakeclock.At(time.Now())
+	v.now = clk.Now
 	tok, _, err := v.Create(ctx, TokenSpec{FileID: "f"})
 	if err != nil {
 		t.Fatal(err)
@@ -507,7 +493,7 @@ func TestThrottleGuessing(t *testing.T) {
 	if _, err := v.Verify(ctx, tok, "f", ipB); err != nil {
 		t.Fatalf("other client: %v", err)
 	}
-	now = now.Add(time.Minute)
+	clk.Advance(time.Minute)
 	if _, err := v.Verify(ctx, tok, "f", ipA); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}

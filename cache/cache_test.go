@@ -297,7 +297,7 @@ func TestNegativeCaching(t *testing.T) {
 				if _, err := c.Stat(context.Background(), "b", "missing"); !errors.Is(err, origin.ErrNotFound) {
 					t.Fatalf("Stat: %v", err)
 				}
-				clk.advance(time.Second)
+				clk.Advance(time.Second)
 			}
 			if got := o.stats.Load(); got != tt.wantStats {
 				t.Fatalf("origin Stat calls %d, want %d", got, tt.wantStats)
@@ -306,7 +306,7 @@ func TestNegativeCaching(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			o.put("b", "missing", []byte("now here"))
-			clk.advance(5 * time.Second)
+			clk.Advance(5 * time.Second)
 			if info, err := c.Stat(context.Background(), "b", "missing"); err != nil || info.Size != 8 {
 				t.Fatalf("after TTL: %+v, %v", info, err)
 			}
@@ -330,11 +330,11 @@ func TestETagChange(t *testing.T) {
 
 	v2 := randomBytes(5<<10, 7)
 	etag2 := o.put("b", "k", v2)
-	clk.advance(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	if info, _ := c.Stat(context.Background(), "b", "k"); info.ETag != etag1 || o.stats.Load() != 1 {
 		t.Fatalf("within TTL: got %s after %d origin Stats", info.ETag, o.stats.Load())
 	}
-	clk.advance(21 * time.Second)
+	clk.Advance(21 * time.Second)
 	info, err := c.Stat(context.Background(), "b", "k")
 	if err != nil || info.ETag != etag2 || info.Size != int64(len(v2)) || o.stats.Load() != 2 {
 		t.Fatalf("after TTL: %+v, %v", info, err)
@@ -393,7 +393,7 @@ func TestStaleIfError(t *testing.T) {
 
 	down := errors.Join(errors.New("connection refused"), origin.ErrUnavailable)
 	o.set(func(f *fakeOrigin) { f.statErr, f.openErr = down, down })
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 
 	info, err := c.Stat(context.Background(), "b", "full")
 	if err != nil || info.Size != int64(len(full)) {
@@ -427,14 +427,14 @@ func TestStaleIfError(t *testing.T) {
 	if o.stats.Load() != stats {
 		t.Fatal("stale answer not reused within stale_retry")
 	}
-	clk.advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	c.Stat(context.Background(), "b", "full")
 	if o.stats.Load() != stats+1 {
 		t.Fatal("origin not retried after stale_retry")
 	}
 
 	// Past MaxStale the error shows.
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	if _, err := c.Stat(context.Background(), "b", "full"); !errors.Is(err, origin.ErrUnavailable) {
 		t.Fatalf("past max_stale: %v", err)
 	}
@@ -454,7 +454,7 @@ func TestStaleDisabled(t *testing.T) {
 	o.put("b", "k", []byte("hello"))
 	readAll(t, c, "b", "k")
 	o.set(func(f *fakeOrigin) { f.statErr = origin.ErrTimeout })
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	if _, err := c.Stat(context.Background(), "b", "k"); !errors.Is(err, origin.ErrTimeout) {
 		t.Fatalf("Stat with stale serving off: %v", err)
 	}

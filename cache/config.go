@@ -117,9 +117,12 @@ type Config struct {
 	MetaEntries int `yaml:"meta_entries"`
 }
 
+// DefaultMemoryBytes is the memory tier's budget when MemoryBytes is zero.
+// The binary sizes the Go runtime's memory limit from it.
+const DefaultMemoryBytes = 256 << 20
+
 const (
 	defaultChunkSize   = 1 << 20
-	defaultMemoryBytes = 256 << 20
 	defaultDiskBytes   = 10 << 30
 	defaultDiskQueue   = 64
 	defaultReadahead   = 8 << 20
@@ -146,7 +149,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("cache: chunk_size %d: must be between %d and %d", cfg.ChunkSize, minChunkSize, maxChunkSize)
 	}
 	if cfg.MemoryBytes == 0 {
-		cfg.MemoryBytes = defaultMemoryBytes
+		cfg.MemoryBytes = DefaultMemoryBytes
 	}
 	if cfg.MemoryBytes < cfg.ChunkSize {
 		return cfg, fmt.Errorf("cache: memory_bytes %d: must be at least chunk_size (%d)", cfg.MemoryBytes, cfg.ChunkSize)

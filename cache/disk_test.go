@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -412,7 +413,7 @@ func TestDiskQueueFull(t *testing.T) {
 	if got, _ := readAll(t, c, "b", "k"); !bytes.Equal(got, data) {
 		t.Fatal("bytes")
 	}
-	waitFor(t, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
+	testenv.WaitFor(t, 10*time.Second, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
 	if st := c.Stats(); st.DiskDropped < 8-2 {
 		t.Fatalf("dropped %d chunks, want at least 6 of 8", st.DiskDropped)
 	}
@@ -488,7 +489,7 @@ func TestDiskETagChangeDropsOldVersion(t *testing.T) {
 	readAll(t, c, "b", "k")
 	settle(t, c)
 	o.put("b", "k", randomBytes(3<<10, 49))
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	readAll(t, c, "b", "k")
 	settle(t, c)
 	if st := c.Stats(); st.DiskChunks != 3 || len(chunkFiles(t, dir)) != 3 {

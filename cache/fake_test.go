@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -154,36 +156,19 @@ func (b *fakeBody) Read(p []byte) (int, error) {
 
 func (b *fakeBody) Close() error { return nil }
 
-// fakeClock is a manual clock for TTL tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1800000000, 0)} }
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock is the clock of TTL tests.
+func newFakeClock() *fakeclock.Clock { return fakeclock.At(time.Unix(1800000000, 0)) }
 
 // newTestCache builds a cache closed at the end of the test. A non-nil
 // clock replaces time.Now.
-func newTestCache(t testing.TB, cfg Config, o Origin, clk *fakeClock) *Cache {
+func newTestCache(t testing.TB, cfg Config, o Origin, clk *fakeclock.Clock) *Cache {
 	t.Helper()
 	c, err := New(cfg, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if clk != nil {
-		c.now = clk.now
+		c.now = clk.Now
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -230,27 +215,11 @@ func readAll(t testing.TB, c *Cache, bucket, key string) ([]byte, string) {
 	return readRange(t, c, context.Background(), bucket, key, info.ETag, 0, info.Size)
 }
 
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 // settle waits until no fill is in flight and the memory tier applied its
 // Sets, so tests can assert on the cache's contents.
 func settle(t testing.TB, c *Cache) {
 	t.Helper()
-	waitFor(t, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
+	testenv.WaitFor(t, 10*time.Second, "fills to finish", func() bool { return c.Stats().InflightChunks == 0 })
 	c.mem.Wait()
 	if c.disk != nil {
 		c.disk.flush()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -59,12 +60,12 @@ func TestCoalescedFill(t *testing.T) {
 	c := newTestCache(t, smallConfig(), o, nil)
 
 	first := openAndRead(context.Background(), c, "k", etag, int64(len(data)))
-	waitFor(t, "the first fill to reach the origin", func() bool { return o.waiting.Load() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the first fill to reach the origin", func() bool { return o.waiting.Load() == 1 })
 	var rest []<-chan openResult
 	for range 7 {
 		rest = append(rest, openAndRead(context.Background(), c, "k", etag, int64(len(data))))
 	}
-	waitFor(t, "7 readers to join the fill", func() bool { return c.Stats().CoalescedWaits == 7 })
+	testenv.WaitFor(t, 10*time.Second, "7 readers to join the fill", func() bool { return c.Stats().CoalescedWaits == 7 })
 	close(gate)
 	for i, ch := range append(rest, first) {
 		r := receive(t, ch)
@@ -97,9 +98,9 @@ func TestFillSurvivesFirstClient(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	first := openAndRead(ctx, c, "k", etag, int64(len(data)))
-	waitFor(t, "the fill to reach the origin", func() bool { return o.waiting.Load() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the fill to reach the origin", func() bool { return o.waiting.Load() == 1 })
 	second := openAndRead(context.Background(), c, "k", etag, int64(len(data)))
-	waitFor(t, "the second reader to join", func() bool { return c.Stats().CoalescedWaits == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the second reader to join", func() bool { return c.Stats().CoalescedWaits == 1 })
 	cancel()
 	if r := receive(t, first); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("first reader: %v", r.err)
@@ -183,9 +184,9 @@ func TestFillErrorReachesAllWaiters(t *testing.T) {
 	c := newTestCache(t, smallConfig(), o, nil)
 
 	a := openAndRead(context.Background(), c, "k", etag, int64(len(data)))
-	waitFor(t, "fill at origin", func() bool { return o.waiting.Load() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "fill at origin", func() bool { return o.waiting.Load() == 1 })
 	b := openAndRead(context.Background(), c, "k", etag, int64(len(data)))
-	waitFor(t, "join", func() bool { return c.Stats().CoalescedWaits == 1 })
+	testenv.WaitFor(t, 10*time.Second, "join", func() bool { return c.Stats().CoalescedWaits == 1 })
 	close(gate)
 	for _, ch := range []<-chan openResult{a, b} {
 		if r := receive(t, ch); !errors.Is(r.err, origin.ErrUnavailable) {
@@ -258,8 +259,8 @@ func TestFillMemoryBound(t *testing.T) {
 	for i := range 3 {
 		res = append(res, openAndRead(context.Background(), c, string(rune('a'+i)), etags[i], 4<<10))
 	}
-	waitFor(t, "one fill at the origin", func() bool { return o.waiting.Load() == 1 })
-	waitFor(t, "all windows registered", func() bool { return c.Stats().InflightChunks == 12 })
+	testenv.WaitFor(t, 10*time.Second, "one fill at the origin", func() bool { return o.waiting.Load() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "all windows registered", func() bool { return c.Stats().InflightChunks == 12 })
 	if got := o.waiting.Load(); got != 1 {
 		t.Fatalf("%d fills at the origin at once, want 1", got)
 	}

@@ -149,7 +149,7 @@ func TestMinIOETagChange(t *testing.T) {
 	if got, status := readAll(t, c, bucket, "obj"); !bytes.Equal(got, v1) || status != StatusHit {
 		t.Fatalf("within TTL: status %s, want the cached v1", status)
 	}
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	got, status := readAll(t, c, bucket, "obj")
 	if !bytes.Equal(got, v2) || status != StatusMiss {
 		t.Fatalf("after TTL: status %s, v2 equal %v", status, bytes.Equal(got, v2))
@@ -210,7 +210,7 @@ func TestMinIOOutageStale(t *testing.T) {
 	}
 
 	s.Stop(t)
-	clk.advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	got, status := readAll(t, c, bucket, "cached")
 	if !bytes.Equal(got, cached) || status != StatusStale {
 		t.Fatalf("during outage: status %s", status)
@@ -223,7 +223,7 @@ func TestMinIOOutageStale(t *testing.T) {
 	}
 
 	s.Start(t)
-	clk.advance(2 * time.Second) // past stale_retry
+	clk.Advance(2 * time.Second) // past stale_retry
 	got, status = readAll(t, c, bucket, "cold")
 	if !bytes.Equal(got, cold) || status != StatusMiss {
 		t.Fatalf("after recovery: status %s", status)

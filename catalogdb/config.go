@@ -32,8 +32,9 @@ type Config struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
-// Check fills defaults and validates; it returns an error naming the key.
-func (c *Config) Check() error {
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the key at fault.
+func (c Config) withDefaults() (Config, error) {
 	if c.MaxConns == 0 {
 		c.MaxConns = 8
 	}
@@ -45,22 +46,23 @@ func (c *Config) Check() error {
 	}
 	switch {
 	case c.DSN == "":
-		return errors.New("catalogdb: config dsn: required")
+		return c, errors.New("catalogdb: config dsn: required")
 	case c.MaxConns < 2:
-		return fmt.Errorf("catalogdb: config max_conns=%d: at least 2 (the sync holds one)", c.MaxConns)
+		return c, fmt.Errorf("catalogdb: config max_conns=%d: at least 2 (the sync holds one)", c.MaxConns)
 	case c.StatementTimeout < 0:
-		return fmt.Errorf("catalogdb: config statement_timeout=%v: must be positive", c.StatementTimeout)
+		return c, fmt.Errorf("catalogdb: config statement_timeout=%v: must be positive", c.StatementTimeout)
 	case c.ConnectTimeout < 0:
-		return fmt.Errorf("catalogdb: config connect_timeout=%v: must be positive", c.ConnectTimeout)
+		return c, fmt.Errorf("catalogdb: config connect_timeout=%v: must be positive", c.ConnectTimeout)
 	}
-	return nil
+	return c, nil
 }
 
 // Open validates cfg and returns a pool. It does not connect: connections
 // are made on first use, so a node starts while PostgreSQL is down and
 // serves what Redis and memory hold.
 func Open(cfg Config) (*pgxpool.Pool, error) {
-	if err := cfg.Check(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	pc, err := pgxpool.ParseConfig(cfg.DSN)

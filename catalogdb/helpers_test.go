@@ -39,8 +39,7 @@ func newDB(t testing.TB) (*testenv.PostgresServer, *pgxpool.Pool) {
 func newCounters(t testing.TB) (*stats.Recorder, *redis.Client) {
 	t.Helper()
 	r := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, DialTimeout: time.Second})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := r.Client(t)
 	rec, err := stats.New(stats.Config{FlushInterval: time.Hour, NodeID: "test"}, rdb, quietLog())
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
@@ -104,8 +102,7 @@ func TestCatalogOverPostgres(t *testing.T) {
 	pg, pool := newDB(t)
 	st := NewStore(pool)
 	r := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := r.Client(t)
 	ctx := ctxT(t, time.Minute)
 	var ids []string
 	for i := range 3 {

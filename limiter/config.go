@@ -132,7 +132,9 @@ type settings struct {
 	slice int64 // largest slice released per wait
 }
 
-func (cfg Config) validate() (settings, error) {
+// withDefaults returns cfg with defaults filled in and what follows from
+// them, or an error naming the first invalid field.
+func (cfg Config) withDefaults() (settings, error) {
 	s := settings{Config: cfg}
 	neg := func(name string, v int64) error {
 		if v < 0 {

@@ -42,7 +42,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	s, err := Config{RequestRate: 2.5}.validate()
+	s, err := Config{RequestRate: 2.5}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestConfigDefaults(t *testing.T) {
 			t.Errorf("burstFor(%d) = %d, want %d", tc.rate, got, tc.want)
 		}
 	}
-	s, _ = Config{Burst: 4096}.validate()
+	s, _ = Config{Burst: 4096}.withDefaults()
 	if s.slice != 4096 || s.burstFor(1<<30) != 4096 {
 		t.Errorf("explicit burst: slice %d burst %d, want 4096 both", s.slice, s.burstFor(1<<30))
 	}

@@ -98,7 +98,7 @@ func WithLogger(log *slog.Logger) Option {
 // now is the clock every bucket reads (nil = time.Now); Close must be called
 // to stop the janitor.
 func New(cfg Config, now func() time.Time, opts ...Option) (*Limiter, error) {
-	s, err := cfg.validate()
+	s, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}

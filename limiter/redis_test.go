@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newRedisClient(t *testing.T, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr)
 }
 
 func TestRedisClusterRequestRate(t *testing.T) {
@@ -73,7 +73,7 @@ func TestRedisClusterRequestRate(t *testing.T) {
 func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	srv := testenv.NewRedis(t)
 	rdb := newRedisClient(t, srv.Addr)
-	clk := newFakeClock()
+	clk := fakeclock.New()
 	// A budget roomy enough for a loaded test machine; the hung-server test
 	// checks the default one.
 	cfg := Config{RequestRate: 0.1, RequestBurst: 2, Redis: RedisConfig{Backoff: time.Minute, Timeout: 200 * time.Millisecond}}
@@ -115,33 +115,15 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 
 func TestRedisHungServerKeepsBudget(t *testing.T) {
 	// A server that accepts and never answers: only the budget can save Admit.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 1024)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	addr := testenv.Blackhole(t)
 	// The client's own timeout is 30 s, so an Admit that ignored its
 	// 20 ms budget would take that long; 10 s leaves a loaded machine
-	// plenty of room.
-	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
-	t.Cleanup(func() { rdb.Close() })
+	// plenty of room. Context deadlines are off in this client, so only
+	// the limiter's own bound can end the call early.
+	rdb := testenv.RedisClient(t, addr, func(o *redis.Options) {
+		o.ReadTimeout, o.WriteTimeout = 30*time.Second, 30*time.Second
+		o.ContextTimeoutEnabled = false
+	})
 	l, err := New(Config{RequestRate: 100}, nil, WithRedis(rdb))
 	if err != nil {
 		t.Fatal(err)
@@ -169,12 +151,11 @@ func TestRedisFailureLogsToConfiguredLogger(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: every command fails at once
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer rdb.Close()
+	rdb := testenv.RedisClient(t, addr, testenv.NoRetries)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := Config{RequestRate: 1, Redis: RedisConfig{Timeout: 5 * time.Second}}
-	l, err := New(cfg, newFakeClock().Now, WithRedis(rdb), WithLogger(log))
+	l, err := New(cfg, fakeclock.New().Now, WithRedis(rdb), WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}

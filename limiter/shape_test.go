@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestShapeUnlimitedReturnsBody(t *testing.T) {
@@ -96,9 +98,7 @@ func TestShapeLowRateWaitsAreShort(t *testing.T) {
 	r := l.Shape(&zeroReader{}, le, 0)
 	defer r.Close()
 	got := readFor(t, r, clk.Now, clk.Now().Add(60*time.Second), make([]byte, 64*KiB))
-	clk.mu.Lock()
-	longest := clk.maxSleep
-	clk.mu.Unlock()
+	longest := clk.MaxSleep()
 	if longest > 250*time.Millisecond {
 		t.Errorf("longest wait %v at %d B/s, want <= 250ms", longest, rate)
 	}
@@ -377,7 +377,7 @@ func TestShapeCloseWhileWaiting(t *testing.T) {
 		if viaLimiter {
 			want-- // the janitor is gone too
 		}
-		waitFor(t, 10*time.Second, "goroutines back to baseline", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "goroutines back to baseline", func() bool {
 			return runtime.NumGoroutine() <= want
 		})
 		if _, err := r.Read(make([]byte, 10)); !errors.Is(err, ErrClosed) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/minio/madmin-go/v3"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
@@ -112,11 +113,11 @@ func TestSTSAssumeRole(t *testing.T) {
 		t.Fatalf("attach policy: %v", err)
 	}
 
-	clk := &fakeClock{t: time.Now()}
+	clk := fakeclock.At(time.Now())
 	s, err := newS3(S3Config{
 		Endpoint: srv.Endpoint, AccessKey: user, SecretKey: secret,
 		STS: STSConfig{Enabled: true, Duration: MinSTSDuration},
-	}, clk.now)
+	}, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,12 +145,12 @@ func TestSTSAssumeRole(t *testing.T) {
 		t.Fatalf("Stat outside the user's policy = %v, want ErrUnavailable (access denied)", err)
 	}
 	// 11 of 15 minutes: still before the renewal point (12 minutes).
-	clk.add(11 * time.Minute)
+	clk.Advance(11 * time.Minute)
 	read()
 	if got := creds(); got != first {
 		t.Fatalf("credentials renewed after 11 of 15 minutes: %s -> %s", first, got)
 	}
-	clk.add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	read()
 	if got := creds(); got == first {
 		t.Fatalf("credentials not renewed after 13 of 15 minutes")

@@ -16,25 +16,9 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 )
-
-// fakeClock is a settable clock for the pool's ejection logic.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // recorder serves obj and remembers each GET's Range and If-Match; with
 // cutAt > 0 it sends a body only up to that object offset and then drops
@@ -101,13 +85,13 @@ func serve(t *testing.T, h http.Handler) string {
 }
 
 // poolS3 builds a store over eps without the health-check loop, on clk.
-func poolS3(t *testing.T, clk *fakeClock, mod func(*S3Config), eps ...string) *S3 {
+func poolS3(t *testing.T, clk *fakeclock.Clock, mod func(*S3Config), eps ...string) *S3 {
 	t.Helper()
 	cfg := S3Config{Endpoints: eps, AccessKey: "k", SecretKey: "s", RetryBackoff: time.Millisecond}
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := newS3(cfg, clk.now)
+	s, err := newS3(cfg, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +138,7 @@ func TestPoolConfig(t *testing.T) {
 // caller seeing it; after EjectAfter failures the dead node is ejected and
 // gets no more requests until the ejection ends.
 func TestPoolFailoverAndEjection(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	good := &recorder{obj: &fakeObject{data: randBytes(1000, 1), etag: "abc"}}
 	dead := deadAddr(t)
 	s := poolS3(t, clk, func(c *S3Config) { c.EjectAfter = 2; c.EjectTime = 10 * time.Second }, dead, serve(t, good))
@@ -170,7 +154,7 @@ func TestPoolFailoverAndEjection(t *testing.T) {
 	}
 	// The ejection ends after EjectTime; the next failure ejects again for
 	// twice as long.
-	clk.add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	if !s.Endpoints()[0].Up {
 		t.Fatal("endpoint still ejected after EjectTime")
 	}
@@ -182,11 +166,11 @@ func TestPoolFailoverAndEjection(t *testing.T) {
 	if st := s.Endpoints()[0]; st.Up || st.Ejections != 2 {
 		t.Fatalf("second round: %+v", st)
 	}
-	clk.add(19 * time.Second)
+	clk.Advance(19 * time.Second)
 	if s.Endpoints()[0].Up {
 		t.Fatal("second ejection did not double")
 	}
-	clk.add(time.Second)
+	clk.Advance(time.Second)
 	if !s.Endpoints()[0].Up {
 		t.Fatal("second ejection outlasted 2x EjectTime")
 	}
@@ -195,12 +179,12 @@ func TestPoolFailoverAndEjection(t *testing.T) {
 // A body cut mid-stream resumes on another endpoint from the byte reached,
 // with If-Match on the first answer's ETag: the reader sees every byte once.
 func TestPoolResumeMidBody(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	obj := &fakeObject{data: randBytes(1<<20, 2), etag: "abc"}
 	cut := &recorder{obj: obj, cutAt: 300_000}
 	good := &recorder{obj: obj}
 	s := poolS3(t, clk, func(c *S3Config) { c.Retries = -1 }, serve(t, cut), serve(t, good))
-	s.pool.eps[1].ejectedUntil = clk.now().Add(time.Hour) // the first GET goes to cut
+	s.pool.eps[1].ejectedUntil = clk.Now().Add(time.Hour) // the first GET goes to cut
 	rc, err := s.Open(context.Background(), "bkt", "k", "", 100, 1<<20-200)
 	if err != nil {
 		t.Fatal(err)
@@ -222,18 +206,18 @@ func TestPoolResumeMidBody(t *testing.T) {
 // A resume that finds another version fails with ErrChanged instead of
 // splicing two versions together.
 func TestPoolResumeChangedVersion(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	data := randBytes(100_000, 3)
 	cut := &recorder{obj: &fakeObject{data: data, etag: "v1"}, cutAt: 50_000}
 	other := &recorder{obj: &fakeObject{data: data, etag: "v2"}}
 	s := poolS3(t, clk, nil, serve(t, cut), serve(t, other))
-	s.pool.eps[1].ejectedUntil = clk.now().Add(time.Hour)
+	s.pool.eps[1].ejectedUntil = clk.Now().Add(time.Hour)
 	rc, err := s.Open(context.Background(), "bkt", "k", "", 0, 100_000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.pool.eps[1].ejectedUntil = time.Time{}
-	s.pool.eps[0].ejectedUntil = clk.now().Add(time.Hour)
+	s.pool.eps[0].ejectedUntil = clk.Now().Add(time.Hour)
 	got, err := io.ReadAll(rc)
 	rc.Close()
 	if !errors.Is(err, ErrChanged) || len(got) != 50_000 {
@@ -244,7 +228,7 @@ func TestPoolResumeChangedVersion(t *testing.T) {
 // Active checks take a dead endpoint out before any request fails on it;
 // Ping fails only when no endpoint answers.
 func TestPoolHealthChecks(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	good := &recorder{obj: &fakeObject{data: []byte("x"), etag: "abc"}}
 	goodAddr := serve(t, good)
 	ping := func(c *S3Config) { c.PingBucket = "bkt" }
@@ -252,8 +236,8 @@ func TestPoolHealthChecks(t *testing.T) {
 	tick := make(chan time.Time)
 	go s.pool.run(tick)
 	defer s.pool.close()
-	tick <- clk.now()
-	tick <- clk.now() // the first check has finished when the second is taken
+	tick <- clk.Now()
+	tick <- clk.Now() // the first check has finished when the second is taken
 	st := s.Endpoints()
 	if st[0].Up || !st[1].Up || st[0].Requests != 0 {
 		t.Fatalf("after checks: %+v", st)
@@ -280,7 +264,7 @@ func TestPoolHealthChecks(t *testing.T) {
 
 // Requests go to the endpoint with the fewest in flight.
 func TestPoolLeastInFlight(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	obj := &fakeObject{data: randBytes(10_000, 4), etag: "abc"}
 	a, b := &recorder{obj: obj}, &recorder{obj: obj}
 	s := poolS3(t, clk, nil, serve(t, a), serve(t, b))
@@ -307,7 +291,7 @@ func TestPoolLeastInFlight(t *testing.T) {
 // Answers slower than SlowThreshold count as failures: EjectAfter of them
 // in a row eject the endpoint; a fast answer in between resets the count.
 func TestPoolSlowEjection(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	clk := fakeclock.At(time.Unix(1e9, 0))
 	s := poolS3(t, clk, func(c *S3Config) { c.SlowThreshold = time.Second; c.EjectAfter = 2 }, "a:1", "b:1")
 	p, e := s.pool, s.pool.eps[0]
 	p.report(e, nil, 2*time.Second)

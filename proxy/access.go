@@ -149,6 +149,12 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, d *download, lease *limiter.Le
 	t.lease = lease
 	s.startStats(t, ctx, d, off, n, size)
 	ctx.Response.SetBodyStream(t, int(n))
+	// A body that would not fit the write buffer behind its header goes
+	// out with the header in one writev (writev.go); smaller ones already
+	// take one write.
+	if n >= int64(s.cfg.WriteBuffer)/2 && holdHeader(ctx.Conn()) {
+		ctx.Response.ImmediateHeaderFlush = true
+	}
 	d.streamed = true
 }
 
@@ -160,17 +166,27 @@ var (
 	errCatalogUnavailable = newAPIError(503, "catalog_unavailable", "the file catalog is unavailable; retry later")
 )
 
-// authErrors maps auth codes to answers; messages are fixed text.
-var authErrors = map[string]*apiError{
-	auth.CodeTokenMissing:     newAPIError(401, auth.CodeTokenMissing, "a download token is required"),
-	auth.CodeTokenInvalid:     newAPIError(401, auth.CodeTokenInvalid, "the download token is unknown or expired"),
-	auth.CodeTokenWrongFile:   newAPIError(403, auth.CodeTokenWrongFile, "the download token is for another file"),
-	auth.CodeIPNotAllowed:     newAPIError(403, auth.CodeIPNotAllowed, "the download token is not valid from this address"),
-	auth.CodeUsesExhausted:    newAPIError(403, auth.CodeUsesExhausted, "the download token has been used up"),
-	auth.CodeAuthUnavailable:  newAPIError(503, auth.CodeAuthUnavailable, "authorization is unavailable; retry later"),
-	auth.CodeTooManyAttempts:  newAPIError(429, auth.CodeTooManyAttempts, "too many failed attempts; retry later"),
-	auth.CodeSignatureInvalid: newAPIError(403, auth.CodeSignatureInvalid, "the URL signature is invalid"),
-	auth.CodeSignatureExpired: newAPIError(403, auth.CodeSignatureExpired, "the signed URL has expired"),
+// authErrors maps auth codes to answers. The status is the one auth states
+// for the refusal (auth.Error.Status), so it is written in one place; the
+// message is fixed text.
+var authErrors = authAnswers(map[*auth.Error]string{
+	auth.ErrTokenMissing:     "a download token is required",
+	auth.ErrTokenInvalid:     "the download token is unknown or expired",
+	auth.ErrTokenWrongFile:   "the download token is for another file",
+	auth.ErrIPNotAllowed:     "the download token is not valid from this address",
+	auth.ErrUsesExhausted:    "the download token has been used up",
+	auth.ErrAuthUnavailable:  "authorization is unavailable; retry later",
+	auth.ErrTooManyAttempts:  "too many failed attempts; retry later",
+	auth.ErrSignatureInvalid: "the URL signature is invalid",
+	auth.ErrSignatureExpired: "the signed URL has expired",
+})
+
+func authAnswers(messages map[*auth.Error]string) map[string]*apiError {
+	m := make(map[string]*apiError, len(messages))
+	for e, msg := range messages {
+		m[e.Code] = newAPIError(e.Status, e.Code, msg)
+	}
+	return m
 }
 
 // accessError maps auth, catalog and limiter refusals; ok is false for

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
@@ -51,7 +52,7 @@ func TestAccessLogOneLinePerResponse(t *testing.T) {
 	}
 	line := regexp.MustCompile(`msg=request .*method=(\S+) .*path=(\S+) .*status=(\d+) bytes=(\d+)`)
 	var got []string
-	waitFor(t, 20*time.Second, "an access log line per response", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "an access log line per response", func() bool {
 		got = got[:0]
 		for _, l := range strings.Split(f.p.Log.String(), "\n") {
 			if m := line.FindStringSubmatch(l); m != nil {

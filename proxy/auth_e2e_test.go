@@ -40,7 +40,7 @@ type authEnv struct {
 	t      *testing.T
 	o      *dirOrigin
 	rdb    *redis.Client
-	log    *syncBuffer
+	log    *testenv.LockedBuffer
 	logger *slog.Logger
 	c      *http.Client
 
@@ -58,7 +58,7 @@ const (
 
 func newAuthEnv(t *testing.T, redisAddr string) *authEnv {
 	t.Helper()
-	e := &authEnv{t: t, log: new(syncBuffer), c: newClient(t)}
+	e := &authEnv{t: t, log: new(testenv.LockedBuffer), c: newClient(t)}
 	e.logger = slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Registered first, so it runs last: after the proxies have drained.
 	t.Cleanup(e.checkLog)
@@ -74,9 +74,7 @@ func newAuthEnv(t *testing.T, redisAddr string) *authEnv {
 // with no retries so that an outage fails at once.
 func newRedisClient(t testing.TB, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, DialTimeout: time.Second})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr, testenv.NoRetries)
 }
 
 func (e *authEnv) checkLog() {
@@ -336,7 +334,7 @@ func TestAuthE2EExpiredByTTL(t *testing.T) {
 		if err := e.rdb.PExpire(ctx, "download:token:"+tok, 50*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the key expired", keyGone(tok))
+		testenv.WaitFor(t, 5*time.Second, "the key expired", keyGone(tok))
 		resp, body := do(t, e.c, http.MethodGet, u, "Authorization", "Bearer "+tok)
 		wantAuthError(t, resp, body, 401, auth.CodeTokenInvalid)
 	})
@@ -349,7 +347,7 @@ func TestAuthE2EExpiredByTTL(t *testing.T) {
 		}
 		resp, body := do(t, e.c, http.MethodGet, u, "Authorization", "Bearer "+tok)
 		wantBody(t, resp, body, e.f1)
-		waitFor(t, 15*time.Second, "the key expired", keyGone(tok))
+		testenv.WaitFor(t, 15*time.Second, "the key expired", keyGone(tok))
 		resp, body = do(t, e.c, http.MethodGet, u, "Authorization", "Bearer "+tok)
 		wantAuthError(t, resp, body, 401, auth.CodeTokenInvalid)
 	})
@@ -455,7 +453,7 @@ func TestAuthE2EMaxUses(t *testing.T) {
 		}
 		// Wait until Redis says the session has been idle for longer than
 		// SessionIdle (its last-seen time is in the token's hash).
-		waitFor(t, 10*time.Second, "the session went idle", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "the session went idle", func() bool {
 			var last int64
 			for k, val := range uses(tok) {
 				if strings.HasPrefix(k, "session_") {
@@ -561,7 +559,7 @@ func TestAuthE2ERevocation(t *testing.T) {
 	resp, body = do(t, e.c, http.MethodGet, pA.URL+"/download/"+fileOne, "Authorization", "Bearer "+tok)
 	wantAuthError(t, resp, body, 401, auth.CodeTokenInvalid)
 
-	waitFor(t, 10*time.Second, "edge B refuses the revoked token", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "edge B refuses the revoked token", func() bool {
 		resp, body = do(t, e.c, http.MethodGet, pB.URL+"/download/"+fileOne, "Authorization", "Bearer "+tok)
 		return resp.StatusCode != 200
 	})
@@ -613,7 +611,7 @@ func TestAuthE2ERedisDown(t *testing.T) {
 
 	r.Start(t)
 	e.setString(tok, "file_id="+fileOne, time.Hour) // Start comes back empty
-	waitFor(t, 10*time.Second, "the proxy serves again after Redis returned", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the proxy serves again after Redis returned", func() bool {
 		resp, body := do(t, e.c, http.MethodGet, u, "Authorization", "Bearer "+tok)
 		return resp.StatusCode == 200 && sha(body) == sha(e.f1)
 	})
@@ -865,7 +863,7 @@ func TestCatalogE2ERedisDown(t *testing.T) {
 
 	r.Start(t)
 	put("uncached") // Start comes back empty
-	waitFor(t, 10*time.Second, "the catalog answers again", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the catalog answers again", func() bool {
 		resp, body := do(t, e.c, http.MethodGet, p.URL+"/download/uncached")
 		return resp.StatusCode == 200 && sha(body) == sha(e.f1)
 	})

@@ -1,6 +1,10 @@
 package proxy
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
+)
 
 // Refusals of a malformed Authorization field. Both are 400, not 401: the
 // request is broken (RFC 6750 3.1, invalid_request), not its credential.
@@ -42,9 +46,9 @@ func bearerToken(lines [][]byte) ([]byte, error) {
 	default:
 		return nil, errDuplicateAuthorization
 	}
-	v := trimOWS(lines[0])
+	v := httpsyntax.TrimOWS(lines[0])
 	n := 0 // the scheme is a token (RFC 9110 11.1)
-	for n < len(v) && isTokenChar(v[n]) {
+	for n < len(v) && httpsyntax.IsTchar(v[n]) {
 		n++
 	}
 	if !equalFoldASCII(v[:n], "bearer") {
@@ -64,17 +68,6 @@ func bearerToken(lines [][]byte) ([]byte, error) {
 		return nil, errBadAuthorization
 	}
 	return rest, nil
-}
-
-// trimOWS drops the optional whitespace around a field value (RFC 9110 5.5).
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // equalFoldASCII compares b with the lowercase ASCII word s, ignoring the
@@ -110,19 +103,6 @@ func isToken68(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// isTokenChar reports whether c is a tchar (RFC 9110 5.6.2).
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 func isToken68Char(c byte) bool {

@@ -69,8 +69,7 @@ func newHitBench(tb testing.TB, size int, withAuth, withLimiter, withStats bool)
 	deps := proxy.Deps{Objects: c, Origin: dir, Logger: log}
 	var rdb *redis.Client
 	if withAuth || withStats {
-		rdb = redis.NewClient(&redis.Options{Addr: testenv.Redis(tb).Addr, ContextTimeoutEnabled: true})
-		tb.Cleanup(func() { rdb.Close() })
+		rdb = testenv.Redis(tb).Client(tb)
 	}
 	if withAuth {
 		if err := rdb.Set(context.Background(), "download:token:"+benchToken, "file_id=obj&user_id=u", time.Hour).Err(); err != nil {

@@ -114,6 +114,11 @@ func (t *trackedBody) WriteTo(w io.Writer) (int64, error) {
 		n, err = io.Copy(&t.dw, onlyReader{t.r})
 	}
 	t.dw.w = nil
+	// A header held for the first write must not stay behind when the
+	// body wrote nothing (an error before its first byte).
+	if herr := sendHeld(t.conn); err == nil {
+		err = herr
+	}
 	if err != nil {
 		t.err = err
 	}
@@ -122,6 +127,7 @@ func (t *trackedBody) WriteTo(w io.Writer) (int64, error) {
 
 // Close closes the wrapped stream and logs the finished transfer.
 func (t *trackedBody) Close() error {
+	sendHeld(t.conn) // a hold no body write used (the copy never ran)
 	err := t.r.Close()
 	t.lease.Release()
 	t.s.metrics.active.Add(-1)

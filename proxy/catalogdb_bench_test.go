@@ -45,8 +45,7 @@ func newCatalogBench(b *testing.B) *catalogBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.NewRedis(b).Addr, ContextTimeoutEnabled: true})
-	b.Cleanup(func() { rdb.Close() })
+	rdb := testenv.NewRedis(b).Client(b)
 	return &catalogBench{store: st, rdb: rdb, id: m.ID}
 }
 

@@ -11,12 +11,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
@@ -163,13 +161,8 @@ func proxyV2(src, dst netip.AddrPort) string {
 // without answering.
 func rawFrom(t *testing.T, addr, local, req string) string {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.Dial(t, addr, local)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		return ""
 	}

@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
+)
 
 // conditions holds the raw values of the request's conditional header fields,
 // nil or empty when a field is absent. The caller fills it from fasthttp
@@ -72,11 +76,11 @@ func evaluate(c *conditions, isGetOrHead bool, etag string, lastModified, date t
 
 	// Step 1 (13.1.1): If-Match uses the strong comparison.
 	// Step 2 (13.1.4): If-Unmodified-Since only when If-Match is absent.
-	if v := condTrimOWS(c.IfMatch); len(v) > 0 {
+	if v := httpsyntax.TrimOWS(c.IfMatch); len(v) > 0 {
 		if !matchETagList(v, etag, false) {
 			return outcome{Status: 412}
 		}
-	} else if v := condTrimOWS(c.IfUnmodifiedSince); len(v) > 0 && lmKnown {
+	} else if v := httpsyntax.TrimOWS(c.IfUnmodifiedSince); len(v) > 0 && lmKnown {
 		if d, ok := parseHTTPDate(v); ok && lm > d {
 			return outcome{Status: 412}
 		}
@@ -85,14 +89,14 @@ func evaluate(c *conditions, isGetOrHead bool, etag string, lastModified, date t
 	// Step 3 (13.1.2): If-None-Match uses the weak comparison.
 	// Step 4 (13.1.3): If-Modified-Since only when If-None-Match is absent,
 	// and only for GET and HEAD.
-	if v := condTrimOWS(c.IfNoneMatch); len(v) > 0 {
+	if v := httpsyntax.TrimOWS(c.IfNoneMatch); len(v) > 0 {
 		if matchETagList(v, etag, true) {
 			if isGetOrHead {
 				return outcome{Status: 304}
 			}
 			return outcome{Status: 412}
 		}
-	} else if v := condTrimOWS(c.IfModifiedSince); isGetOrHead && len(v) > 0 && lmKnown {
+	} else if v := httpsyntax.TrimOWS(c.IfModifiedSince); isGetOrHead && len(v) > 0 && lmKnown {
 		if d, ok := parseHTTPDate(v); ok && lm <= d {
 			return outcome{Status: 304}
 		}
@@ -103,7 +107,7 @@ func evaluate(c *conditions, isGetOrHead bool, etag string, lastModified, date t
 	if !c.HasRange || !isGetOrHead {
 		return outcome{}
 	}
-	v := condTrimOWS(c.IfRange)
+	v := httpsyntax.TrimOWS(c.IfRange)
 	if len(v) == 0 {
 		return outcome{UseRange: true}
 	}
@@ -155,7 +159,7 @@ func matchETagList(v []byte, etag string, weak bool) bool {
 		if curOK && string(opaque) == curOpaque && (weak || (!tagWeak && !curWeak)) {
 			return true
 		}
-		rest = condTrimLeftOWS(rest)
+		rest = httpsyntax.TrimLeftOWS(rest)
 		if len(rest) > 0 && rest[0] != ',' {
 			return false
 		}
@@ -202,22 +206,6 @@ func splitETag(etag string) (weak bool, opaque string, ok bool) {
 		return false, "", false
 	}
 	return weak, etag, true
-}
-
-// condTrimOWS removes optional whitespace (SP and HTAB) from both ends.
-func condTrimOWS(v []byte) []byte {
-	v = condTrimLeftOWS(v)
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	return v
-}
-
-func condTrimLeftOWS(v []byte) []byte {
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	return v
 }
 
 // parseHTTPDate parses an HTTP-date (RFC 9110 5.6.7) into Unix seconds. It

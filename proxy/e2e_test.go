@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/objectkey"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
@@ -827,7 +828,7 @@ func TestE2EClientHangup(t *testing.T) {
 				t.Fatalf("warm-up: %d", resp.StatusCode)
 			}
 			f.c.CloseIdleConnections()
-			waitFor(t, 10*time.Second, "warm-up reader closed", func() bool { return !counter.open() })
+			testenv.WaitFor(t, 10*time.Second, "warm-up reader closed", func() bool { return !counter.open() })
 			base := runtime.NumGoroutine()
 			opensBefore := counter.opens.Load()
 			readBefore := counter.read.Load()
@@ -854,16 +855,16 @@ func TestE2EClientHangup(t *testing.T) {
 			}
 			c.Close()
 
-			waitFor(t, 10*time.Second, "origin reader closed after the client hung up", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "origin reader closed after the client hung up", func() bool {
 				return counter.opens.Load() > opensBefore && !counter.open()
 			})
 			if got := counter.read.Load() - readBefore; got >= size/2 {
 				t.Errorf("the proxy read %d bytes from the origin for a client that took 1 MiB", got)
 			}
-			waitFor(t, 10*time.Second, "goroutines back to baseline", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "goroutines back to baseline", func() bool {
 				return runtime.NumGoroutine() <= base+2
 			})
-			waitFor(t, 10*time.Second, "access log records the hang-up", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "access log records the hang-up", func() bool {
 				return strings.Contains(f.p.Log.String(), "client closed connection")
 			})
 		})
@@ -893,8 +894,8 @@ func TestE2ESlowClients(t *testing.T) {
 		if _, err := io.WriteString(c, rawGet("GET", "/download/big.bin", "127.0.0.1")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "origin reader opened", func() bool { return counter.opens.Load() == 1 })
-		waitFor(t, 10*time.Second, "origin reader closed after SendTimeout", func() bool { return !counter.open() })
+		testenv.WaitFor(t, 10*time.Second, "origin reader opened", func() bool { return counter.opens.Load() == 1 })
+		testenv.WaitFor(t, 10*time.Second, "origin reader closed after SendTimeout", func() bool { return !counter.open() })
 		n, err := io.Copy(io.Discard, c)
 		if n >= size {
 			t.Errorf("client got the whole %d bytes (%v)", n, err)
@@ -959,7 +960,7 @@ func TestE2EDrainCompletes(t *testing.T) {
 	}
 
 	f.p.cancel()
-	waitFor(t, 10*time.Second, "listener closed by the drain", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "listener closed by the drain", func() bool {
 		c, err := net.DialTimeout("tcp", f.p.Addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -1021,7 +1022,7 @@ func TestE2EDrainTimeout(t *testing.T) {
 	if err == nil || n >= size {
 		t.Errorf("client got %d of %d bytes, err %v: the download was not cut", n, size, err)
 	}
-	waitFor(t, 10*time.Second, "origin reader closed after the cut", func() bool { return !counter.open() })
+	testenv.WaitFor(t, 10*time.Second, "origin reader closed after the cut", func() bool { return !counter.open() })
 	if !strings.Contains(f.p.Log.String(), "drain timeout") {
 		t.Errorf("log lacks the drain timeout warning:\n%s", f.p.Log.String())
 	}
@@ -1169,7 +1170,7 @@ func TestE2EAccessLog(t *testing.T) {
 	}
 	// Streamed responses are logged when the body is closed, which may be
 	// just after the client has the last byte.
-	waitFor(t, 10*time.Second, "access log lines", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "access log lines", func() bool {
 		lines := strings.Split(f.p.Log.String(), "\n")
 		for _, want := range wantLines {
 			if !slicesContainsAll(lines, want) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
@@ -23,12 +24,8 @@ import (
 // as a reset instead of a clean EOF.
 func rawConversation(t *testing.T, addr, req string) []byte {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.Dial(t, addr, "")
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatalf("write %q: %v", firstLine(req), err)
 	}

@@ -30,34 +30,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
-
-// syncBuffer is the access log's destination: server goroutines write it
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testProxy is a proxy.Server serving on a loopback listener.
 type testProxy struct {
 	Addr string // "127.0.0.1:port"
 	URL  string // "http://" + Addr
-	Log  *syncBuffer
+	Log  *testenv.LockedBuffer
 
 	cancel context.CancelFunc
 	done   chan error // receives Serve's result once
@@ -74,7 +56,7 @@ func startProxy(t testing.TB, cfg proxy.Config, deps proxy.Deps) *testProxy {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
-	p := &testProxy{Log: new(syncBuffer), done: make(chan error, 1)}
+	p := &testProxy{Log: new(testenv.LockedBuffer), done: make(chan error, 1)}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(p.Log, nil))
 	}
@@ -192,18 +174,14 @@ func readBody(resp *http.Response) ([]byte, error) {
 // status line and header fields exactly as received.
 func rawExchange(t testing.TB, addr, method, req string) (resp *http.Response, body []byte, head string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.Dial(t, addr, "")
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatalf("write request: %v", err)
 	}
 	var raw bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(c, &raw))
-	resp, err = http.ReadResponse(br, &http.Request{Method: method})
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
 		t.Fatalf("read response to %q: %v (got %q)", firstLine(req), err, raw.String())
 	}
@@ -346,22 +324,6 @@ func randBytes(seed uint64, n int) []byte {
 func sha(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; ; {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(delay) // polling interval, not synchronisation
-		delay = min(2*delay, 50*time.Millisecond)
-	}
 }
 
 // countingObjects wraps an origin and counts the body readers it opens and

@@ -8,7 +8,7 @@ package proxy_test
 //
 // These tests must hold on a loaded 2-core machine, so no assertion depends
 // on how promptly the machine runs anything:
-//   - A single download is shaped on a virtual clock (virtualClock): the
+//   - A single download is shaped on a virtual clock (fakeclock): the
 //     limiter's waits advance it instead of sleeping, so the time the
 //     download takes is computed exactly and checked to one slice.
 //   - Concurrent downloads need the real clock. A token bucket cannot
@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -186,10 +187,14 @@ func startLimited(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps prox
 	return startLimitedOn(t, time.Now, cfg, pcfg, deps, opts...)
 }
 
-// startVirtual is startLimited on a virtual clock: see virtualClock.
-func startVirtual(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps) (*limitedProxy, *virtualClock) {
+// startVirtual is startLimited on a virtual clock (fakeclock): its sleep
+// advances the clock by the wait instead of waiting, so the wall-clock time
+// the download takes is replaced by the sum of the waits the limiter asked
+// for, exact however loaded the machine is. It is exact for one reader at a
+// time only: concurrent readers would each advance it by their own wait.
+func startVirtual(t testing.TB, cfg limiter.Config, pcfg proxy.Config, deps proxy.Deps) (*limitedProxy, *fakeclock.Clock) {
 	t.Helper()
-	clk := &virtualClock{now: time.Unix(1_900_000_000, 0)}
+	clk := fakeclock.At(time.Unix(1_900_000_000, 0))
 	return startLimitedOn(t, clk.Now, cfg, pcfg, deps, limiter.WithSleep(clk.Sleep)), clk
 }
 
@@ -213,33 +218,6 @@ func startLimitedOn(t testing.TB, now func() time.Time, cfg limiter.Config, pcfg
 }
 
 func (lp *limitedProxy) url(key string) string { return lp.p.URL + "/download/" + key }
-
-// virtualClock is the limiter's clock for tests with a single shaped
-// download: its sleep advances the clock by the wait instead of waiting, so
-// the wall-clock time the download takes is replaced by the sum of the
-// waits the limiter asked for, exact however loaded the machine is. It is
-// exact for one reader at a time only: concurrent readers would each
-// advance it by their own wait.
-type virtualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return nil
-}
 
 // shapedTime is how long n bytes take at rate after a full bucket of burst.
 func shapedTime(n, burst int64, rate float64) time.Duration {
@@ -360,7 +338,7 @@ func TestLimiterE2EFairShare(t *testing.T) {
 	// Measure from one second in (arrivals and initial bursts settled) to
 	// four seconds in, then hang up everyone.
 	from, to := start.Add(time.Second), start.Add(4*time.Second)
-	waitFor(t, 10*time.Second, "the measuring window passed", func() bool { return time.Now().After(to.Add(50 * time.Millisecond)) })
+	testenv.WaitFor(t, 10*time.Second, "the measuring window passed", func() bool { return time.Now().After(to.Add(50 * time.Millisecond)) })
 	cancel()
 	wg.Wait()
 	for i := range clients {
@@ -442,7 +420,7 @@ func TestLimiterE2EConcurrencyCap(t *testing.T) {
 		t.Errorf("rejections %v, want one client_concurrency", st.Rejections)
 	}
 	// Both slots are given back once the bodies are closed.
-	waitFor(t, 10*time.Second, "a new download admitted", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a new download admitted", func() bool {
 		resp, body := do(t, lp.c, http.MethodGet, lp.url("obj"), "Range", "bytes=0-99")
 		return resp.StatusCode == 206 && string(body) == string(data[:100])
 	})
@@ -479,12 +457,12 @@ func TestLimiterE2EHangupReleasesSlot(t *testing.T) {
 	// ...and given back when the client goes away mid-download.
 	c.Close()
 	hungUp := time.Now()
-	waitFor(t, 10*time.Second, "a new download admitted after the hang-up", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a new download admitted after the hang-up", func() bool {
 		resp, body := do(t, lp.c, http.MethodGet, lp.url("obj"), "Range", "bytes=0-99")
 		return resp.StatusCode == 206 && string(body) == string(data[:100])
 	})
 	t.Logf("slot released %v after the hang-up", time.Since(hungUp).Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "no download in progress", func() bool { return lp.lim.Stats().ActiveDownloads == 0 })
+	testenv.WaitFor(t, 10*time.Second, "no download in progress", func() bool { return lp.lim.Stats().ActiveDownloads == 0 })
 }
 
 // TestLimiterE2EUserIdentity: with token auth, the client is the token's

@@ -142,6 +142,13 @@ type frontConn struct {
 	// lead is the state of the leading-empty-line check; only the
 	// connection's fasthttp goroutine reads, so it needs no lock.
 	lead uint8
+	// holdNext, held, vec and bufs send a streamed response's header and
+	// its body's first write as one writev (writev.go). Only the
+	// connection's fasthttp goroutine writes, so they need no lock.
+	holdNext bool
+	held     *[]byte // pooled; nil when nothing is held
+	vec      [2][]byte
+	bufs     net.Buffers
 }
 
 // States of the leading-empty-line check.
@@ -153,7 +160,14 @@ const (
 )
 
 // Read checks the connection's first bytes for leading empty lines.
+// It first sends what a hold still keeps back.
 func (c *frontConn) Read(p []byte) (int, error) {
+	if c.held != nil {
+		// Never wait for the client while holding its answer (writev.go).
+		if err := sendHeld(c); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.Conn.Read(p)
 	if c.lead != leadDone && n > 0 && !c.leadOK(p[:n]) {
 		c.linger.Store(true)
@@ -211,6 +225,9 @@ func (c *frontConn) Close() error {
 // ReadFrom keeps the wrapped connection's sendfile and splice path, which
 // bufio.Writer.ReadFrom uses when the connection has it.
 func (c *frontConn) ReadFrom(r io.Reader) (int64, error) {
+	if err := sendHeld(c); err != nil {
+		return 0, err
+	}
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}

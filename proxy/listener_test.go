@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestLeadOK(t *testing.T) {
@@ -74,16 +76,6 @@ func (l *frontListener) lingeringCount() int {
 	return len(l.lingering)
 }
 
-// waitUntil polls cond for up to 30 s: generous, for a loaded machine.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s", what)
-		}
-	}
-}
-
 // TestLingerAnswerThenEOF: the client that is still sending reads the
 // whole answer and then EOF, not a reset.
 func TestLingerAnswerThenEOF(t *testing.T) {
@@ -107,7 +99,7 @@ func TestLingerAnswerThenEOF(t *testing.T) {
 		t.Fatalf("client read %q, %v; want the answer and EOF", got, err)
 	}
 	client.Close()
-	waitUntil(t, "linger ends when the client closes", func() bool { return l.lingeringCount() == 0 })
+	testenv.WaitFor(t, 30*time.Second, "linger ends when the client closes", func() bool { return l.lingeringCount() == 0 })
 }
 
 // TestLingerByteBudget: a client that never stops sending is cut off
@@ -129,7 +121,7 @@ func TestLingerByteBudget(t *testing.T) {
 	if err == nil {
 		t.Fatal("the server read 64 MiB of lingering input")
 	}
-	waitUntil(t, "linger ends after the byte budget", func() bool { return l.lingeringCount() == 0 })
+	testenv.WaitFor(t, 30*time.Second, "linger ends after the byte budget", func() bool { return l.lingeringCount() == 0 })
 }
 
 // TestLingerShutdown: shutdown ends every linger at once and waits for
@@ -182,7 +174,7 @@ func TestLingerSlots(t *testing.T) {
 		t.Fatal("the connection beyond the slots is open")
 	}
 	first.Close()
-	waitUntil(t, "a second Close ends the linger", func() bool { return l.lingeringCount() == 0 })
+	testenv.WaitFor(t, 30*time.Second, "a second Close ends the linger", func() bool { return l.lingeringCount() == 0 })
 }
 
 // TestFrontConnKeepsTCPFeatures: the wrapper keeps what fasthttp and

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/cache"
 )
 
 // requestKey is one series of edgeproxy_requests_total.
@@ -59,14 +61,14 @@ func (c *requestCounters) count(ctx *fasthttp.RequestCtx, route string) {
 // cacheLabel maps the X-Cache value to a constant string.
 func cacheLabel(v []byte) string {
 	switch string(v) {
-	case "HIT":
-		return "HIT"
-	case "MISS":
-		return "MISS"
-	case "PARTIAL":
-		return "PARTIAL"
-	case "STALE":
-		return "STALE"
+	case cache.StatusHit:
+		return cache.StatusHit
+	case cache.StatusMiss:
+		return cache.StatusMiss
+	case cache.StatusPartial:
+		return cache.StatusPartial
+	case cache.StatusStale:
+		return cache.StatusStale
 	case "":
 		return "NONE"
 	}

@@ -110,7 +110,10 @@ type Config struct {
 	TokenCookie string `yaml:"token_cookie"`
 }
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the first invalid field. Every constructor taking a Config
+// starts with it.
+func (c Config) withDefaults() (Config, error) {
 	if c.Listen == "" {
 		c.Listen = ":8080"
 	}
@@ -151,7 +154,8 @@ func (c *Config) setDefaults() {
 	if c.TokenCookie == "" {
 		c.TokenCookie = "download_token"
 	}
-	c.TLS.setDefaults()
+	c.TLS = c.TLS.withDefaults()
+	return c, c.validate()
 }
 
 func (c *Config) validate() error {
@@ -272,8 +276,8 @@ type Server struct {
 
 // New validates cfg and builds a Server.
 func New(cfg Config, deps Deps) (*Server, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if deps.Origin == nil {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 )
 
 // span is one satisfiable byte range: bytes [Start, Start+Length) of the
@@ -91,7 +93,7 @@ func parseRange(dst []span, header []byte, size int64) ([]span, error) {
 	if size < 0 {
 		return dst, errRangeInvalid
 	}
-	header = rangeTrimOWS(header)
+	header = httpsyntax.TrimOWS(header)
 	eq := bytes.IndexByte(header, '=')
 	if eq < 0 || !rangeEqualFold(header[:eq], "bytes") {
 		return dst, errRangeInvalid
@@ -105,7 +107,7 @@ func parseRange(dst []span, header []byte, size int64) ([]span, error) {
 		if comma >= 0 {
 			elem = rest[:comma]
 		}
-		if elem = rangeTrimOWS(elem); len(elem) > 0 {
+		if elem = httpsyntax.TrimOWS(elem); len(elem) > 0 {
 			if specs++; specs > maxRangeSpecs {
 				return dst[:base], errTooManyRanges
 			}
@@ -245,17 +247,6 @@ func compareRangeDigits(a, b []byte) int {
 func rangeTrimZeros(b []byte) []byte {
 	for len(b) > 0 && b[0] == '0' {
 		b = b[1:]
-	}
-	return b
-}
-
-// rangeTrimOWS strips optional whitespace (SP / HTAB, RFC 9110 5.6.3) at both ends.
-func rangeTrimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
 	}
 	return b
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -32,21 +33,14 @@ func (o *pingOrigin) Ping(ctx context.Context) error {
 	return nil
 }
 
-// fakeNow is a clock the test moves by hand.
-type fakeNow struct{ ns atomic.Int64 }
-
-func (c *fakeNow) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeNow) advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-func newReadyServer(t *testing.T, o *pingOrigin) (*Server, *fakeNow) {
+func newReadyServer(t *testing.T, o *pingOrigin) (*Server, *fakeclock.Clock) {
 	t.Helper()
 	s, err := New(Config{DownloadBucket: "b"}, Deps{Origin: o, Logger: nil})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeNow{}
-	clk.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	s.readiness.now = clk.now
+	clk := fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.readiness.now = clk.Now
 	return s, clk
 }
 
@@ -69,7 +63,7 @@ func TestReadyzCachesOriginCheck(t *testing.T) {
 		if code := readyz(s); code != 200 {
 			t.Fatalf("call %d: status %d", i, code)
 		}
-		clk.advance(readyTTL / 200)
+		clk.Advance(readyTTL / 200)
 	}
 	if n := o.pings.Load(); n != 1 {
 		t.Fatalf("100 calls within %v made %d origin requests, want 1", readyTTL, n)
@@ -79,7 +73,7 @@ func TestReadyzCachesOriginCheck(t *testing.T) {
 	if code := readyz(s); code != 200 {
 		t.Fatalf("within the window after the origin went down: %d, want the cached 200", code)
 	}
-	clk.advance(readyTTL / 2)
+	clk.Advance(readyTTL / 2)
 	if code := readyz(s); code != 503 {
 		t.Fatalf("after the window with the origin down: %d, want 503", code)
 	}
@@ -91,12 +85,12 @@ func TestReadyzCachesOriginCheck(t *testing.T) {
 	}
 
 	o.down.Store(false)
-	clk.advance(readyTTL)
+	clk.Advance(readyTTL)
 	if code := readyz(s); code != 200 {
 		t.Fatalf("after recovery: %d, want 200", code)
 	}
 	// A clock that steps back does not make a result fresh forever.
-	clk.advance(-time.Hour)
+	clk.Advance(-time.Hour)
 	o.down.Store(true)
 	if code := readyz(s); code != 503 {
 		t.Fatalf("after the clock stepped back: %d, want a new check (503)", code)

@@ -90,7 +90,9 @@ func (s *Server) newRouting(cfg *Config, live LiveDeps) (*routing, error) {
 // fields of cfg are ignored (the caller reports them as needing a
 // restart); proxy.tls is applied by ReloadTLS. On error nothing changes.
 func (s *Server) Reload(cfg Config, live LiveDeps) error {
-	cfg.setDefaults()
+	// Only the defaults matter here: newRouting checks what Reload applies,
+	// and the other fields are the caller's to report.
+	cfg, _ = cfg.withDefaults()
 	rt, err := s.newRouting(&cfg, live)
 	if err != nil {
 		return err

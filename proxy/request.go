@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 )
 
 // The front door's own request checks: what fasthttp's parser lets through
@@ -98,7 +100,7 @@ func checkBlock(b []byte, bodyOK bool) *apiError {
 		if colon < 1 || !isToken(line[:colon]) {
 			return errBadRequest
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
+		name, value := line[:colon], httpsyntax.TrimOWS(line[colon+1:])
 		if !isFieldValue(value) {
 			return errBadRequest
 		}
@@ -152,7 +154,7 @@ func hasUserinfo(target []byte) bool {
 
 // Byte classes of RFC 9110 5.5 (field-vchar, obs-text, SP, HTAB) and RFC
 // 3986 3.2.2 (reg-name, IP-literal and port characters); tchar is
-// isTokenChar (bearer.go).
+// httpsyntax.IsTchar.
 var fieldValueByte, hostByte [256]bool
 
 func init() {
@@ -165,7 +167,7 @@ func init() {
 
 func isToken(b []byte) bool {
 	for _, c := range b {
-		if !isTokenChar(c) {
+		if !httpsyntax.IsTchar(c) {
 			return false
 		}
 	}

@@ -231,7 +231,7 @@ func TestS3E2E(t *testing.T) {
 			t.Fatalf("read %d: %v", n, err)
 		}
 		conn.Close()
-		waitFor(t, 10*time.Second, "S3 body closed after the client hung up", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "S3 body closed after the client hung up", func() bool {
 			return counter.opens.Load() == 1 && !counter.open()
 		})
 		if got := counter.read.Load(); got >= bigSize/2 {

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/disposition"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
@@ -445,22 +446,24 @@ func setValidators(h *fasthttp.ResponseHeader, info origin.Info) {
 	}
 }
 
+// The X-Cache values are the cache's status strings, kept as bytes so
+// that setting the header does not allocate.
 var (
-	xcacheHit     = []byte("HIT")
-	xcacheMiss    = []byte("MISS")
-	xcachePartial = []byte("PARTIAL")
-	xcacheStale   = []byte("STALE")
+	xcacheHit     = []byte(cache.StatusHit)
+	xcacheMiss    = []byte(cache.StatusMiss)
+	xcachePartial = []byte(cache.StatusPartial)
+	xcacheStale   = []byte(cache.StatusStale)
 )
 
 func cacheStatusBytes(s string) []byte {
 	switch s {
-	case "HIT":
+	case cache.StatusHit:
 		return xcacheHit
-	case "MISS":
+	case cache.StatusMiss:
 		return xcacheMiss
-	case "PARTIAL":
+	case cache.StatusPartial:
 		return xcachePartial
-	case "STALE":
+	case cache.StatusStale:
 		return xcacheStale
 	}
 	return []byte(s)

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"time"
-
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeproxy/edgeproxy/internal/stats"
 )
 
 // StatsRecorder receives access counts and download progress. Both calls
@@ -17,22 +17,10 @@ type StatsRecorder interface {
 }
 
 // TransferInfo describes one response body for progress tracking and the
-// download log. Strings must be copies (they outlive the request).
-type TransferInfo struct {
-	Token       string
-	FileID      string
-	UserID      string
-	Route       string
-	ClientIP    string
-	CacheStatus string
-	Off         int64 // first byte of the file carried; -1 for multipart bodies
-	N           int64 // bytes of the file carried (for multipart, the parts' total)
-	Total       int64
-	Start       time.Time
-	// Parts are a multipart body's file ranges {off, len} in part order;
-	// Delivered then counts the file bytes of the parts, never their headers.
-	Parts [][2]int64
-}
+// download log. It is the statistics package's type, so the fields and
+// their rules are written once; strings must be copies (they outlive the
+// request).
+type TransferInfo = stats.TransferInfo
 
 // TransferTracker is fed as the body's bytes reach the client.
 type TransferTracker interface {

@@ -47,10 +47,13 @@ type TLSConfig struct {
 // Enabled reports whether the download listener speaks TLS.
 func (c TLSConfig) Enabled() bool { return c.CertFile != "" }
 
-func (c *TLSConfig) setDefaults() {
+// withDefaults returns c with zero fields set to their defaults; Config's
+// validate checks it.
+func (c TLSConfig) withDefaults() TLSConfig {
 	if c.ReloadInterval == 0 {
 		c.ReloadInterval = 10 * time.Second
 	}
+	return c
 }
 
 func (c *TLSConfig) validate() error {

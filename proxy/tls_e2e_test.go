@@ -28,7 +28,7 @@ type tlsProxy struct {
 	ca       *testenv.CA
 	certFile string
 	keyFile  string
-	log      *syncBuffer
+	log      *testenv.LockedBuffer
 	data     []byte
 }
 
@@ -37,7 +37,7 @@ type tlsProxy struct {
 func startTLSProxy(t *testing.T, tc proxy.TLSConfig) *tlsProxy {
 	t.Helper()
 	o := newDirOrigin(t, dlBucket, hostBucket)
-	p := &tlsProxy{ca: testenv.NewCA(t), log: new(syncBuffer), data: randBytes(7, 64<<10)}
+	p := &tlsProxy{ca: testenv.NewCA(t), log: new(testenv.LockedBuffer), data: randBytes(7, 64<<10)}
 	o.put(t, dlBucket, dataKey, p.data)
 	o.put(t, hostBucket, "obj", []byte("host bucket\n"))
 	dir := t.TempDir()
@@ -198,13 +198,13 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 30*time.Second, "requests before the rotation", func() bool { return ok.Load() > 100 })
+	testenv.WaitFor(t, 30*time.Second, "requests before the rotation", func() bool { return ok.Load() > 100 })
 	p.ca.Issue(t, 2, p.certFile, p.keyFile, "127.0.0.1", "localhost")
 	if err := p.srv.ReloadTLS(proxy.TLSConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	before := ok.Load()
-	waitFor(t, 30*time.Second, "requests after the rotation", func() bool { return ok.Load() > before+100 })
+	testenv.WaitFor(t, 30*time.Second, "requests after the rotation", func() bool { return ok.Load() > before+100 })
 	close(stop)
 	wg.Wait()
 	if n := failed.Load(); n != 0 {
@@ -269,7 +269,7 @@ func TestTLSInvalidPairKeepsOld(t *testing.T) {
 func TestTLSWatchReloadsChangedFiles(t *testing.T) {
 	p := startTLSProxy(t, proxy.TLSConfig{ReloadInterval: 20 * time.Millisecond})
 	p.ca.Issue(t, 4, p.certFile, p.keyFile, "127.0.0.1")
-	waitFor(t, 30*time.Second, "the watch to load serial 4", func() bool { return p.serialOf(t) == "4" })
+	testenv.WaitFor(t, 30*time.Second, "the watch to load serial 4", func() bool { return p.serialOf(t) == "4" })
 }
 
 func TestTLSRedirect(t *testing.T) {

@@ -45,6 +45,11 @@ if [ ! -d upload/testdata/tusjs/node_modules/tus-js-client ]; then
   echo "test.sh: npm ci in upload/testdata/tusjs" >&2
   (cd upload/testdata/tusjs && npm ci --no-audit --no-fund >/dev/null)
 fi
+# react-uploady's tus sender, the second tus client (its own protocol code).
+if [ ! -d upload/testdata/rpldy/node_modules/@rpldy/tus-sender ]; then
+  echo "test.sh: npm ci in upload/testdata/rpldy" >&2
+  (cd upload/testdata/rpldy && npm ci --no-audit --no-fund >/dev/null)
+fi
 
 if [ "$#" -eq 0 ]; then
   set -- ./...

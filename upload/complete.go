@@ -146,7 +146,7 @@ func (u *Uploads) Subscribe(ctx context.Context) {
 // declared SHA-256 cannot be combined from the partials' digests, so it is
 // checked by reading the partials back from the store before the file is
 // completed.
-func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *state, ids []string, maxSize int64) {
+func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *state, ids []string, maxSize int64, signed string) {
 	parts := make([]*state, len(ids))
 	for i, id := range ids {
 		p, e := u.loadLive(c, id)
@@ -214,7 +214,7 @@ func (u *Uploads) createFinal(ctx *fasthttp.RequestCtx, c context.Context, st *s
 	for _, p := range parts { // the partials have served their purpose
 		u.discard(c, p)
 	}
-	ctx.Response.Header.Set("Location", u.cfg.Prefix+st.ID)
+	ctx.Response.Header.Set("Location", u.location(st.ID, signed))
 	ctx.Response.Header.Set("Upload-Offset", strconv.FormatInt(st.Offset, 10))
 	ctx.SetStatusCode(fasthttp.StatusCreated)
 }

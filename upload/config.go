@@ -83,7 +83,9 @@ const s3MaxParts = 10000
 // minPartSize is S3's minimum size of a part that is not the last.
 const minPartSize = 5 << 20
 
-func (c *Config) setDefaults() {
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the first invalid field.
+func (c Config) withDefaults() (Config, error) {
 	if c.Prefix == "" {
 		c.Prefix = "/uploads/"
 	}
@@ -120,6 +122,7 @@ func (c *Config) setDefaults() {
 	if c.PurgeChannel == "" {
 		c.PurgeChannel = "upload:purge"
 	}
+	return c, c.validate()
 }
 
 func (c *Config) validate() error {

@@ -19,9 +19,14 @@
 //     length and ETag.
 //   - A PATCH cut off keeps what arrived (the client resumes from HEAD);
 //     a PATCH with Upload-Checksum keeps nothing unless its digest matches.
-//   - Refusals come first: no token, a bucket or size the token does not
-//     allow, malformed headers are answered before a multipart upload
-//     exists, so no refusal leaves one behind.
+//   - Refusals come first: no token, a bad or expired signed URL, a bucket
+//     or size the token or signature does not allow, malformed headers are
+//     answered before a multipart upload exists, so no refusal leaves one
+//     behind.
+//   - A creation is authorised by an upload token (Redis) or a signed URL
+//     (Deps.Signer, no Redis); everything after it by the upload's state,
+//     which keeps a hash of the credential: the token, or the URL's
+//     signature, which the Location of a signed creation carries as ?token=.
 //   - Completion checks the declared sha256 before CompleteMultipartUpload,
 //     registers the file in the catalog and purges the old version on every
 //     node (Config.PurgeChannel, Subscribe).
@@ -29,6 +34,6 @@
 //     janitor (Run, Sweep) aborts multipart uploads and deletes staging
 //     objects older than Config.Expiry that no live upload owns.
 //
-// Upload ids are 192 random bits; requests need the creating token as well,
-// so an id alone opens nothing. Logs show ids shortened and never tokens.
+// Upload ids are 192 random bits; requests need the creating credential as
+// well, so an id alone opens nothing. Logs show ids shortened and never tokens.
 package upload

@@ -18,6 +18,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/upload"
 )
@@ -87,7 +88,7 @@ func TestTusResumeOnAnotherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close()
-	waitFor(t, 30*time.Second, "node A to commit the bytes it got", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "node A to commit the bytes it got", func() bool {
 		resp, _ := tusReq(t, "HEAD", b.URL+loc, tok, nil)
 		return resp.Header.Get("Upload-Offset") == fmt.Sprint(sent)
 	})
@@ -197,7 +198,7 @@ func TestTusExpiry(t *testing.T) {
 	if err != nil || res.Aborted != 0 || res.Staged != 0 {
 		t.Fatalf("sweep before expiry: %+v, %v", res, err)
 	}
-	e.clock.Add(61 * time.Minute)
+	e.clock.Advance(61 * time.Minute)
 	resp, body = tusReq(t, "HEAD", url, tok, nil)
 	wantStatus(t, resp, body, 404, "") // HEAD: no body
 	res, err = n.Uploads.Sweep(context.Background())
@@ -357,7 +358,7 @@ func TestTusLocked(t *testing.T) {
 	io.WriteString(conn, strings.Repeat("a", 6000))
 	// Wait on the lock in Redis: a probe PATCH sent before the first one
 	// takes the lock would take it itself, and write its byte.
-	waitFor(t, 30*time.Second, "the first PATCH to hold the lock", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the first PATCH to hold the lock", func() bool {
 		return e.locked(loc)
 	})
 	if resp, body := patch(t, b.URL+loc, tok, 0, []byte("b")); resp.StatusCode != 423 {
@@ -401,7 +402,7 @@ func TestTusLimiter(t *testing.T) {
 	io.WriteString(conn, strings.Repeat("a", 6000))
 	// Wait on the limiter itself: a probe request would take the client's
 	// one slot for a moment and could refuse the first PATCH instead.
-	waitFor(t, 30*time.Second, "the first PATCH to hold the client's slot", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the first PATCH to hold the client's slot", func() bool {
 		return lim.Stats().ActiveDownloads == 1
 	})
 	resp, body := patch(t, n.URL+second, tok, 0, []byte("0123456789"))
@@ -430,7 +431,7 @@ func TestTusPurgeOtherNodes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go b.Uploads.Subscribe(ctx)
-	waitFor(t, 30*time.Second, "node B to subscribe", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "node B to subscribe", func() bool {
 		n, _ := e.rdb.PubSubNumSub(ctx, e.prefix+"purge").Result()
 		return n[e.prefix+"purge"] > 0
 	})
@@ -438,7 +439,7 @@ func TestTusPurgeOtherNodes(t *testing.T) {
 	url := a.URL + create(t, a, tok, 3)
 	resp, body := patch(t, url, tok, 0, []byte("abc"))
 	wantStatus(t, resp, body, 204, "")
-	waitFor(t, 30*time.Second, "node B's purge", func() bool { return bPurged.has(e.bucket + "/p/x.bin") })
+	testenv.WaitFor(t, 30*time.Second, "node B's purge", func() bool { return bPurged.has(e.bucket + "/p/x.bin") })
 }
 
 // TestTusJanitorSparesActiveUploads: an upload begun longer ago than the
@@ -450,10 +451,10 @@ func TestTusJanitorSparesActiveUploads(t *testing.T) {
 	tok := e.token(n.Uploads, upload.Grant{Prefix: "j/"})
 	data := randBytes(9, 6<<20)
 	url := n.URL + create(t, n, tok, int64(len(data)))
-	e.clock.Add(50 * time.Minute)
+	e.clock.Advance(50 * time.Minute)
 	resp, body := patch(t, url, tok, 0, data[:1<<20])
 	wantStatus(t, resp, body, 204, "")
-	e.clock.Add(20 * time.Minute) // begun 70 minutes ago, expiry 60, active 20 minutes ago
+	e.clock.Advance(20 * time.Minute) // begun 70 minutes ago, expiry 60, active 20 minutes ago
 	res, err := n.Uploads.Sweep(context.Background())
 	if err != nil || res.Aborted != 0 || res.Staged != 0 || res.States != 0 {
 		t.Fatalf("sweep: %+v, %v", res, err)
@@ -524,7 +525,7 @@ func TestTusIdleClientKeepsBytes(t *testing.T) {
 	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", loc, tok)
 	io.WriteString(conn, strings.Repeat("a", 6000))
-	waitFor(t, 30*time.Second, "the idle PATCH to end with its bytes kept", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the idle PATCH to end with its bytes kept", func() bool {
 		resp, _ := tusReq(t, "HEAD", n.URL+loc, tok, nil)
 		return resp.Header.Get("Upload-Offset") == "6000"
 	})

@@ -11,8 +11,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/upload"
@@ -27,8 +27,7 @@ import (
 func TestTusFirstNodeKilled(t *testing.T) {
 	cluster := testenv.NewMinIOCluster(t)
 	r := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := r.Client(t)
 	core, err := minio.NewCore(cluster.Endpoints[1], &minio.Options{Creds: credentials.NewStaticV4(cluster.AccessKey, cluster.SecretKey, "")})
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +41,7 @@ func TestTusFirstNodeKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &env{t: t, core: core, rdb: rdb, bucket: bucket, prefix: fmt.Sprintf("t-%s:", t.Name()),
-		clock: &fakeClock{now: time.Now()}, purged: &purgeLog{},
+		clock: fakeclock.At(time.Now()), purged: &purgeLog{},
 		origin: origin.S3Config{Endpoints: cluster.Endpoints, AccessKey: cluster.AccessKey, SecretKey: cluster.SecretKey,
 			HealthInterval: 200 * time.Millisecond}}
 	n := e.node(e.config())

@@ -55,7 +55,7 @@ func (u *Uploads) ServeUpload(ctx *fasthttp.RequestCtx, client netip.Addr) {
 			ctx.Response.Header.Set("Allow", "OPTIONS, POST")
 			return
 		}
-		u.create(ctx, client)
+		u.create(ctx, path, client)
 		return
 	}
 	if !validID(rest) {
@@ -111,13 +111,18 @@ func (u *Uploads) cors(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// authorize checks the request's token against the one that created st.
+// authorize checks the request's credential against the one that created
+// st: a bearer token, or ?token= (a token, or the signature of the signed
+// URL that created the upload, which its Location carries). Either may
+// match, so that a client adding an unrelated Authorization header to an
+// upload URL that carries its credential still resumes.
 func (u *Uploads) authorize(ctx *fasthttp.RequestCtx, st *state) *apiError {
-	tok := bearer(string(ctx.Request.Header.Peek("Authorization")), string(ctx.QueryArgs().Peek("token")))
-	if tok == "" || tokenHash(tok) != st.TokenHash {
-		return errToken
+	h := bearer(string(ctx.Request.Header.Peek("Authorization")), "")
+	q := string(ctx.QueryArgs().Peek("token"))
+	if h != "" && tokenHash(h) == st.TokenHash || q != "" && tokenHash(q) == st.TokenHash {
+		return nil
 	}
-	return nil
+	return errToken
 }
 
 // loadLive reads id's state and refuses uploads that are gone or expired.
@@ -204,19 +209,32 @@ func (u *Uploads) setConcat(ctx *fasthttp.RequestCtx, st *state) {
 // (creation-with-upload), or a final upload of partial ones
 // (concatenation). Every check comes before the multipart upload is
 // created, so a refused request leaves nothing behind in the store.
-func (u *Uploads) create(ctx *fasthttp.RequestCtx, client netip.Addr) {
+func (u *Uploads) create(ctx *fasthttp.RequestCtx, path string, client netip.Addr) {
 	c, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	tok := bearer(string(ctx.Request.Header.Peek("Authorization")), string(ctx.QueryArgs().Peek("token")))
-	g, err := u.grant(c, tok)
-	if err != nil {
-		if !errors.Is(err, errNoToken) {
-			u.log.Error("upload token", "err", err)
-			u.refuse(ctx, errState)
+	var (
+		tok, signed string // the credential; signed: the same, when it is a URL signature
+		g           Grant
+		err         error
+	)
+	if isSigned(ctx) {
+		var e *apiError
+		if tok, g, e = u.signedGrant(ctx, path, client); e != nil {
+			u.refuse(ctx, e)
 			return
 		}
-		u.refuse(ctx, errToken)
-		return
+		signed = tok
+	} else {
+		tok = bearer(string(ctx.Request.Header.Peek("Authorization")), string(ctx.QueryArgs().Peek("token")))
+		if g, err = u.grant(c, tok); err != nil {
+			if !errors.Is(err, errNoToken) {
+				u.log.Error("upload token", "err", err)
+				u.refuse(ctx, errState)
+				return
+			}
+			u.refuse(ctx, errToken)
+			return
+		}
 	}
 	meta, err := parseMetadata(string(ctx.Request.Header.Peek("Upload-Metadata")))
 	if err != nil {
@@ -251,7 +269,7 @@ func (u *Uploads) create(ctx *fasthttp.RequestCtx, client netip.Addr) {
 			return
 		}
 		if !cat.partial {
-			u.createFinal(ctx, c, st, cat.final, maxSize)
+			u.createFinal(ctx, c, st, cat.final, maxSize, signed)
 			return
 		}
 		st.Partial = true
@@ -317,12 +335,12 @@ func (u *Uploads) create(ctx *fasthttp.RequestCtx, client netip.Addr) {
 		u.refuse(ctx, errState)
 		return
 	}
-	ctx.Response.Header.Set("Location", u.cfg.Prefix+id)
+	ctx.Response.Header.Set("Location", u.location(id, signed))
 	ctx.Response.Header.Set("Upload-Expires", st.Expires.UTC().Format(time.RFC1123))
 	if hasBody || length == 0 {
 		if e := u.writeLocked(ctx, st, l, lease); e != nil {
 			u.refuse(ctx, e) // the upload exists; the client resumes with HEAD
-			ctx.Response.Header.Set("Location", u.cfg.Prefix+id)
+			ctx.Response.Header.Set("Location", u.location(id, signed))
 			return
 		}
 		ctx.Response.Header.Set("Upload-Offset", strconv.FormatInt(st.Offset, 10))

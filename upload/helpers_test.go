@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -41,26 +42,29 @@ type env struct {
 	core   *minio.Core
 	rdb    *redis.Client
 	bucket string
-	prefix string // Redis key prefix of this test
-	clock  *fakeClock
+	prefix string           // Redis key prefix of this test
+	clock  *fakeclock.Clock // the nodes' clock: expiry is tested by moving it
 	purged *purgeLog
 	// readTimeout, when set, is the nodes' proxy.read_timeout.
 	readTimeout time.Duration
 }
 
+// envSeq makes each env's Redis key space its own, also across -count runs
+// of one test in one process (they share the Redis server).
+var envSeq atomic.Int64
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	m := testenv.MinIO(t)
 	r := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := r.Client(t)
 	core, err := minio.NewCore(m.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	return &env{t: t, origin: origin.S3Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey}, core: core, rdb: rdb, bucket: m.NewBucket(t),
-		prefix: fmt.Sprintf("t%d-%s:", os.Getpid(), name), clock: &fakeClock{now: time.Now()}, purged: &purgeLog{}}
+		prefix: fmt.Sprintf("t%d-%s-%d:", os.Getpid(), name, envSeq.Add(1)), clock: fakeclock.At(time.Now()), purged: &purgeLog{}}
 }
 
 // config is the upload configuration of the test's nodes: 5 MiB parts,
@@ -287,19 +291,6 @@ func download(t testing.TB, n *node, id string) (int, string) {
 	return resp.StatusCode, hex.EncodeToString(h.Sum(nil))
 }
 
-// fakeClock is the nodes' clock: expiry is tested by moving it.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // purgeLog records purges, standing in for the cache.
 type purgeLog struct {
 	mu   sync.Mutex
@@ -324,18 +315,6 @@ func (p *purgeLog) has(s string) bool {
 		}
 	}
 	return false
-}
-
-// waitFor polls cond every 10ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var _ = errors.New

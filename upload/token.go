@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/objectkey"
 )
 
 // Grant is what an upload token allows, stored as a hash at
@@ -40,18 +42,26 @@ type Grant struct {
 
 func (u *Uploads) tokenKey(tok string) string { return u.cfg.KeyPrefix + "token:" + tok }
 
+// ErrInvalidGrant is wrapped by CreateToken's refusals of a grant (as
+// opposed to Redis failures), so that callers such as the admin API answer
+// them as the caller's mistake.
+var ErrInvalidGrant = errors.New("invalid upload grant")
+
 // CreateToken stores a new upload token for g and returns it. It is how
-// backends (and tests) grant an upload; the token is 192 random bits.
+// backends (and tests, and the admin API) grant an upload; the token is
+// 192 random bits.
 func (u *Uploads) CreateToken(ctx context.Context, g Grant) (string, error) {
 	switch {
 	case !slices.Contains(u.cfg.Buckets, g.Bucket):
-		return "", fmt.Errorf("upload: token: bucket %q is not in upload.buckets", g.Bucket)
+		return "", fmt.Errorf("upload: token: bucket %q is not in upload.buckets: %w", g.Bucket, ErrInvalidGrant)
 	case (g.Key == "") == (g.Prefix == ""):
-		return "", errors.New("upload: token: give exactly one of key and prefix")
+		return "", fmt.Errorf("upload: token: give exactly one of key and prefix: %w", ErrInvalidGrant)
+	case g.Key != "" && !objectkey.Valid(g.Key) || g.Prefix != "" && !objectkey.Valid(g.Prefix+"x"):
+		return "", fmt.Errorf("upload: token: key or prefix is not one downloads could name: %w", ErrInvalidGrant)
 	case g.MaxSize < 0 || g.MaxSize > u.cfg.MaxSize:
-		return "", fmt.Errorf("upload: token: max_size must be between 0 and %d", u.cfg.MaxSize)
+		return "", fmt.Errorf("upload: token: max_size must be between 0 and %d: %w", u.cfg.MaxSize, ErrInvalidGrant)
 	case g.TTL < time.Second:
-		return "", errors.New("upload: token: ttl must be at least 1s")
+		return "", fmt.Errorf("upload: token: ttl must be at least 1s: %w", ErrInvalidGrant)
 	}
 	var raw [24]byte
 	rand.Read(raw[:])

@@ -147,6 +147,9 @@ func parseConcat(s string) (concat, error) {
 	}
 	var ids []string
 	for _, u := range strings.Fields(rest) {
+		// An upload URL may carry its credential (?token=, uploads made
+		// with a signed URL); the id is the path's last segment.
+		u, _, _ = strings.Cut(u, "?")
 		u = strings.TrimRight(u, "/")
 		id := u[strings.LastIndexByte(u, '/')+1:]
 		if !validID(id) {

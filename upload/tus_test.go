@@ -86,6 +86,8 @@ func TestParseConcat(t *testing.T) {
 		"partial": {partial: true},
 		"final;/uploads/" + id1 + " http://h:1/uploads/" + id2 + "/": {final: []string{id1, id2}},
 		"final;" + id1: {final: []string{id1}},
+		// Upload URLs of a signed creation carry their credential.
+		"final;/uploads/" + id1 + "?token=abc http://h:1/uploads/" + id2 + "?token=abc": {final: []string{id1, id2}},
 	} {
 		got, err := parseConcat(in)
 		if err != nil || !reflect.DeepEqual(got, want) {

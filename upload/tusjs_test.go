@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/upload"
 )
 
@@ -117,7 +118,7 @@ func TestTusJSKilledAndResumedOnAnotherNode(t *testing.T) {
 	cmd.Wait()
 	path := url[strings.Index(url, "/uploads/"):]
 	var held int64
-	waitFor(t, 30*time.Second, "node A to keep the bytes it received", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "node A to keep the bytes it received", func() bool {
 		held = offset(t, b.URL+path, tok)
 		return held > 0
 	})

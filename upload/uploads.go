@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -51,6 +52,10 @@ type Deps struct {
 	Catalog Registry
 	// Purger, when set, is purged of an object a completed upload replaced.
 	Purger Purger
+	// Signer, when set, lets signed URLs authorise creations beside
+	// tokens (auth.Signer: the keys of auth.signer). Without it a signed
+	// creation URL is refused. SetSigner replaces it (a reload's new keys).
+	Signer URLSigner
 	// Limiter, when set, admits each client's byte-carrying requests
 	// (max_concurrent_per_client) and shapes their bodies to the client's
 	// rate (Config.RateClass).
@@ -70,6 +75,7 @@ type Uploads struct {
 	store   Store
 	catalog Registry
 	purger  Purger
+	signer  atomic.Pointer[URLSigner] // nil, or a non-nil URLSigner
 	limiter *limiter.Limiter
 	rate    int64 // resolved Config.RateClass for limiter.Shape; 0: the default rate
 	log     *slog.Logger
@@ -83,8 +89,8 @@ type Uploads struct {
 // New validates cfg and builds the endpoint. It does not contact Redis or
 // the store.
 func New(cfg Config, deps Deps) (*Uploads, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if deps.Redis == nil || deps.S3 == nil {
@@ -99,6 +105,7 @@ func New(cfg Config, deps Deps) (*Uploads, error) {
 	u := &Uploads{cfg: cfg, rdb: deps.Redis, store: deps.S3, catalog: deps.Catalog, purger: deps.Purger,
 		limiter: deps.Limiter, log: logging.For(deps.Logger, "upload"), now: deps.Now,
 		active: make(chan struct{}, cfg.MaxActive), tails: newTailCache(cfg.MaxActive)}
+	u.SetSigner(deps.Signer)
 	if cfg.RateClass != "" {
 		if u.limiter == nil {
 			return nil, fmt.Errorf("upload: rate_class %q needs the limiter", cfg.RateClass)
@@ -120,6 +127,18 @@ func (u *Uploads) s3() *minio.Core { return u.store.Core() }
 func (u *Uploads) Close() error {
 	u.tails.closeAll()
 	return nil
+}
+
+// SetSigner makes s check the signed creation URLs from now on; nil
+// refuses them all. Creations under way keep the signer they began with;
+// uploads already created are unaffected either way (their credential is
+// in their state).
+func (u *Uploads) SetSigner(s URLSigner) {
+	if s == nil {
+		u.signer.Store(nil)
+		return
+	}
+	u.signer.Store(&s)
 }
 
 // Prefix is the path prefix the endpoint answers under.

@@ -47,8 +47,7 @@ func runGetBench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	minioBin, err := minioBinary(ctx, root)
-	if err != nil {
+	if err := ensureMinIO(ctx, root); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "edgeproxy-getbench-")
@@ -66,11 +65,11 @@ func runGetBench(ctx context.Context, o options) error {
 		return err
 	}
 	logf("starting MinIO")
-	org, err := startOrigin(ctx, minioBin, filepath.Join(tmp, "minio"))
+	org, err := startOrigin(ctx, filepath.Join(tmp, "minio"))
 	if err != nil {
 		return err
 	}
-	defer org.proc.stop()
+	defer org.Close()
 	obj := object{Key: "get-bench", Size: o.get.size}
 	logf("seeding %s (%d MiB)", obj.Key, obj.Size>>20)
 	if err := org.seed(ctx, []object{obj}); err != nil {

@@ -13,12 +13,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // tokenKeyPrefix is auth.key_prefix of the repository's config.yaml.
@@ -180,7 +181,7 @@ func verifyLayer(ctx context.Context, s *server, useToken bool, token string, or
 		}
 		if status != http.StatusOK || !bytes.Equal(got, want) {
 			return fmt.Errorf("harness: verify %s %s: status %d, %d bytes, equal to origin %v (want 200 and %d bytes):\n%s",
-				s.Name, hot4K.Key, status, len(got), bytes.Equal(got, want), hot4K.Size, s.proc.logTail())
+				s.Name, hot4K.Key, status, len(got), bytes.Equal(got, want), hot4K.Size, s.proc.LogTail())
 		}
 	}
 	if useToken {
@@ -196,51 +197,25 @@ func verifyLayer(ctx context.Context, s *server, useToken bool, token string, or
 }
 
 // redisServer is a throwaway redis-server on a loopback port, without
-// persistence.
+// persistence, started by testenv as the tests start theirs.
 type redisServer struct {
-	Addr   string
-	proc   *proc
+	*testenv.RedisServer
+	proc   *proc // the server process, for its CPU time
 	client *redis.Client
 }
 
 // startRedis runs redis-server with its working directory in dir.
 func startRedis(ctx context.Context, dir string) (*redisServer, error) {
-	bin, err := toolPath(redisTool.bin)
+	rs, err := testenv.StartRedis(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	rs := &redisServer{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	rs.proc, err = startProc("redis-server", filepath.Join(dir, "redis.log"), nil, bin,
-		"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "")
-	if err != nil {
-		return nil, err
-	}
-	rs.client = redis.NewClient(&redis.Options{Addr: rs.Addr})
-	err = rs.proc.waitReady(ctx, 30*time.Second, func() bool {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		return rs.client.Ping(pctx).Err() == nil
-	})
-	if err != nil {
-		rs.stop()
-		return nil, err
-	}
-	return rs, nil
+	return &redisServer{RedisServer: rs, proc: &proc{rs.Proc}, client: testenv.NewRedisClient(rs.Addr)}, nil
 }
 
 func (rs *redisServer) stop() {
-	if rs.client != nil {
-		rs.client.Close()
-	}
-	rs.proc.stop()
+	rs.client.Close()
+	rs.Close()
 }
 
 // seedToken stores a fresh download token for key in its string form, valid

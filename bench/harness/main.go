@@ -183,8 +183,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	minioBin, err := minioBinary(ctx, root)
-	if err != nil {
+	if err := ensureMinIO(ctx, root); err != nil {
 		return err
 	}
 
@@ -201,11 +200,11 @@ func run(ctx context.Context, o options) error {
 	}
 
 	logf("starting MinIO")
-	org, err := startOrigin(ctx, minioBin, filepath.Join(tmp, "minio"))
+	org, err := startOrigin(ctx, filepath.Join(tmp, "minio"))
 	if err != nil {
 		return err
 	}
-	defer org.proc.stop()
+	defer org.Close()
 	if o.offload {
 		report, err := runOffload(ctx, o, root, tmp, org)
 		if err != nil {

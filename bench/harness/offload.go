@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/cache/policysim"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // The origin-offload section (-offload): replay request traces through
@@ -129,7 +130,7 @@ type offloadVariant struct {
 	start func(ctx context.Context, s *server, dir string) error
 }
 
-func offloadVariants(o options, root string) []offloadVariant {
+func offloadVariants(o options, root string, org *origin) []offloadVariant {
 	size := o.offloadSize
 	edge := func(policy string) func(ctx context.Context, s *server, dir string) error {
 		return func(ctx context.Context, s *server, dir string) error {
@@ -138,7 +139,7 @@ func offloadVariants(o options, root string) []offloadVariant {
 				"EDGEPROXY_CACHE_MEMORY_BYTES="+strconv.FormatInt(offloadCapacity/4*size, 10),
 				"EDGEPROXY_CACHE_DISK_BYTES="+strconv.FormatInt(offloadCapacity*(size+512), 10),
 				"EDGEPROXY_CACHE_POLICY="+policy)
-			return s.startEdgeproxy(ctx, root, dir, env)
+			return s.startEdgeproxy(ctx, root, dir, org, env)
 		}
 	}
 	var out []offloadVariant
@@ -194,7 +195,7 @@ func runOffload(ctx context.Context, o options, root, tmp string, org *origin) (
 	if err := org.seed(ctx, objs); err != nil {
 		return "", err
 	}
-	variants := offloadVariants(o, root)
+	variants := offloadVariants(o, root, org)
 	if len(variants) == 0 {
 		return "", fmt.Errorf("harness: -offload needs edgeproxy or nginx among -servers")
 	}
@@ -228,7 +229,7 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 	if err != nil {
 		return offloadRun{}, err
 	}
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		r.Close()
 		return offloadRun{}, err

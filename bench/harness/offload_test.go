@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/edgeproxy/edgeproxy/cache/policysim"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // TestOffloadScenarios: every reported window lies inside its trace and
@@ -78,7 +79,7 @@ func TestReplayOffload(t *testing.T) {
 		w.Write(body)
 	}))
 	defer originSrv.Close()
-	org := &origin{Endpoint: strings.TrimPrefix(originSrv.URL, "http://")}
+	org := &origin{MinIOServer: &testenv.MinIOServer{Endpoint: strings.TrimPrefix(originSrv.URL, "http://")}}
 
 	v := offloadVariant{name: "stand-in", start: func(ctx context.Context, s *server, dir string) error {
 		cacheDir := filepath.Join(dir, "cache")

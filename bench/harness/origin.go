@@ -7,20 +7,16 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
-const (
-	benchBucket    = "bench"
-	minioAccessKey = "edgeproxy-bench"
-	minioSecretKey = "edgeproxy-bench-secret"
-)
+const benchBucket = "bench"
 
 // object is one seeded object. Its content is a pseudo-random stream
 // seeded by its key, so every object is distinct (no cache can share bytes
@@ -51,103 +47,55 @@ func objectReader(o object) io.Reader {
 	return io.LimitReader(rand.NewChaCha8(seed), o.Size)
 }
 
-// origin is the MinIO server all three caches read from.
+// origin is the MinIO server all three caches read from, started by
+// testenv as the tests start theirs.
 type origin struct {
-	Endpoint string // 127.0.0.1:port
-	proc     *proc
-	client   *minio.Client
+	*testenv.MinIOServer
+	client *minio.Client
 }
 
-// minioBinary finds the MinIO server, installing it the way
-// scripts/test.sh does when it is missing.
-func minioBinary(ctx context.Context, root string) (string, error) {
-	if p := os.Getenv("TESTENV_MINIO_BIN"); p != "" {
-		return p, nil
+// ensureMinIO installs the MinIO server the way scripts/test.sh does when
+// testenv cannot find it.
+func ensureMinIO(ctx context.Context, root string) error {
+	if _, err := testenv.MinIOBinary(); err == nil {
+		return nil
 	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("harness: home dir: %w", err)
-		}
-		cache = filepath.Join(home, ".cache")
-	}
-	bin := filepath.Join(cache, "edgeproxy", "bin", "minio")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p, nil
-	}
+	bin := testenv.MinIOInstallPath()
 	script, err := os.ReadFile(filepath.Join(root, "scripts", "test.sh"))
 	if err != nil {
-		return "", fmt.Errorf("harness: no minio binary and no scripts/test.sh to read its version from: %w", err)
+		return fmt.Errorf("harness: no minio binary and no scripts/test.sh to read its version from: %w", err)
 	}
 	m := regexp.MustCompile(`(?m)^MINIO_VERSION=(\S+)`).FindSubmatch(script)
 	if m == nil {
-		return "", fmt.Errorf("harness: MINIO_VERSION not found in scripts/test.sh")
+		return fmt.Errorf("harness: MINIO_VERSION not found in scripts/test.sh")
 	}
 	version := string(m[1])
 	logf("installing minio@%s into %s (one time, a few minutes)", version, filepath.Dir(bin))
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", err
+		return err
 	}
 	if _, err := runCmd(ctx, 15*time.Minute, os.TempDir(),
 		[]string{"GOBIN=" + filepath.Dir(bin), "GOFLAGS=-mod=mod"},
 		"go", "install", "github.com/minio/minio@"+version); err != nil {
-		return "", err
+		return err
 	}
 	os.WriteFile(filepath.Join(filepath.Dir(bin), "minio.version"), []byte(version+"\n"), 0o644)
-	return bin, nil
+	_, err = testenv.MinIOBinary()
+	return err
 }
 
 // startOrigin starts MinIO with its data under dir.
-func startOrigin(ctx context.Context, bin, dir string) (*origin, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func startOrigin(ctx context.Context, dir string) (*origin, error) {
+	s, err := testenv.StartMinIO(ctx, dir)
+	if err != nil {
 		return nil, err
 	}
-	var last error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		cport, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		o := &origin{Endpoint: fmt.Sprintf("127.0.0.1:%d", port)}
-		o.proc, err = startProc("minio", filepath.Join(dir, "minio.log"), []string{
-			"MINIO_ROOT_USER=" + minioAccessKey,
-			"MINIO_ROOT_PASSWORD=" + minioSecretKey,
-			"MINIO_BROWSER=off",
-			"MINIO_UPDATE=off",
-			"MINIO_CI_CD=1",
-		}, bin, "server", "--quiet", "--address", o.Endpoint,
-			"--console-address", fmt.Sprintf("127.0.0.1:%d", cport), filepath.Join(dir, "data"))
-		if err != nil {
-			return nil, err
-		}
-		hc := &http.Client{Timeout: 2 * time.Second}
-		last = o.proc.waitReady(ctx, 90*time.Second, func() bool {
-			resp, err := hc.Get("http://" + o.Endpoint + "/minio/health/ready")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		})
-		if last == nil {
-			o.client, last = minio.New(o.Endpoint, &minio.Options{
-				Creds: credentials.NewStaticV4(minioAccessKey, minioSecretKey, ""),
-			})
-			if last == nil {
-				return o, nil
-			}
-		}
-		o.proc.stop()
+	c, err := s.NewClient()
+	if err != nil {
+		s.Close()
+		return nil, err
 	}
-	return nil, last
+	return &origin{MinIOServer: s, client: c}, nil
 }
 
 // seed creates the bucket, makes it anonymously readable (so nginx and

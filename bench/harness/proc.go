@@ -11,110 +11,28 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
-// proc is one server child process. It runs in its own process group so that
-// a Ctrl-C at the terminal reaches the harness only, and the harness stops
-// the servers in order; Pdeathsig kills it if the harness dies without
-// cleaning up.
-type proc struct {
-	name    string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-}
+// proc is one server child process: testenv's Process (own process group,
+// log file, stop in order) plus what the harness measures of it.
+type proc struct{ *testenv.Process }
 
 // startProc starts bin with args, its output appended to logPath.
 func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := testenv.StartProcess(name, logPath, env, bin, args...)
 	if err != nil {
-		return nil, fmt.Errorf("harness: %s log: %w", name, err)
+		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("harness: start %s: %w", name, err)
-	}
-	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return &proc{p}, nil
 }
 
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop signals the whole process group (nginx workers, the Varnish child)
-// with SIGTERM, then SIGKILL after 10 s.
+// stop ends the whole process group; it is safe on a nil proc.
 func (p *proc) stop() {
-	if p == nil || p.exited() {
-		return
-	}
-	pgid := p.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-	}
-	// Children that outlived the leader (rare) still belong to the group.
-	syscall.Kill(-pgid, syscall.SIGKILL)
-}
-
-// logTail returns the end of the process's log for error messages.
-func (p *proc) logTail() string {
-	return fileTail(p.logPath, 1500)
-}
-
-func fileTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// waitReady polls ready every 100 ms until it reports true, the process
-// exits, or timeout passes.
-func (p *proc) waitReady(ctx context.Context, timeout time.Duration, ready func() bool) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ready() {
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("harness: %s exited during start:\n%s", p.name, p.logTail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("harness: %s not ready after %v:\n%s", p.name, timeout, p.logTail())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
+	if p != nil {
+		p.Stop()
 	}
 }
 
@@ -128,11 +46,11 @@ type memory struct {
 // master and workers, Varnish manager and cache child). The sum of peaks
 // overstates the peak of the sum when processes peaked at different times.
 func (p *proc) treeMemory() (memory, error) {
-	if p.exited() {
-		return memory{}, fmt.Errorf("harness: %s has exited", p.name)
+	if p.Exited() {
+		return memory{}, fmt.Errorf("harness: %s has exited", p.Name)
 	}
 	var m memory
-	for pid := range descendants(p.cmd.Process.Pid) {
+	for pid := range descendants(p.Pid()) {
 		rss, hwm, err := procStatus(pid)
 		if err != nil {
 			continue // exited meanwhile
@@ -142,7 +60,7 @@ func (p *proc) treeMemory() (memory, error) {
 		m.Procs++
 	}
 	if m.Procs == 0 {
-		return m, fmt.Errorf("harness: %s: no process found in /proc", p.name)
+		return m, fmt.Errorf("harness: %s: no process found in /proc", p.Name)
 	}
 	return m, nil
 }
@@ -211,7 +129,7 @@ func descendants(root int) map[int]procStat {
 // machine disturbs less than work done per wall-clock second.
 func (p *proc) cpuTime() time.Duration {
 	var d time.Duration
-	for _, st := range descendants(p.cmd.Process.Pid) {
+	for _, st := range descendants(p.Pid()) {
 		d += st.cpu
 	}
 	return d
@@ -245,16 +163,6 @@ func procStatus(pid int) (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, sc.Err()
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("harness: find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // canDial reports whether addr accepts TCP connections.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // server is one cache under test, reading MinIO through its own relay.
@@ -44,7 +46,7 @@ func startServer(ctx context.Context, name, root, dir string, org *origin, extra
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -52,7 +54,7 @@ func startServer(ctx context.Context, name, root, dir string, org *origin, extra
 	s := &server{Name: name, Addr: fmt.Sprintf("127.0.0.1:%d", port), relay: r}
 	switch name {
 	case "edgeproxy":
-		err = s.startEdgeproxy(ctx, root, dir, extraEnv)
+		err = s.startEdgeproxy(ctx, root, dir, org, extraEnv)
 	case "nginx":
 		err = s.startNginx(ctx, dir)
 	case "varnish":
@@ -69,7 +71,7 @@ func startServer(ctx context.Context, name, root, dir string, org *origin, extra
 
 // startEdgeproxy builds ./cmd/edgeproxy and runs it on the repository's
 // config.yaml with EDGEPROXY_* overrides.
-func (s *server) startEdgeproxy(ctx context.Context, root, dir string, extraEnv []string) error {
+func (s *server) startEdgeproxy(ctx context.Context, root, dir string, org *origin, extraEnv []string) error {
 	bin, err := buildEdgeproxy(ctx, root, filepath.Join(dir, "edgeproxy"))
 	if err != nil {
 		return err
@@ -82,8 +84,8 @@ func (s *server) startEdgeproxy(ctx context.Context, root, dir string, extraEnv 
 		"EDGEPROXY_PROXY_ACCESS_LOG=false",
 		"EDGEPROXY_ORIGIN_KIND=s3",
 		"EDGEPROXY_ORIGIN_S3_ENDPOINT=" + s.relay.Addr(),
-		"EDGEPROXY_ORIGIN_S3_ACCESS_KEY=" + minioAccessKey,
-		"EDGEPROXY_ORIGIN_S3_SECRET_KEY=" + minioSecretKey,
+		"EDGEPROXY_ORIGIN_S3_ACCESS_KEY=" + org.AccessKey,
+		"EDGEPROXY_ORIGIN_S3_SECRET_KEY=" + org.SecretKey,
 		"EDGEPROXY_LOG_LEVEL=warn",
 	}
 	cacheEnv, err := edgeproxyCacheEnv(conf, filepath.Join(dir, "cache"))
@@ -120,7 +122,7 @@ func (s *server) startEdgeproxy(ctx context.Context, root, dir string, extraEnv 
 		return err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	return s.proc.waitReady(ctx, 30*time.Second, func() bool {
+	return s.proc.WaitReady(ctx, 30*time.Second, func() bool {
 		resp, err := hc.Get("http://" + s.Addr + "/healthz")
 		if err != nil {
 			return false
@@ -264,7 +266,7 @@ func (s *server) startNginxSized(ctx context.Context, dir, maxSize string) error
 	if err != nil {
 		return err
 	}
-	return s.proc.waitReady(ctx, 30*time.Second, func() bool { return canDial(s.Addr) })
+	return s.proc.WaitReady(ctx, 30*time.Second, func() bool { return canDial(s.Addr) })
 }
 
 // varnishVCL caches every GET for an hour and streams misses. Varnish drops
@@ -310,7 +312,7 @@ func (s *server) startVarnish(ctx context.Context, dir string) error {
 	if err := os.WriteFile(vcl, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	adminPort, err := freePort()
+	adminPort, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -326,7 +328,7 @@ func (s *server) startVarnish(ctx context.Context, dir string) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	// The listen socket opens before the cache child runs; wait for an
 	// answer (any status: the bucket listing is not public).
-	return s.proc.waitReady(ctx, 60*time.Second, func() bool {
+	return s.proc.WaitReady(ctx, 60*time.Second, func() bool {
 		resp, err := hc.Head(s.URL(""))
 		if err != nil {
 			return false

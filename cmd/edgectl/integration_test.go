@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/auth"
@@ -76,8 +75,7 @@ func (p *recordingPurger) list() []string {
 func startReal(t *testing.T) *realEnv {
 	t.Helper()
 	r := testenv.Redis(t)
-	rc := redis.NewClient(&redis.Options{Addr: r.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { rc.Close() })
+	rc := r.Client(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	// Keys unique to the test: the Redis server is shared by the binary.
 	prefix := "edgectl-test:" + strconv.FormatInt(realSeq.Add(1), 10) + ":"

@@ -3,6 +3,7 @@
 // registers them in the catalog, signs download URLs and purges the cache.
 //
 //	edgectl token create -file 10086 [-user 9527] [-ip 10.0.0.0/8,2001:db8::/32] [-max-uses 1] [-rate 1048576] [-ttl 1h]
+//	edgectl token create -upload -bucket up (-key K | -prefix in/) [-file ID] [-max-size N] [-ttl 1h]
 //	edgectl token revoke <token>
 //	edgectl file put -id 10086 -bucket dl -src ./a.iso [-key iso/a.iso] [-filename a.iso] [-content-type T]
 //	edgectl file put -id 10086 -bucket dl -key iso/a.iso [-size N] [-sha256 HEX] [-filename F] [-content-type T]
@@ -12,6 +13,7 @@
 //	edgectl file rm <id>
 //	edgectl db migrate                                   (DSN from $EDGECTL_POSTGRES_DSN, else $EDGEPROXY_POSTGRES_DSN)
 //	edgectl sign -url https://dl.example.com/download/10086 -ttl 1h [-ip 203.0.113.7] [-method GET]
+//	edgectl sign -upload -url https://dl.example.com/uploads/ -bucket up (-key K | -prefix in/) [-file-id ID] [-max-size N] -ttl 1h
 //	edgectl purge -bucket dl (-key iso/a.iso | -prefix iso/)
 //	edgectl stats [-hot N | -file ID | -task ID]
 //	edgectl get URL [-o FILE] [-c N] [-sha256 HEX]
@@ -38,6 +40,7 @@
 //	GET    /v1/stats          -> 200 {...}
 //	POST   /v1/tokens         {file_id,user_id,allowed_ip[],max_uses,rate,ttl:"1h30m0s"} -> 201 {token,expires_at,url}
 //	DELETE /v1/tokens/{token} -> 204; 404 token_not_found
+//	POST   /v1/upload-tokens  {bucket,key|prefix,file_id,max_size,ttl} -> 201 {token,expires_at,endpoint}
 //	PUT    /v1/files/{id}     {bucket,key,filename,sha256,size,content_type} -> 204
 //	GET    /v1/files/{id}     -> 200 {id,bucket,key,...}; 404 not_found
 //	POST   /v1/files          {bucket,key,...} -> 201 {record}; 200 {record} when its sha256 is known
@@ -74,6 +77,7 @@ const usage = `usage: edgectl [-addr URL] [-timeout D] <command> [flags]
 
 commands:
   token create -file ID [-user ID] [-ip LIST] [-max-uses N] [-rate BYTES_PER_S] [-ttl D]
+  token create -upload -bucket B (-key K | -prefix P) [-file ID] [-max-size N] [-ttl D]
   token revoke TOKEN
   file put -id ID -bucket B -src PATH [-key K] [-filename F] [-content-type T] [-s3-endpoint HOST:PORT] [-s3-secure]
   file put -id ID -bucket B -key K [-size N] [-sha256 HEX] [-filename F] [-content-type T]
@@ -83,6 +87,7 @@ commands:
   file rm ID
   db migrate
   sign -url URL -ttl D [-ip IP] [-method M]
+  sign -upload -url URL -bucket B (-key K | -prefix P) [-file-id ID] [-max-size N] -ttl D [-ip IP]
   purge -bucket B (-key K | -prefix P)
   stats [-hot N | -file ID | -task ID]
   get URL [-o FILE] [-c N] [-sha256 HEX]

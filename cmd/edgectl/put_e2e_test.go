@@ -18,7 +18,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
@@ -29,8 +28,7 @@ import (
 func TestPutE2E(t *testing.T) {
 	m := testenv.MinIO(t)
 	bucket := m.NewBucket(t)
-	rc := redis.NewClient(&redis.Options{Addr: testenv.Redis(t).Addr})
-	t.Cleanup(func() { rc.Close() })
+	rc := testenv.Redis(t).Client(t)
 	prefix := "edgectl-put-test:" + strconv.FormatInt(realSeq.Add(1), 10) + ":"
 	var up *upload.Uploads
 	p := startGetProxy(t, func(cfg *proxy.Config, deps *proxy.Deps) {

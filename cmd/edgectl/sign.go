@@ -13,9 +13,15 @@ import (
 )
 
 func sign(x *cli, args []string, now time.Time) error {
-	cmd := newCommand("sign", "-url URL -ttl D [-ip IP] [-method M]",
+	cmd := newCommand("sign", "-url URL -ttl D [-ip IP] [-method M]\n       edgectl sign -upload -url https://edge/uploads/ -bucket B (-key K | -prefix P) [-file-id ID] [-max-size N] -ttl D [-ip IP]",
 		`Prints URL with expires, kid and sig added: a signed download URL the edge accepts
 until now+D (routes with auth "signed"). Works offline; nothing is sent anywhere.
+
+With -upload, URL is the tus creation URL (upload.prefix) and the printed URL lets a
+tus client create uploads into bucket B, at key K or under prefix P (the object is then
+P<file name>), each at most N bytes (0: the edge's upload.max_size), registered in the
+catalog as ID, until now+D. Bucket, key or prefix, file id and size are part of the
+signature. An upload created with it resumes until the upload itself expires.
 
 Keys come from the environment, in the proxy's auth.signer.keys format:
   $EDGECTL_SIGN_KEYS  kid1:secret1,kid2:secret2 (secrets may not contain ',')
@@ -24,6 +30,14 @@ Give -ip exactly when the proxy has auth.signer.bind_ip: true; the URL then work
 from that address.`)
 	var rawURL, ip, method string
 	var ttl time.Duration
+	var up bool
+	var sc auth.UploadScope
+	cmd.fs.BoolVar(&up, "upload", false, "sign a tus upload creation URL instead of a download")
+	cmd.fs.StringVar(&sc.Bucket, "bucket", "", "with -upload: the bucket uploads go to (required)")
+	cmd.fs.StringVar(&sc.Key, "key", "", "with -upload: the object key of the upload")
+	cmd.fs.StringVar(&sc.Prefix, "prefix", "", "with -upload: the key prefix the uploads go under")
+	cmd.fs.StringVar(&sc.FileID, "file-id", "", "with -upload: catalog id of the completed file (default: the upload id)")
+	cmd.fs.Int64Var(&sc.MaxSize, "max-size", 0, "with -upload: largest upload in bytes (0: the edge's maximum)")
 	cmd.fs.StringVar(&rawURL, "url", "", "download URL to sign, http(s)://host/path[?query] (required)")
 	cmd.fs.DurationVar(&ttl, "ttl", 0, "how long the URL stays valid (required)")
 	cmd.fs.StringVar(&ip, "ip", "", "client address the URL is bound to")
@@ -39,6 +53,9 @@ from that address.`)
 	case !validMethod(method):
 		return cmd.usagef("-method %q: want a method such as GET", method)
 	}
+	if err := checkUploadScope(cmd, up, sc, method); err != nil {
+		return err
+	}
 	if ip != "" {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return cmd.usagef("-ip %q: not an IP address", ip)
@@ -52,7 +69,12 @@ from that address.`)
 	if err != nil {
 		return cmd.usagef("$EDGECTL_SIGN_KEYS: %v", err)
 	}
-	out, err := signURL(s, rawURL, method, now.Add(ttl), ip)
+	var out string
+	if up {
+		out, err = signUploadURL(s, rawURL, sc, now.Add(ttl), ip)
+	} else {
+		out, err = signURL(s, rawURL, method, now.Add(ttl), ip)
+	}
 	if err != nil {
 		return cmd.usagef("%v", err)
 	}
@@ -91,6 +113,53 @@ func signURL(s *auth.Signer, rawURL, method string, expires time.Time, ip string
 		u.RawQuery += "&"
 	}
 	u.RawQuery += params
+	return u.String(), nil
+}
+
+// checkUploadScope checks the -upload flags: with -upload a bucket and
+// exactly one of key and prefix, no method; without it none of them.
+func checkUploadScope(cmd *command, up bool, sc auth.UploadScope, method string) error {
+	if !up {
+		if sc != (auth.UploadScope{}) {
+			return cmd.usagef("-bucket, -key, -prefix, -file-id and -max-size need -upload")
+		}
+		return nil
+	}
+	switch {
+	case method != "GET":
+		return cmd.usagef("-upload signs POST to the creation URL; leave out -method")
+	case sc.Bucket == "":
+		return cmd.usagef("-upload needs -bucket")
+	case (sc.Key == "") == (sc.Prefix == ""):
+		return cmd.usagef("-upload needs exactly one of -key and -prefix")
+	case sc.MaxSize < 0:
+		return cmd.usagef("-max-size must not be negative")
+	}
+	return nil
+}
+
+// signUploadURL adds the signed upload parameters to rawURL, the creation
+// URL, whose escaped path is what the edge checks.
+func signUploadURL(s *auth.Signer, rawURL string, sc auth.UploadScope, expires time.Time, ip string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.User != nil {
+		return "", fmt.Errorf("-url %q: want http(s)://host/uploads/", rawURL)
+	}
+	if !plainHost(u.Host) {
+		return "", fmt.Errorf("-url host %q: use the ASCII (punycode) form", u.Host)
+	}
+	if u.RawQuery != "" {
+		return "", fmt.Errorf("-url %q: a creation URL has no query", rawURL)
+	}
+	if u.Path == "" {
+		u.Path, u.RawPath = "/", ""
+	}
+	u.Fragment, u.RawFragment = "", ""
+	params, err := s.SignUpload(u.Host, u.EscapedPath(), sc, expires, ip)
+	if err != nil {
+		return "", err
+	}
+	u.RawQuery = params
 	return u.String(), nil
 }
 

@@ -21,14 +21,25 @@ type tokenRequest struct {
 }
 
 func tokenCreate(ctx context.Context, x *cli, args []string) error {
-	cmd := newCommand("token create", "-file ID [-bucket NAME] [-user ID] [-ip LIST] [-max-uses N] [-rate BYTES_PER_S] [-ttl D]",
+	cmd := newCommand("token create", "-file ID [-bucket NAME] [-user ID] [-ip LIST] [-max-uses N] [-rate BYTES_PER_S] [-ttl D]\n"+
+		"       edgectl token create -upload -bucket B (-key K | -prefix P) [-file ID] [-max-size N] [-ttl D]",
 		"Issues a download token for one file and prints {\"token\",\"expires_at\",\"file_id\",\"url\"}.\n"+
 			"Without -bucket the token opens /download/ID only (a catalog id or a key of the download bucket).\n"+
 			"With -bucket it opens the object key ID of that bucket on the host routes serving it, and no other\n"+
-			"bucket's; there is no url then. The token is a credential: hand it to the one client it is for.")
+			"bucket's; there is no url then. The token is a credential: hand it to the one client it is for.\n\n"+
+			"With -upload it issues a tus upload token instead and prints {\"token\",\"expires_at\",\"endpoint\"}:\n"+
+			"uploads into bucket B at key K or under prefix P (P<file name>), each at most N bytes (0: the\n"+
+			"edge's upload.max_size), registered in the catalog as -file (default: the upload id). -ttl\n"+
+			"(default 1h) bounds creation only: a started upload resumes until the upload expires.")
 	var r tokenRequest
 	var ips string
 	var ttl time.Duration
+	var up bool
+	var ur uploadTokenRequest
+	cmd.fs.BoolVar(&up, "upload", false, "issue a tus upload token (with -bucket and -key or -prefix)")
+	cmd.fs.StringVar(&ur.Key, "key", "", "with -upload: the object key the upload writes")
+	cmd.fs.StringVar(&ur.Prefix, "prefix", "", "with -upload: the key prefix uploads go under")
+	cmd.fs.Int64Var(&ur.MaxSize, "max-size", 0, "with -upload: largest upload in bytes (0: the edge's maximum)")
 	cmd.fs.StringVar(&r.FileID, "file", "", "file id under /download/, or with -bucket the object key (required)")
 	cmd.fs.StringVar(&r.Bucket, "bucket", "", "bucket of a host route the token is for (default: /download/)")
 	cmd.fs.StringVar(&r.UserID, "user", "", "user id, recorded with the token")
@@ -38,6 +49,16 @@ func tokenCreate(ctx context.Context, x *cli, args []string) error {
 	cmd.fs.DurationVar(&ttl, "ttl", 0, "lifetime (0: the server's default)")
 	if err := cmd.parse(args); err != nil {
 		return err
+	}
+	if up {
+		if r.UserID != "" || ips != "" || r.MaxUses != 0 || r.Rate != 0 {
+			return cmd.usagef("-user, -ip, -max-uses and -rate are for download tokens, not -upload")
+		}
+		ur.Bucket, ur.FileID = r.Bucket, r.FileID
+		return uploadTokenCreate(ctx, x, cmd, ur, ttl)
+	}
+	if ur != (uploadTokenRequest{}) {
+		return cmd.usagef("-key, -prefix and -max-size need -upload")
 	}
 	switch {
 	case r.FileID == "":
@@ -60,6 +81,42 @@ func tokenCreate(ctx context.Context, x *cli, args []string) error {
 		URL       string `json:"url,omitempty"`
 	}
 	if err := x.api.do(ctx, http.MethodPost, "/v1/tokens", r, &out); err != nil {
+		return err
+	}
+	if out.Token == "" {
+		return errors.New("token create: the API answered without a token")
+	}
+	return json.NewEncoder(x.stdout).Encode(out)
+}
+
+// uploadTokenRequest is the body of POST /v1/upload-tokens.
+type uploadTokenRequest struct {
+	Bucket  string `json:"bucket"`
+	Key     string `json:"key,omitempty"`
+	Prefix  string `json:"prefix,omitempty"`
+	FileID  string `json:"file_id,omitempty"`
+	MaxSize int64  `json:"max_size,omitempty"`
+	TTL     string `json:"ttl,omitempty"`
+}
+
+func uploadTokenCreate(ctx context.Context, x *cli, cmd *command, r uploadTokenRequest, ttl time.Duration) error {
+	switch {
+	case r.Bucket == "":
+		return cmd.usagef("-upload needs -bucket")
+	case (r.Key == "") == (r.Prefix == ""):
+		return cmd.usagef("-upload needs exactly one of -key and -prefix")
+	case r.MaxSize < 0 || ttl < 0:
+		return cmd.usagef("-max-size and -ttl must not be negative")
+	}
+	if ttl > 0 {
+		r.TTL = ttl.String()
+	}
+	var out struct {
+		Token     string `json:"token"`
+		ExpiresAt string `json:"expires_at"`
+		Endpoint  string `json:"endpoint"`
+	}
+	if err := x.api.do(ctx, http.MethodPost, "/v1/upload-tokens", r, &out); err != nil {
 		return err
 	}
 	if out.Token == "" {

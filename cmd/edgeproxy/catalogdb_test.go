@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -168,7 +169,7 @@ func TestPostgresCatalogEndToEnd(t *testing.T) {
 		Accesses int64 `json:"accesses"`
 		Synced   int64 `json:"synced"`
 	}
-	if !eventually(30*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool {
 		out := runEdgectl(t, ctlEnv, "stats", "-file", "1")
 		if err := json.Unmarshal(out, &st); err != nil {
 			t.Fatalf("stats printed %s", out)
@@ -188,7 +189,7 @@ func TestPostgresCatalogEndToEnd(t *testing.T) {
 
 	// PostgreSQL down: the cached id serves, the uncached one is 503.
 	pg.Stop(t)
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		code, _, b := getStatus(t, "http://"+p2.addr+"/readyz")
 		return code == 200 && bytes.Contains(b, []byte(`"catalog":"unavailable"`))
 	}) {
@@ -208,7 +209,7 @@ func TestPostgresCatalogEndToEnd(t *testing.T) {
 		t.Fatalf("503 took %v", d)
 	}
 	pg.Start(t)
-	if !eventually(30*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool {
 		code, _, _ := getStatus(t, "http://"+p2.addr+"/download/2")
 		return code == 200
 	}) {
@@ -216,7 +217,7 @@ func TestPostgresCatalogEndToEnd(t *testing.T) {
 	}
 	// Removed on node 1: every node stops serving it.
 	runEdgectl(t, ctlEnv, "file", "rm", "2")
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		code, _, _ := getStatus(t, "http://"+p2.addr+"/download/2")
 		return code == 404
 	}) {

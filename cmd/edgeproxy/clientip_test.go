@@ -3,18 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
@@ -68,8 +64,7 @@ func TestClientIPConfig(t *testing.T) {
 // the balancer was one client and was locked out together.
 func TestTrustedProxiesWithoutLimits(t *testing.T) {
 	r := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
+	rdb := r.Client(t)
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
 		t.Fatal(err)
@@ -87,16 +82,7 @@ func TestTrustedProxiesWithoutLimits(t *testing.T) {
 			if err := rdb.Set(context.Background(), "download:token:"+token, "file_id=f.bin", time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
-			p := start(t, []string{"-config", "../../config.yaml"}, []string{
-				"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0",
-				"EDGEPROXY_PROXY_DOWNLOAD_BUCKET=b",
-				"EDGEPROXY_PROXY_DOWNLOAD_AUTH=token",
-				"EDGEPROXY_ORIGIN_KIND=dir",
-				"EDGEPROXY_ORIGIN_DIR_ROOT=" + root,
-				"EDGEPROXY_REDIS_ADDRS=" + r.Addr,
-				"EDGEPROXY_AUTH_BUDGET=2s",
-				tc.env,
-			})
+			p := start(t, []string{"-config", "../../config.yaml"}, tokenDirEnv(root, r.Addr, tc.env))
 			get := func(tok, xff string) int {
 				req, _ := http.NewRequest("GET", "http://"+p.addr+"/download/f.bin", nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
@@ -145,17 +131,9 @@ func TestClientIPConfigErrorsExitTwo(t *testing.T) {
 			if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(binary(t), "-check", "-config", path)
-			cmd.Env = cleanEnv()
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
-			}
+			stderr := runUsageError(t, binary(t), nil, "-check", "-config", path)
 			// The deprecation warning (a JSON log line) may precede it.
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			lines := strings.Split(stderr, "\n")
 			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "edgeproxy: config: ") || !strings.Contains(last, tc.want) {
 				t.Errorf("last stderr line %q does not name %q", last, tc.want)
 			}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // dirOriginConfig writes a config file serving a local directory origin
@@ -101,18 +103,7 @@ func TestForeignDiskDirRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTree(t, dir, foreignTree)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, append(args, "-config", dirOriginConfig(t, dir))...)
-			cmd.Env = cleanEnv()
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
-			}
-			msg := strings.TrimSpace(stderr.String())
+			msg := runUsageError(t, bin, nil, append(args, "-config", dirOriginConfig(t, dir))...)
 			if strings.Contains(msg, "\n") || !strings.Contains(msg, `"cache.disk_dir"`) || !strings.Contains(msg, dir) {
 				t.Errorf("stderr %q: want one line naming \"cache.disk_dir\" and %s", msg, dir)
 			}
@@ -174,7 +165,7 @@ func TestDiskDirClaimedAndReopened(t *testing.T) {
 		}
 		if i == 0 {
 			httpGet(t, "http://"+p.addr+"/download/hello.txt", "hello\n")
-			if !eventually(10*time.Second, func() bool { before = countChunkFiles(t, dir); return before > 0 }) {
+			if !testenv.Poll(context.Background(), 10*time.Second, func() bool { before = countChunkFiles(t, dir); return before > 0 }) {
 				t.Fatal("no chunk file written")
 			}
 		} else if n := countChunkFiles(t, dir); n != before {
@@ -258,7 +249,7 @@ func cancelWhenServing(t *testing.T, cancel func()) func(addr string) {
 	return func(addr string) {
 		go func() {
 			defer cancel()
-			if !eventually(20*time.Second, func() bool {
+			if !testenv.Poll(context.Background(), 20*time.Second, func() bool {
 				resp, err := noKeepAlive.Get("http://" + addr + "/healthz")
 				if err == nil {
 					resp.Body.Close()

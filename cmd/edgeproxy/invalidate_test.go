@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
@@ -29,8 +28,7 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 	m := testenv.NewMinIOWithRedisEvents(t, r.Addr, eventsKey)
 	bucket := m.NewBucket(t)
 	m.NotifyBucket(t, bucket)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
+	rdb := r.Client(t)
 	mc := m.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -106,7 +104,7 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 	}
 
 	// The edges subscribe in the background after start.
-	if !eventually(30*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool {
 		n, err := rdb.PubSubNumSub(ctx, "cache:invalidate").Result()
 		return err == nil && n["cache:invalidate"] == int64(len(edges))
 	}) {
@@ -118,7 +116,7 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 	put("obj", v1)
 	for _, e := range edges {
 		// The memory tier stores asynchronously: wait for a hit.
-		hit := eventually(10*time.Second, func() bool {
+		hit := testenv.Poll(context.Background(), 10*time.Second, func() bool {
 			status, b, xc := get(e, "obj")
 			return status == http.StatusOK && bytes.Equal(b, v1) && xc == "HIT"
 		})
@@ -152,10 +150,10 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 	v4 := bytes.Repeat([]byte("version four "), 40_000)
 	put("obj", v3)
 	for _, e := range edges {
-		if !eventually(10*time.Second, func() bool { return serves(e, "obj", v3) }) {
+		if !testenv.Poll(context.Background(), 10*time.Second, func() bool { return serves(e, "obj", v3) }) {
 			t.Fatalf("%s: v3 not served", e)
 		}
-		if !eventually(10*time.Second, func() bool { _, _, xc := get(e, "obj"); return xc == "HIT" }) {
+		if !testenv.Poll(context.Background(), 10*time.Second, func() bool { _, _, xc := get(e, "obj"); return xc == "HIT" }) {
 			t.Fatalf("%s: v3 not served from cache", e)
 		}
 	}
@@ -173,7 +171,7 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 		}
 	}
 	r.Start(t)
-	if !eventually(30*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool {
 		n, err := rdb.PubSubNumSub(ctx, "cache:invalidate").Result()
 		return err == nil && n["cache:invalidate"] == int64(len(edges))
 	}) {

@@ -81,16 +81,7 @@ func TestConfigErrorsExitTwo(t *testing.T) {
 			if err := os.WriteFile(path, []byte(c.yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(bin, "-check", "-config", path)
-			cmd.Env = append(cleanEnv(), c.env...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
-			}
-			msg := strings.TrimSpace(stderr.String())
+			msg := runUsageError(t, bin, c.env, "-check", "-config", path)
 			if strings.Count(msg, "\n") != 0 {
 				t.Errorf("want one line on stderr, got %q", msg)
 			}
@@ -124,8 +115,8 @@ func cleanEnv() []string {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *lockedBuffer
-	stdout *lockedBuffer
+	stderr *testenv.LockedBuffer
+	stdout *testenv.LockedBuffer
 	done   chan struct{} // closed when the process has exited
 	// adminAddr is the admin listener's address, when it logged one.
 	adminAddr atomic.Value
@@ -140,9 +131,9 @@ func start(t *testing.T, args []string, env []string) *proc {
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = append(cleanEnv(), env...)
 	pr, pw := io.Pipe()
-	logs := &lockedBuffer{}
+	logs := &testenv.LockedBuffer{}
 	cmd.Stderr = pw
-	stdout := &lockedBuffer{}
+	stdout := &testenv.LockedBuffer{}
 	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,24 +167,6 @@ func start(t *testing.T, args []string, env []string) *proc {
 	return p
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var bearerRE = regexp.MustCompile(`Bearer ([A-Za-z0-9_-]+)' (http://\S+/download/hello.txt)`)
 
 // TestDemoServesAndDrainsOnSIGTERM runs the README's first command: the
@@ -202,7 +175,7 @@ var bearerRE = regexp.MustCompile(`Bearer ([A-Za-z0-9_-]+)' (http://\S+/download
 func TestDemoServesAndDrainsOnSIGTERM(t *testing.T) {
 	p := start(t, []string{"-demo"}, []string{"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0"})
 	var m []string
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		m = bearerRE.FindStringSubmatch(p.stdout.String())
 		return m != nil
 	}) {
@@ -359,18 +332,39 @@ func (g rngReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// eventually reports whether cond became true before timeout, checking it
-// every 10ms: for state another process changes (its output, Redis).
-func eventually(timeout time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-deadline:
-			return cond()
-		case <-tick.C:
-		}
+// runUsageError runs the binary with args and the variables env on top of
+// cleanEnv, and fails the test unless it exits with code 2 (a usage error:
+// the configuration is refused). It returns stderr without surrounding
+// space. The run is bounded by 30 s.
+func runUsageError(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want code 2; stderr: %s", err, stderr.String())
 	}
-	return true
+	return strings.TrimSpace(stderr.String())
+}
+
+// tokenDirEnv is the environment of a binary on a loopback port serving
+// bucket "b" of the directory root with token auth in the Redis at
+// redisAddr, followed by extra. The test machine is shared and runs -race:
+// the generous auth budget keeps the check from failing closed on
+// scheduling delay.
+func tokenDirEnv(root, redisAddr string, extra ...string) []string {
+	return append([]string{
+		"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0",
+		"EDGEPROXY_PROXY_DOWNLOAD_BUCKET=b",
+		"EDGEPROXY_PROXY_DOWNLOAD_AUTH=token",
+		"EDGEPROXY_ORIGIN_KIND=dir",
+		"EDGEPROXY_ORIGIN_DIR_ROOT=" + root,
+		"EDGEPROXY_REDIS_ADDRS=" + redisAddr,
+		"EDGEPROXY_AUTH_BUDGET=2s",
+	}, extra...)
 }

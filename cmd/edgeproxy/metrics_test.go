@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 )
 
@@ -70,7 +71,7 @@ func TestCacheCollectorDiskCounters(t *testing.T) {
 	}
 	io.Copy(io.Discard, rc)
 	rc.Close()
-	if !eventually(10*time.Second, func() bool { return c.Stats().DiskWrites == 1 }) {
+	if !testenv.Poll(context.Background(), 10*time.Second, func() bool { return c.Stats().DiskWrites == 1 }) {
 		t.Fatalf("the chunk was not written to disk: %+v", c.Stats())
 	}
 

@@ -33,7 +33,9 @@ type PrefetchConfig struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
-func (c *PrefetchConfig) setDefaults() {
+// withDefaults returns c with zero fields set to their defaults (no value
+// is invalid).
+func (c PrefetchConfig) withDefaults() PrefetchConfig {
 	if c.TopN == 0 {
 		c.TopN = 20
 	}
@@ -46,6 +48,7 @@ func (c *PrefetchConfig) setDefaults() {
 	if c.Interval == 0 {
 		c.Interval = 10 * time.Minute
 	}
+	return c
 }
 
 // prefetcher reads hot files through the cache.

@@ -47,8 +47,7 @@ func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
 	}
 	defer c.Close()
 
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t).Addr})
-	defer rdb.Close()
+	rdb := testenv.Redis(t).Client(t)
 	hotKey := "hotset-prefetch-test"
 	// c is hottest but does not fit the 3.5 MiB budget; a and b do.
 	rdb.ZAdd(ctx, hotKey, redis.Z{Score: 30, Member: "c.bin"}, redis.Z{Score: 20, Member: "b.bin"}, redis.Z{Score: 10, Member: "a.bin"})
@@ -58,8 +57,7 @@ func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
 	}
 	defer rec.Close(ctx)
 
-	cfg := PrefetchConfig{TopN: 10, Bytes: 3<<20 + 1<<19, Rate: 1 << 30}
-	cfg.setDefaults()
+	cfg := PrefetchConfig{TopN: 10, Bytes: 3<<20 + 1<<19, Rate: 1 << 30}.withDefaults()
 	p := &prefetcher{cfg: cfg, cache: c, hot: rec.Hot, bucket: "b", log: log}
 	if n := p.run(ctx); n != 3<<20 {
 		t.Fatalf("prefetched %d bytes, want %d (a.bin + b.bin)", n, 3<<20)
@@ -89,27 +87,9 @@ func TestPrefetchWarmsHotFilesWithinBudget(t *testing.T) {
 // goroutine has returned before the app closes anything, the cache
 // included, so a prefetch pass never reads from a closed cache.
 func TestPrefetchStopsBeforeCacheCloses(t *testing.T) {
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	yaml := "proxy:\n  listen: 127.0.0.1:0\n  download_bucket: b\n" +
-		"origin:\n  kind: dir\n  dir:\n    root: " + root + "\n" +
-		"redis:\n  addrs: [" + testenv.Redis(t).Addr + "]\n" +
-		"prefetch:\n  enabled: true\n" +
-		"admin:\n  listen: \"off\"\n"
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(path, cleanEnv())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := build(cfg, io.Discard, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := buildYAML(t, "redis:\n  addrs: ["+testenv.Redis(t).Addr+"]\n"+
+		"prefetch:\n  enabled: true\n"+
+		"admin:\n  listen: \"off\"\n")
 	// Events in order: the prefetch pass returning, the first close.
 	var seq, passReturned, firstClose atomic.Int64
 	a.prefetch.hot = func(ctx context.Context, n int) ([]stats.HotFile, error) {
@@ -128,7 +108,7 @@ func TestPrefetchStopsBeforeCacheCloses(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = a.serve(ctx, cancelWhenServing(t, cancel))
+	err := a.serve(ctx, cancelWhenServing(t, cancel))
 	a.close()
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/upload"
 )
 
 // Hot reload: SIGHUP reads the configuration file (and the environment
@@ -22,7 +23,7 @@ import (
 //
 //   - proxy.routes, proxy.download_bucket, proxy.download_auth,
 //     proxy.download_rate_class: the routing table;
-//   - auth.signer: the signed-URL keys;
+//   - auth.signer: the signed-URL keys (downloads and upload creations);
 //   - limiter (but cluster_wide, trusted_proxies): the limits, by a new limiter; downloads
 //     running keep the one that admitted them, and per-client counters
 //     start again from zero;
@@ -130,6 +131,13 @@ func (a *app) apply(next Config) error {
 			lim.Close() // never served a request
 		}
 		return fmt.Errorf("config: %w", err)
+	}
+	if u, ok := a.proxyDeps.Uploads.(*upload.Uploads); ok { // signed upload URLs use the same keys
+		var us upload.URLSigner
+		if signer != nil {
+			us, _ = signer.(upload.URLSigner)
+		}
+		u.SetSigner(us)
 	}
 
 	applied := cur

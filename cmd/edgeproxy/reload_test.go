@@ -195,7 +195,7 @@ func TestSIGHUPNewRouteAndCertificateUnderLoad(t *testing.T) {
 	loadStart := time.Now()
 	l := startLoad(t, p.addr, e.ca, 8, func() map[string]string { return routes.Load().(map[string]string) }, e.data)
 	defer l.finish()
-	if !eventually(30*time.Second, func() bool { return l.ok.Load() > 200 && time.Since(loadStart) > time.Second }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return l.ok.Load() > 200 && time.Since(loadStart) > time.Second }) {
 		t.Fatalf("load did not start: %d ok, %d failed %v", l.ok.Load(), l.failed.Load(), l.errs)
 	}
 	if s := serialAt(t, p.addr, e.ca); s != "1" {
@@ -207,7 +207,7 @@ func TestSIGHUPNewRouteAndCertificateUnderLoad(t *testing.T) {
 	e.write(t, routeOne+routeTwo, "log:\n  level: warn\n")
 	began := time.Now()
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	if !eventually(30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "reload: configuration applied") }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "reload: configuration applied") }) {
 		t.Fatalf("no reload logged:\n%s", p.stderr.String())
 	}
 	req, _ := http.NewRequest("GET", "https://"+p.addr+"/obj", nil)
@@ -221,7 +221,7 @@ func TestSIGHUPNewRouteAndCertificateUnderLoad(t *testing.T) {
 	}
 	routes.Store(map[string]string{"one.example.com": "one", "two.example.com": "two"})
 	before := l.ok.Load()
-	if !eventually(30*time.Second, func() bool { return l.ok.Load() > before+200 && time.Since(began) > 2*time.Second }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return l.ok.Load() > before+200 && time.Since(began) > 2*time.Second }) {
 		t.Fatalf("load stalled after reload: %d ok, %d failed %v", l.ok.Load(), l.failed.Load(), l.errs)
 	}
 
@@ -230,7 +230,7 @@ func TestSIGHUPNewRouteAndCertificateUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	if !eventually(30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "new configuration refused") }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "new configuration refused") }) {
 		t.Fatalf("invalid configuration not refused:\n%s", p.stderr.String())
 	}
 	if n := strings.Count(p.stderr.String(), "new configuration refused"); n != 1 {
@@ -239,14 +239,14 @@ func TestSIGHUPNewRouteAndCertificateUnderLoad(t *testing.T) {
 	// A route whose auth has no backend is refused as a whole.
 	e.write(t, routeOne+routeTwo+"    - hosts: [three.example.com]\n      bucket: two\n      auth: signed\n", "")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	if !eventually(30*time.Second, func() bool { return strings.Count(p.stderr.String(), "new configuration refused") == 2 }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return strings.Count(p.stderr.String(), "new configuration refused") == 2 }) {
 		t.Fatalf("route without keys not refused:\n%s", p.stderr.String())
 	}
 	// A changed listen address: applied otherwise, reported in one line.
 	e.listen = "127.0.0.1:1"
 	e.write(t, routeOne+routeTwo, "log:\n  level: warn\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	if !eventually(30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "need a restart") }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return strings.Contains(p.stderr.String(), "need a restart") }) {
 		t.Fatalf("no restart warning:\n%s", p.stderr.String())
 	}
 	// log.level warn took effect: the later reloads' info lines are gone.
@@ -311,7 +311,7 @@ func TestApplyLimiterAndTLSToggle(t *testing.T) {
 	}
 	plain := cfg
 	plain.Proxy.TLS = proxy.TLSConfig{}
-	var logs lockedBuffer
+	var logs testenv.LockedBuffer
 	a, err := build(plain, &logs, false)
 	if err != nil {
 		t.Fatal(err)

@@ -168,7 +168,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 		}
 		return n
 	}
-	if !eventually(30*time.Second, func() bool { return countOK() >= 20 }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return countOK() >= 20 }) {
 		t.Fatalf("no load before the failover: %d downloads ok\n%s", countOK(), p.stderr.String())
 	}
 
@@ -193,7 +193,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 		}
 		return run >= 40
 	}
-	if !eventually(60*time.Second, recovered) {
+	if !testenv.Poll(context.Background(), 60*time.Second, recovered) {
 		stopLoad()
 		t.Fatalf("downloads did not resume within 60s of the failover\n%s", summarize(results, killed))
 	}
@@ -236,7 +236,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 
 	// Revocation reaches the edge over the subscription re-established on
 	// the new master: a token cached for a minute is refused at once.
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		n, err := rdb.PubSubNumSub(ctx, "download:token:revoked").Result()
 		return err == nil && n["download:token:revoked"] > 0
 	}) {
@@ -255,13 +255,13 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	if err := rdb.Publish(ctx, "download:token:revoked", revoked).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(5*time.Second, func() bool { return get(revoked, true).status != http.StatusOK }) {
+	if !testenv.Poll(context.Background(), 5*time.Second, func() bool { return get(revoked, true).status != http.StatusOK }) {
 		t.Fatal("a revoked token is still served 5s after the revocation (cache_ttl 1m): the revocation subscription was not restored")
 	}
 
 	// Statistics reach the new master.
 	before := countOK()
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		n, err := rdb.Get(ctx, stats.AccessKeyPrefix+"f.bin").Int()
 		return err == nil && n > 0
 	}) {

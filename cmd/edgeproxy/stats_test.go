@@ -25,8 +25,7 @@ import (
 // the download log stream.
 func TestStatsEndToEnd(t *testing.T) {
 	r := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
+	rdb := r.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -49,20 +48,11 @@ func TestStatsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := start(t, []string{"-config", "../../config.yaml"}, []string{
-		"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0",
-		"EDGEPROXY_PROXY_DOWNLOAD_BUCKET=b",
-		"EDGEPROXY_PROXY_DOWNLOAD_AUTH=token",
-		"EDGEPROXY_ORIGIN_KIND=dir",
-		"EDGEPROXY_ORIGIN_DIR_ROOT=" + root,
-		"EDGEPROXY_REDIS_ADDRS=" + r.Addr,
+	p := start(t, []string{"-config", "../../config.yaml"}, tokenDirEnv(root, r.Addr,
 		"EDGEPROXY_STATS_FLUSH_INTERVAL=100ms",
-		// The test machine is shared and runs -race: a budget this
-		// generous keeps the check from failing closed on scheduling delay.
-		"EDGEPROXY_AUTH_BUDGET=2s",
 		"EDGEPROXY_ADMIN_LISTEN=127.0.0.1:0",
-		"EDGEPROXY_ADMIN_KEY=" + adminKey,
-	})
+		"EDGEPROXY_ADMIN_KEY="+adminKey,
+	))
 
 	// 8 parallel ranges, as aria2 would fetch it.
 	const parts = 8
@@ -102,7 +92,7 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	taskKey := stats.TaskKeyPrefix + stats.TaskID(token, "f.bin")
 	var task map[string]string
-	eventually(10*time.Second, func() bool {
+	testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		task, _ = rdb.HGetAll(ctx, taskKey).Result()
 		n, _ := rdb.Get(ctx, stats.AccessKeyPrefix+"f.bin").Int64()
 		return task["status"] == "COMPLETED" && n == parts
@@ -142,7 +132,7 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	// The download log has one entry per response, and no token.
 	var entries []redis.XMessage
-	eventually(10*time.Second, func() bool {
+	testenv.Poll(context.Background(), 10*time.Second, func() bool {
 		entries, _ = rdb.XRange(ctx, "download:log", "-", "+").Result()
 		return len(entries) >= parts
 	})

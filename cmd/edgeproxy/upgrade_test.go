@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 var listeningRE = regexp.MustCompile(`"msg":"edgeproxy listening".*?"addr":"([0-9.:]+)","pid":([0-9]+)`)
@@ -96,7 +99,7 @@ func TestUpgradeHandsOverWithoutFailures(t *testing.T) {
 			}
 		}
 	})
-	if !eventually(30*time.Second, func() bool { return len(logs.listening()) == 1 }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return len(logs.listening()) == 1 }) {
 		t.Fatalf("A did not start:\n%s", logs)
 	}
 	addr := logs.listening()[0][0]
@@ -193,7 +196,7 @@ func TestUpgradeHandsOverWithoutFailures(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	if !eventually(30*time.Second, func() bool { return ok.Load() > 100 }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return ok.Load() > 100 }) {
 		t.Fatalf("no load: %d ok, %d failed %v", ok.Load(), failed.Load(), errs)
 	}
 
@@ -201,14 +204,14 @@ func TestUpgradeHandsOverWithoutFailures(t *testing.T) {
 	copyFile(t, binary(t), bin)
 	began := time.Now()
 	a.Process.Signal(syscall.SIGUSR2)
-	if !eventually(60*time.Second, func() bool { return len(logs.listening()) == 2 }) {
+	if !testenv.Poll(context.Background(), 60*time.Second, func() bool { return len(logs.listening()) == 2 }) {
 		t.Fatalf("B did not start:\n%s", logs)
 	}
 	bPid := logs.listening()[1][1]
 	if bPid == strconv.Itoa(a.Process.Pid) || logs.listening()[1][0] != addr {
 		t.Fatalf("B announced %v, want a new pid on %s", logs.listening()[1], addr)
 	}
-	if !eventually(60*time.Second, func() bool { return bytes.Contains([]byte(logs.String()), []byte("new process is ready")) }) {
+	if !testenv.Poll(context.Background(), 60*time.Second, func() bool { return bytes.Contains([]byte(logs.String()), []byte("new process is ready")) }) {
 		t.Fatalf("A did not hand over:\n%s", logs)
 	}
 	handedOver.Store(time.Now().UnixNano())
@@ -223,7 +226,7 @@ func TestUpgradeHandsOverWithoutFailures(t *testing.T) {
 	}
 	drained := time.Since(began)
 	before := ok.Load()
-	if !eventually(30*time.Second, func() bool { return ok.Load() > before+200 }) {
+	if !testenv.Poll(context.Background(), 30*time.Second, func() bool { return ok.Load() > before+200 }) {
 		t.Fatalf("B does not serve: %d ok, %d failed %v", ok.Load(), failed.Load(), errs)
 	}
 	close(stop)

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
@@ -28,8 +26,7 @@ func TestUploadsThroughBinaryBoundedRSS(t *testing.T) {
 	m := testenv.MinIO(t)
 	r := testenv.Redis(t)
 	bucket := m.NewBucket(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
+	rdb := r.Client(t)
 	prefix := fmt.Sprintf("bin%d:", time.Now().UnixNano())
 	p := start(t, []string{"-config", "../../config.yaml"}, []string{
 		"EDGEPROXY_PROXY_LISTEN=127.0.0.1:0",

@@ -18,6 +18,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/clientip"
 	"github.com/edgeproxy/edgeproxy/internal/logging"
+	"github.com/edgeproxy/edgeproxy/internal/redisconn"
 	"github.com/edgeproxy/edgeproxy/internal/stats"
 	"github.com/edgeproxy/edgeproxy/limiter"
 	"github.com/edgeproxy/edgeproxy/origin"
@@ -268,13 +269,7 @@ func newRedis(c RedisConfig) redis.UniversalClient {
 	if len(c.Addrs) == 0 {
 		return nil
 	}
-	def := func(d, v time.Duration) time.Duration {
-		if d == 0 {
-			return v
-		}
-		return d
-	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
+	return redis.NewUniversalClient(redisconn.Options(redis.UniversalOptions{
 		Addrs:      c.Addrs,
 		MasterName: c.MasterName,
 		Username:   c.Username,
@@ -283,14 +278,11 @@ func newRedis(c RedisConfig) redis.UniversalClient {
 		SentinelUsername: c.SentinelUsername,
 		SentinelPassword: c.SentinelPassword,
 		DB:               c.DB,
-		DialTimeout:      def(c.DialTimeout, time.Second),
-		ReadTimeout:      def(c.ReadTimeout, 500*time.Millisecond),
-		WriteTimeout:     def(c.WriteTimeout, 500*time.Millisecond),
+		DialTimeout:      c.DialTimeout,
+		ReadTimeout:      c.ReadTimeout,
+		WriteTimeout:     c.WriteTimeout,
 		PoolSize:         c.PoolSize,
-		// Without it go-redis ignores context deadlines, and a hung Redis
-		// would hold each caller until the socket timeouts.
-		ContextTimeoutEnabled: true,
-	})
+	}))
 }
 
 // buildStats starts the statistics recorder (on by default with Redis).
@@ -325,8 +317,7 @@ func (a *app) buildPrefetch(cfg Config) error {
 	if a.stats == nil || !cfg.Cache.Enabled {
 		return usageError{fmt.Errorf("config: key %q: prefetching needs stats (redis.addrs) and the cache", "prefetch.enabled")}
 	}
-	pc := cfg.Prefetch
-	pc.setDefaults()
+	pc := cfg.Prefetch.withDefaults()
 	a.prefetch = &prefetcher{cfg: pc, cache: a.cache, hot: a.stats.Hot, catalog: a.proxyDeps.Catalog,
 		bucket: cfg.Proxy.DownloadBucket, log: logging.For(a.root, "prefetch")}
 	return nil
@@ -349,6 +340,9 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 	if a.cache != nil {
 		d.Purger = a.cache
 	}
+	if s, ok := a.proxyDeps.Signer.(upload.URLSigner); ok {
+		d.Signer = s // auth.signer's keys sign upload URLs too
+	}
 	u, err := upload.New(cfg.Upload, d)
 	if err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
@@ -361,6 +355,7 @@ func (a *app) buildUploads(cfg Config, checkOnly bool) error {
 		a.closes = append(a.closes, func() error { cancel(); return nil })
 	}
 	a.proxyDeps.Uploads = u
+	a.adminDeps.UploadTokens = u
 	return nil
 }
 
@@ -377,10 +372,11 @@ func (a *app) buildProxy(cfg Config) error {
 // buildAdmin makes the admin API over the parts built so far, unless its
 // listener is off.
 func (a *app) buildAdmin(cfg Config) error {
-	if err := cfg.Admin.Validate(); err != nil {
+	ac, err := cfg.Admin.WithDefaults()
+	if err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
 	}
-	if !cfg.Admin.Enabled() {
+	if !ac.Enabled() {
 		return nil
 	}
 	d := a.adminDeps
@@ -393,8 +389,8 @@ func (a *app) buildAdmin(cfg Config) error {
 		d.DownloadBase = scheme + a.proxy.Config().Listen
 	}
 	d.Metrics = a.newRegistry()
-	a.admin = admin.New(cfg.Admin, d)
-	a.adminAddr = cfg.Admin.Listen
+	a.admin = admin.New(ac, d)
+	a.adminAddr = ac.Listen
 	return nil
 }
 
@@ -414,7 +410,7 @@ func setMemoryLimit(c cache.Config, log *slog.Logger) {
 	}
 	mem := c.MemoryBytes
 	if mem == 0 {
-		mem = 256 << 20
+		mem = cache.DefaultMemoryBytes
 	}
 	limit := mem + memoryOverhead
 	debug.SetMemoryLimit(limit)

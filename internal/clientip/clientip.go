@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 )
 
 // The sources Config.Header may name.
@@ -175,7 +177,7 @@ func (r *Resolver) walk(remote netip.Addr, values [][]byte, forwarded bool) neti
 		for len(line) > 0 {
 			var elem []byte
 			elem, line = lastElement(line, forwarded)
-			if len(trimOWS(elem)) == 0 {
+			if len(httpsyntax.TrimOWS(elem)) == 0 {
 				continue
 			}
 			var a netip.Addr

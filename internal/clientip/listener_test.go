@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // echoRemote serves ln: each connection reads one line and answers with
@@ -40,13 +42,8 @@ func echoRemote(t *testing.T, ln net.Listener) {
 // the answer line, or an error when the server closed without one.
 func exchange(t *testing.T, addr, local string, b []byte) (string, error) {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.Dial(t, addr, local)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.Write(b); err != nil {
 		return "", err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"unsafe"
+
+	"github.com/edgeproxy/edgeproxy/internal/httpsyntax"
 )
 
 // maxNode bounds one hop's text: the longest bracketed IPv6 address with a
@@ -35,7 +37,7 @@ func lastElement(line []byte, quoted bool) (elem, rest []byte) {
 // 7239 6.3). IPv4-mapped addresses come back as IPv4. ok is false for
 // anything else, "unknown" and obfuscated identifiers included.
 func parseNode(b []byte) (netip.Addr, bool) {
-	b = trimOWS(b)
+	b = httpsyntax.TrimOWS(b)
 	if len(b) == 0 || len(b) > maxNode {
 		return netip.Addr{}, false
 	}
@@ -115,7 +117,7 @@ func forwardedFor(elem []byte) (netip.Addr, bool) {
 	var node []byte
 	seen := false
 	for {
-		elem = trimOWS(elem)
+		elem = httpsyntax.TrimOWS(elem)
 		if len(elem) == 0 {
 			break
 		}
@@ -146,7 +148,7 @@ func forwardedFor(elem []byte) (netip.Addr, bool) {
 			}
 			val, elem = elem[:m], elem[m:]
 		}
-		elem = trimOWS(elem)
+		elem = httpsyntax.TrimOWS(elem)
 		if len(elem) > 0 {
 			if elem[0] != ';' {
 				return netip.Addr{}, false
@@ -186,30 +188,15 @@ func quotedEnd(b []byte) (end int, escaped bool) {
 // tokenLen is the length of the token (RFC 9110 5.6.2) b starts with.
 func tokenLen(b []byte) int {
 	for i, c := range b {
-		if !isTchar(c) {
+		if !httpsyntax.IsTchar(c) {
 			return i
 		}
 	}
 	return len(b)
 }
 
-func isTchar(c byte) bool {
-	return isAlnum(c) || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
-}
-
 func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-}
-
-// trimOWS drops optional whitespace (SP / HTAB) at both ends.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // b2s views b as a string without copying, so that parsing a header

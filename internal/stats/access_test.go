@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
@@ -84,7 +85,7 @@ func TestAccessFlushLoop(t *testing.T) {
 	for range 7 {
 		r.Access(id)
 	}
-	waitFor(t, 5*time.Second, "background flush", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "background flush", func() bool {
 		n, _ := r.Count(context.Background(), id)
 		return n == 7
 	})
@@ -222,7 +223,7 @@ func TestHotDaily(t *testing.T) {
 	rdb := client(t, testenv.Redis(t).Addr)
 	cfg := testConfig(t)
 	cfg.HotDaily = true
-	clk := &fakeClock{t: time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC))
 	r, err := newRecorder(cfg, rdb, testLogger(t), clk.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -148,9 +148,9 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// validate returns cfg with defaults filled in, or an error naming the
+// withDefaults returns cfg with defaults filled in, or an error naming the
 // first bad field.
-func (cfg Config) validate() (Config, error) {
+func (cfg Config) withDefaults() (Config, error) {
 	durations := []struct {
 		name string
 		v    *time.Duration

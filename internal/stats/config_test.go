@@ -7,7 +7,7 @@ import (
 )
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := Config{}.validate()
+	c, err := Config{}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +34,11 @@ func TestConfigInvalid(t *testing.T) {
 		{Config{MaxTasks: -1}, "MaxTasks"},
 	}
 	for _, tt := range tests {
-		_, err := Config{}.validate()
+		_, err := Config{}.withDefaults()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tt.cfg.validate(); err == nil || !strings.Contains(err.Error(), tt.field) {
+		if _, err := tt.cfg.withDefaults(); err == nil || !strings.Contains(err.Error(), tt.field) {
 			t.Errorf("%+v: error %v does not name %s", tt.cfg, err, tt.field)
 		}
 	}

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -38,9 +39,7 @@ func uniq(t testing.TB) string {
 // client returns a go-redis client for addr, closed when the test ends.
 func client(t testing.TB, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testenv.RedisClient(t, addr)
 }
 
 // testConfig has keys unique to the test and no background flush, so
@@ -81,18 +80,6 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// waitFor polls cond every few milliseconds until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval, not synchronisation
-	}
 }
 
 // within runs f in a goroutine and fails the test if it has not returned
@@ -173,7 +160,7 @@ func (e *events) settle() []event {
 	if err := e.rdb.Publish(context.Background(), e.channel, sentinel).Err(); err != nil {
 		e.t.Fatal(err)
 	}
-	waitFor(e.t, 5*time.Second, "sentinel", func() bool {
+	testenv.WaitFor(e.t, 5*time.Second, "sentinel", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		return len(e.raw) > 0 && e.raw[len(e.raw)-1] == sentinel

@@ -3,14 +3,12 @@ package stats
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // requestPath is what the proxy does per download: one Access and one
@@ -33,8 +31,7 @@ func requestPath(r *Recorder, prefix string, files, downloads int) {
 // and drops past the bound are counted.
 func TestRedisDown(t *testing.T) {
 	srv := testenv.NewRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := srv.Client(t, testenv.NoRetries, func(o *redis.Options) { o.DialTimeout = 200 * time.Millisecond })
 	cfg := testConfig(t)
 	cfg.MaxPending = 10
 	cfg.ProgressInterval = 20 * time.Millisecond
@@ -70,7 +67,7 @@ func TestRedisDown(t *testing.T) {
 	}
 
 	srv.Start(t)
-	waitFor(t, 10*time.Second, "a flush after restart", func() bool { return r.Flush(ctx) == nil })
+	testenv.WaitFor(t, 10*time.Second, "a flush after restart", func() bool { return r.Flush(ctx) == nil })
 	for f, want := range map[string]int64{"a": 101, "b": 100, "e": 100, "new-0": 0} {
 		if n, err := r.Count(ctx, u+f); err != nil || n != want {
 			t.Errorf("Count(%s) = %d, %v; want %d", f, n, err, want)
@@ -90,51 +87,20 @@ func TestRedisDown(t *testing.T) {
 	lastID := TaskID(fmt.Sprint("tok-", u, "dl-", 29), u+"dl-4")
 	firstID := TaskID(fmt.Sprint("tok-", u, "dl-", 0), u+"dl-0")
 	var last, first map[string]string
-	waitFor(t, 10*time.Second, "progress after restart (last COMPLETED, first ABORTED at 524288 bytes)", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "progress after restart (last COMPLETED, first ABORTED at 524288 bytes)", func() bool {
 		last, first = hget(t, check, lastID), hget(t, check, firstID)
 		return last["status"] == "COMPLETED" && first["status"] == "ABORTED" && first["bytes_delivered"] == "524288"
 	})
-}
-
-// blackhole accepts connections and never answers: a Redis that hangs.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
 }
 
 // TestRedisHangs: with a Redis that accepts and never replies, every
 // background write is stuck for its timeout, and still the request path
 // returns at once; the bounded queues drop and count instead of growing.
 func TestRedisHangs(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: blackhole(t), ReadTimeout: 5 * time.Second,
-		WriteTimeout: 5 * time.Second, MaxRetries: -1, PoolSize: 4})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testenv.RedisClient(t, testenv.Blackhole(t), testenv.NoRetries, func(o *redis.Options) {
+		o.ReadTimeout, o.WriteTimeout, o.PoolSize = 5*time.Second, 5*time.Second, 4
+		o.ContextTimeoutEnabled = false // stuck for the socket timeouts, whatever the contexts say
+	})
 	cfg := testConfig(t)
 	cfg.FlushInterval = 10 * time.Millisecond
 	cfg.ProgressInterval = 10 * time.Millisecond
@@ -149,7 +115,7 @@ func TestRedisHangs(t *testing.T) {
 	u := uniq(t)
 	// Let the background writers get stuck first.
 	requestPath(r, u, 10, 5)
-	waitFor(t, 5*time.Second, "writers busy", func() bool { return r.Stats().Flushes > 0 })
+	testenv.WaitFor(t, 5*time.Second, "writers busy", func() bool { return r.Stats().Flushes > 0 })
 
 	within(t, 2*time.Second, "request path with Redis hanging", func() {
 		for i := range 10_000 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
@@ -87,7 +88,7 @@ func TestProgressAbortResume(t *testing.T) {
 	id := TaskID(info.Token, info.FileID)
 	waitHash := func(status Status, bytes int) {
 		t.Helper()
-		waitFor(t, 5*time.Second, fmt.Sprintf("task %s with %d bytes", status, bytes), func() bool {
+		testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("task %s with %d bytes", status, bytes), func() bool {
 			h := hget(t, rdb, id)
 			return h["status"] == string(status) && h["bytes_delivered"] == strconv.Itoa(bytes)
 		})
@@ -160,7 +161,7 @@ func TestProgressThrottle(t *testing.T) {
 	rdb := client(t, testenv.Redis(t).Addr)
 	cfg := testConfig(t)
 	cfg.ProgressInterval = time.Hour // the background sweep never ticks
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r, err := newRecorder(cfg, rdb, testLogger(t), clk.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +206,7 @@ func TestProgressThrottle(t *testing.T) {
 			t.Fatalf("%s: last write %s %d bytes, want %s %d", s.name, st, b, s.status, s.bytes)
 		}
 	}
-	waitFor(t, 5*time.Second, "writes", func() bool { return r.Stats().ProgressWrites == 5 })
+	testenv.WaitFor(t, 5*time.Second, "writes", func() bool { return r.Stats().ProgressWrites == 5 })
 }
 
 // TestProgressSlowTransferSwept: a transfer too slow to cross a 5% mark is
@@ -221,32 +222,14 @@ func TestProgressSlowTransferSwept(t *testing.T) {
 	tr := r.StartTransfer(info)
 	defer tr.Finish(nil)
 	tr.Delivered(1000)
-	waitFor(t, 5*time.Second, "swept progress", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "swept progress", func() bool {
 		h := hget(t, rdb, id)
 		return h["status"] == "PROGRESSING" && h["bytes_delivered"] == "1000"
 	})
 	tr.Delivered(1000)
-	waitFor(t, 5*time.Second, "swept progress", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "swept progress", func() bool {
 		return hget(t, rdb, id)["bytes_delivered"] == "2000"
 	})
-}
-
-// fakeClock is a manually advanced clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 func TestTaskEviction(t *testing.T) {
@@ -254,7 +237,7 @@ func TestTaskEviction(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxTasks = 3
 	cfg.TaskIdle = time.Minute
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r, err := newRecorder(cfg, rdb, nil, clk.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Recorder, er
 
 // newRecorder is New with the clock passed in (tests pass a fake one).
 func newRecorder(cfg Config, rdb redis.UniversalClient, log *slog.Logger, now func() time.Time) (*Recorder, error) {
-	c, err := cfg.validate()
+	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,66 +20,54 @@ type MinIOServer struct {
 	Endpoint  string
 	AccessKey string
 	SecretKey string
-	proc      *process
+	// Proc is the server process.
+	Proc *Process
 }
 
 var (
-	sharedMinIOOnce sync.Once
-	sharedMinIO     *MinIOServer
-	sharedMinIOErr  error
-	bucketSeq       atomic.Int64
+	sharedMinIO shared[*MinIOServer]
+	bucketSeq   atomic.Int64
 )
 
 // MinIO returns the MinIO server shared by the tests of this binary,
 // starting it on first use. Tests use their own buckets (NewBucket).
 func MinIO(t testing.TB) *MinIOServer {
 	t.Helper()
-	sharedMinIOOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "edgeproxy-minio-")
-		if err != nil {
-			sharedMinIOErr = err
-			return
-		}
-		sharedMinIO, sharedMinIOErr = startMinIO(dir)
-		registerShared(func() {
-			if sharedMinIO != nil {
-				sharedMinIO.proc.stop()
-			}
-			os.RemoveAll(dir)
-		})
-	})
-	if sharedMinIOErr != nil {
-		t.Fatal(sharedMinIOErr)
-	}
-	return sharedMinIO
+	return sharedMinIO.get(t, "minio", func(ctx context.Context, dir string) (*MinIOServer, error) { return StartMinIO(ctx, dir) })
 }
 
 // NewMinIO starts a MinIO server for this test alone, stopped when the test
 // ends. Stop and Start simulate an origin outage on the same address.
 func NewMinIO(t testing.TB) *MinIOServer {
 	t.Helper()
-	s, err := startMinIO(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.proc.stop)
-	return s
+	return dedicated(t, func(ctx context.Context, dir string) (*MinIOServer, error) { return StartMinIO(ctx, dir) })
 }
 
-// startMinIO starts MinIO with its data in dir; env adds server settings
-// (e.g. notification targets).
-func startMinIO(dir string, env ...string) (*MinIOServer, error) {
-	bin, err := lookBinary("TESTENV_MINIO_BIN", "minio", filepath.Join(cacheDir(), "bin", "minio"))
+// StartMinIO starts a MinIO server on a free loopback port with its data
+// and log under dir (created if missing) and waits until it serves signed
+// requests; env adds server settings (e.g. notification targets). The
+// caller ends it with Close.
+func StartMinIO(ctx context.Context, dir string, env ...string) (*MinIOServer, error) {
+	return startMinIO(ctx, dir, nil, env, (*MinIOServer).Restart)
+}
+
+// startMinIO is StartMinIO with extra server arguments (before the
+// addresses) and the readiness step to use.
+func startMinIO(ctx context.Context, dir string, args, env []string, start func(*MinIOServer, context.Context) error) (*MinIOServer, error) {
+	bin, err := MinIOBinary()
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("testenv: minio dir: %w", err)
+	}
 	var last error
 	for range 3 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
-		cport, err := freePort()
+		cport, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -89,39 +76,41 @@ func startMinIO(dir string, env ...string) (*MinIOServer, error) {
 			AccessKey: "edgeproxy-test",
 			SecretKey: "edgeproxy-test-secret",
 		}
-		s.proc = &process{
-			name: "minio",
-			bin:  bin,
-			args: []string{"server", "--quiet", "--address", s.Endpoint,
-				"--console-address", "127.0.0.1:" + itoa(cport), filepath.Join(dir, "data")},
-			env: []string{
+		s.Proc = &Process{
+			Name: "minio",
+			Bin:  bin,
+			Args: append(append([]string{"server", "--quiet"}, args...), "--address", s.Endpoint,
+				"--console-address", "127.0.0.1:"+itoa(cport), filepath.Join(dir, "data")),
+			Env: []string{
 				"MINIO_ROOT_USER=" + s.AccessKey,
 				"MINIO_ROOT_PASSWORD=" + s.SecretKey,
 				"MINIO_BROWSER=off",
 				"MINIO_UPDATE=off",
 				"MINIO_CI_CD=1",
 			},
-			logPath: filepath.Join(dir, "minio.log"),
+			LogPath: filepath.Join(dir, "minio.log"),
 		}
-		s.proc.env = append(s.proc.env, env...)
-		if last = s.start(); last == nil {
+		s.Proc.Env = append(s.Proc.Env, env...)
+		if last = start(s, ctx); last == nil {
 			return s, nil
 		}
-		s.proc.stop()
+		s.Close()
 	}
 	return nil, last
 }
 
-func (s *MinIOServer) start() error {
-	if err := s.proc.start(); err != nil {
+// Restart starts a stopped server again on the same address and data
+// directory and waits until it serves signed requests.
+func (s *MinIOServer) Restart(ctx context.Context) error {
+	if err := s.Proc.Start(); err != nil {
 		return err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	mc, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	mc, err := s.NewClient()
 	if err != nil {
-		return fmt.Errorf("testenv: minio client: %w", err)
+		return err
 	}
-	return s.proc.waitReady(func() bool {
+	return s.Proc.WaitReady(ctx, startTimeout, func() bool {
 		resp, err := hc.Get("http://" + s.Endpoint + "/minio/health/ready")
 		if err != nil {
 			return false
@@ -134,36 +123,53 @@ func (s *MinIOServer) start() error {
 		// users; until then (seconds on a loaded machine) signed
 		// requests fail with "Server not initialized yet". Ready means
 		// a signed request works (minio/minio#11862: by design).
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		_, err = mc.ListBuckets(ctx)
+		_, err = mc.ListBuckets(lctx)
 		return err == nil
 	})
+}
+
+// Close ends the server; its address refuses connections until Restart.
+// It is safe to call more than once.
+func (s *MinIOServer) Close() {
+	if s != nil {
+		s.Proc.Stop()
+	}
 }
 
 // Stop ends the server; its address refuses connections until Start.
 func (s *MinIOServer) Stop(t testing.TB) {
 	t.Helper()
-	s.proc.stop()
+	s.Close()
 }
 
 // Start restarts a stopped server on the same address and data directory.
 func (s *MinIOServer) Start(t testing.TB) {
 	t.Helper()
-	if err := s.start(); err != nil {
+	if err := s.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// Client returns a minio-go client for the server.
-func (s *MinIOServer) Client(t testing.TB) *minio.Client {
-	t.Helper()
+// NewClient returns a minio-go client for the server.
+func (s *MinIOServer) NewClient() (*minio.Client, error) {
 	c, err := minio.New(s.Endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
 		Secure: false,
 	})
 	if err != nil {
-		t.Fatalf("testenv: minio client: %v", err)
+		return nil, fmt.Errorf("testenv: minio client: %w", err)
+	}
+	return c, nil
+}
+
+// Client returns a minio-go client for the server.
+func (s *MinIOServer) Client(t testing.TB) *minio.Client {
+	t.Helper()
+	c, err := s.NewClient()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return c
 }

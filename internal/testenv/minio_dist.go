@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +27,7 @@ type MinIOCluster struct {
 	Endpoints []string
 	AccessKey string
 	SecretKey string
-	nodes     []*process
+	nodes     []*Process
 }
 
 // NewMinIOCluster starts a 4-node distributed MinIO for this test alone,
@@ -36,7 +35,7 @@ type MinIOCluster struct {
 // request.
 func NewMinIOCluster(t testing.TB) *MinIOCluster {
 	t.Helper()
-	bin, err := lookBinary("TESTENV_MINIO_BIN", "minio", filepath.Join(cacheDir(), "bin", "minio"))
+	bin, err := MinIOBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +78,11 @@ func startCluster(bin, dir string) (*MinIOCluster, error) {
 		host, _, _ := net.SplitHostPort(ep)
 		args := append([]string{"server", "--quiet", "--address", ep,
 			"--console-address", net.JoinHostPort(host, itoa(cport))}, drives...)
-		c.nodes = append(c.nodes, &process{
-			name: "minio-" + host,
-			bin:  bin,
-			args: args,
-			env: []string{
+		c.nodes = append(c.nodes, &Process{
+			Name: "minio-" + host,
+			Bin:  bin,
+			Args: args,
+			Env: []string{
 				"MINIO_ROOT_USER=" + c.AccessKey,
 				"MINIO_ROOT_PASSWORD=" + c.SecretKey,
 				"MINIO_BROWSER=off",
@@ -93,11 +92,11 @@ func startCluster(bin, dir string) (*MinIOCluster, error) {
 				// container unless told which endpoint is its own.
 				"_MINIO_SERVER_LOCAL=" + ep,
 			},
-			logPath: filepath.Join(dir, run, fmt.Sprintf("minio-n%d.log", i+1)),
+			LogPath: filepath.Join(dir, run, fmt.Sprintf("minio-n%d.log", i+1)),
 		})
 	}
 	for _, p := range c.nodes {
-		if err := p.start(); err != nil {
+		if err := p.Start(); err != nil {
 			c.stopAll()
 			return nil, err
 		}
@@ -114,7 +113,7 @@ func startCluster(bin, dir string) (*MinIOCluster, error) {
 // freePortAll returns a port free on all four node addresses a moment ago.
 func freePortAll() (int, error) {
 	for range 20 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return 0, err
 		}
@@ -142,7 +141,7 @@ func (c *MinIOCluster) waitNode(i int) error {
 	if err != nil {
 		return fmt.Errorf("testenv: minio client: %w", err)
 	}
-	return c.nodes[i].waitReady(func() bool {
+	return c.nodes[i].WaitReady(context.Background(), startTimeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := mc.ListBuckets(ctx)
@@ -152,7 +151,7 @@ func (c *MinIOCluster) waitNode(i int) error {
 
 func (c *MinIOCluster) stopAll() {
 	for _, p := range c.nodes {
-		p.stop()
+		p.Stop()
 	}
 }
 
@@ -160,24 +159,14 @@ func (c *MinIOCluster) stopAll() {
 // connections are reset mid-body, as in a crash or a power cut.
 func (c *MinIOCluster) Kill(t testing.TB, i int) {
 	t.Helper()
-	p := c.nodes[i]
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd, p.done = nil, nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	// The process leads its own group (Setpgid): kill the group.
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-done
+	c.nodes[i].Kill()
 }
 
 // Restart starts a killed node again on the same address and drive and
 // waits until it answers a signed request.
 func (c *MinIOCluster) Restart(t testing.TB, i int) {
 	t.Helper()
-	if err := c.nodes[i].start(); err != nil {
+	if err := c.nodes[i].Start(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.waitNode(i); err != nil {

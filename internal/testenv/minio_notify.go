@@ -22,7 +22,7 @@ const (
 func NewMinIOWithRedisEvents(t testing.TB, redisAddr, key string) *MinIOServer {
 	t.Helper()
 	id := MinIONotifyTarget
-	s, err := startMinIO(t.TempDir(),
+	s, err := StartMinIO(context.Background(), t.TempDir(),
 		"MINIO_NOTIFY_REDIS_ENABLE_"+id+"=on",
 		"MINIO_NOTIFY_REDIS_ADDRESS_"+id+"="+redisAddr,
 		"MINIO_NOTIFY_REDIS_KEY_"+id+"="+key,
@@ -31,7 +31,7 @@ func NewMinIOWithRedisEvents(t testing.TB, redisAddr, key string) *MinIOServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.proc.stop)
+	t.Cleanup(s.Close)
 	return s
 }
 

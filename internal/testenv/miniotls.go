@@ -18,10 +18,6 @@ import (
 // public.crt and private.key from its --certs-dir). Clients must trust ca.
 func NewMinIOTLS(t testing.TB, ca *CA) *MinIOServer {
 	t.Helper()
-	bin, err := lookBinary("TESTENV_MINIO_BIN", "minio", filepath.Join(cacheDir(), "bin", "minio"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs")
 	if err := os.MkdirAll(certs, 0o700); err != nil {
@@ -30,45 +26,19 @@ func NewMinIOTLS(t testing.TB, ca *CA) *MinIOServer {
 	ca.Issue(t, 100, filepath.Join(certs, "public.crt"), filepath.Join(certs, "private.key"), "127.0.0.1", "localhost")
 	tr := &http.Transport{TLSClientConfig: ca.ClientConfig()}
 	t.Cleanup(tr.CloseIdleConnections)
-	var last error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cport, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := &MinIOServer{Endpoint: "127.0.0.1:" + itoa(port), AccessKey: "edgeproxy-test", SecretKey: "edgeproxy-test-secret"}
-		s.proc = &process{
-			name: "minio-tls",
-			bin:  bin,
-			args: []string{"server", "--quiet", "--certs-dir", certs, "--address", s.Endpoint,
-				"--console-address", "127.0.0.1:" + itoa(cport), filepath.Join(dir, "data")},
-			env: []string{
-				"MINIO_ROOT_USER=" + s.AccessKey,
-				"MINIO_ROOT_PASSWORD=" + s.SecretKey,
-				"MINIO_BROWSER=off",
-				"MINIO_UPDATE=off",
-				"MINIO_CI_CD=1",
-			},
-			logPath: filepath.Join(dir, "minio.log"),
-		}
-		if last = s.startTLS(tr); last == nil {
-			t.Cleanup(s.proc.stop)
-			return s
-		}
-		s.proc.stop()
+	s, err := startMinIO(context.Background(), dir, []string{"--certs-dir", certs}, nil,
+		func(s *MinIOServer, ctx context.Context) error { return s.startTLS(ctx, tr) })
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal(last)
-	return nil
+	t.Cleanup(s.Close)
+	return s
 }
 
 // startTLS is start over HTTPS: ready when a signed request through tr
 // succeeds.
-func (s *MinIOServer) startTLS(tr *http.Transport) error {
-	if err := s.proc.start(); err != nil {
+func (s *MinIOServer) startTLS(ctx context.Context, tr *http.Transport) error {
+	if err := s.Proc.Start(); err != nil {
 		return err
 	}
 	mc, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
@@ -76,10 +46,10 @@ func (s *MinIOServer) startTLS(tr *http.Transport) error {
 	if err != nil {
 		return fmt.Errorf("testenv: minio client: %w", err)
 	}
-	return s.proc.waitReady(func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	return s.Proc.WaitReady(ctx, startTimeout, func() bool {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		_, err := mc.ListBuckets(ctx)
+		_, err := mc.ListBuckets(lctx)
 		return err == nil
 	})
 }

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +32,7 @@ type PostgresServer struct {
 	// Addr is "127.0.0.1:port".
 	Addr string
 
-	proc *pgProcess
+	proc *Process
 }
 
 // NewPostgres creates and starts a PostgreSQL cluster for this test alone;
@@ -47,7 +47,7 @@ func NewPostgres(t testing.TB) *PostgresServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.proc.stop)
+	t.Cleanup(func() { p.proc.Shutdown(syscall.SIGINT) })
 	return p
 }
 
@@ -130,7 +130,7 @@ func startPostgres() (_ *PostgresServer, dir string, _ error) {
 	}
 	var last error
 	for range 3 { // a freed port can be taken again before we bind it
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, dir, err
 		}
@@ -139,25 +139,26 @@ func startPostgres() (_ *PostgresServer, dir string, _ error) {
 			Addr: addr,
 			DSN:  "postgres://postgres@" + addr + "/postgres?sslmode=disable",
 		}
-		p.proc = &pgProcess{
-			bin: filepath.Join(bin, "postgres"),
+		p.proc = &Process{
+			Name: "postgres",
+			Bin:  filepath.Join(bin, "postgres"),
 			// fsync off: the tests kill the server to test the client's
 			// handling of it, not PostgreSQL's durability.
-			args: []string{"-D", data, "-p", itoa(port), "-c", "listen_addresses=127.0.0.1",
+			Args: []string{"-D", data, "-p", itoa(port), "-c", "listen_addresses=127.0.0.1",
 				"-c", "unix_socket_directories=" + dir, "-c", "fsync=off", "-c", "max_connections=100"},
-			logPath: filepath.Join(dir, "postgres.log"),
-			cred:    cred,
+			LogPath: filepath.Join(dir, "postgres.log"),
+			Cred:    cred,
 		}
 		if last = p.start(); last == nil {
 			return p, dir, nil
 		}
-		p.proc.stop()
+		p.proc.Shutdown(syscall.SIGINT)
 	}
 	return nil, dir, last
 }
 
 func (p *PostgresServer) start() error {
-	if err := p.proc.start(); err != nil {
+	if err := p.proc.Start(); err != nil {
 		return err
 	}
 	host, port, _ := net.SplitHostPort(p.Addr)
@@ -165,7 +166,7 @@ func (p *PostgresServer) start() error {
 	// (8 bytes: length 8, code 80877103) with 'N' or 'S'; during recovery
 	// it accepts connections but refuses them at startup, which the
 	// clients retry.
-	return p.proc.waitReady(func() bool {
+	return p.proc.WaitReady(context.Background(), startTimeout, func() bool {
 		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
 		if err != nil {
 			return false
@@ -182,7 +183,7 @@ func (p *PostgresServer) start() error {
 		}
 		// pg_isready (next to postgres) tells whether sessions are
 		// accepted, not only TCP connections (crash recovery).
-		isready := filepath.Join(filepath.Dir(p.proc.bin), "pg_isready")
+		isready := filepath.Join(filepath.Dir(p.proc.Bin), "pg_isready")
 		return exec.Command(isready, "-q", "-h", host, "-p", port, "-U", "postgres", "-t", "2").Run() == nil
 	})
 }
@@ -191,7 +192,7 @@ func (p *PostgresServer) start() error {
 // and Start brings it back on the same address.
 func (p *PostgresServer) Stop(t testing.TB) {
 	t.Helper()
-	p.proc.stop()
+	p.proc.Shutdown(syscall.SIGINT) // fast shutdown
 }
 
 // Kill ends the server as a crash would: SIGQUIT, PostgreSQL's immediate
@@ -202,7 +203,7 @@ func (p *PostgresServer) Stop(t testing.TB) {
 // the restart would fail.)
 func (p *PostgresServer) Kill(t testing.TB) {
 	t.Helper()
-	p.proc.kill()
+	p.proc.Shutdown(syscall.SIGQUIT) // immediate shutdown
 }
 
 // Start restarts a stopped or killed server on the same address.
@@ -211,111 +212,4 @@ func (p *PostgresServer) Start(t testing.TB) {
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// pgProcess is the postmaster, run as cred.
-type pgProcess struct {
-	bin     string
-	args    []string
-	logPath string
-	cred    *syscall.Credential
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (p *pgProcess) start() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil {
-		return nil
-	}
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("testenv: postgres log: %w", err)
-	}
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("testenv: start postgres: %w", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	p.cmd, p.done = cmd, done
-	return nil
-}
-
-func (p *pgProcess) exited() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done == nil {
-		return true
-	}
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop asks for a fast shutdown (SIGINT: roll back open transactions,
-// close sessions), killing the group after 10s.
-func (p *pgProcess) stop() { p.end(syscall.SIGINT) }
-
-// kill is an immediate shutdown.
-func (p *pgProcess) kill() { p.end(syscall.SIGQUIT) }
-
-func (p *pgProcess) end(sig syscall.Signal) {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd, p.done = nil, nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-}
-
-func (p *pgProcess) logTail() string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
-
-// waitReady polls ready until it succeeds, the process exits or
-// startTimeout passes.
-func (p *pgProcess) waitReady(ready func() bool) error {
-	deadline := time.Now().Add(startTimeout)
-	for delay := 20 * time.Millisecond; time.Now().Before(deadline); {
-		if ready() {
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("testenv: postgres exited during start:\n%s", p.logTail())
-		}
-		time.Sleep(delay)
-		if delay < 250*time.Millisecond {
-			delay *= 2
-		}
-	}
-	return fmt.Errorf("testenv: postgres not ready after %s:\n%s", startTimeout, p.logTail())
 }

@@ -38,7 +38,7 @@ type SentinelSet struct {
 	Password string
 
 	nodes     []*RedisServer // nodes[0] starts as master, nodes[1] as its replica
-	sentinels []*process
+	sentinels []*Process
 }
 
 // NewSentinel starts the set and waits until every Sentinel names the same
@@ -58,22 +58,22 @@ func NewSentinelAuth(t testing.TB, password string) *SentinelSet {
 
 func newSentinel(t testing.TB, password string) *SentinelSet {
 	t.Helper()
-	bin, err := lookBinary("TESTENV_REDIS_BIN", "redis-server")
+	bin, err := RedisBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	s := &SentinelSet{MasterName: SentinelMasterName, Password: password}
-	master, err := startRedis(mkdir(t, dir, "master"))
+	master, err := StartRedis(context.Background(), mkdir(t, dir, "master"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(master.proc.stop)
-	replica, err := startRedis(mkdir(t, dir, "replica"), "--replicaof", "127.0.0.1", portOf(master.Addr))
+	t.Cleanup(master.Close)
+	replica, err := StartRedis(context.Background(), mkdir(t, dir, "replica"), "--replicaof", "127.0.0.1", portOf(master.Addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(replica.proc.stop)
+	t.Cleanup(replica.Close)
 	s.nodes = []*RedisServer{master, replica}
 
 	for i := range 3 {
@@ -82,7 +82,7 @@ func newSentinel(t testing.TB, password string) *SentinelSet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(p.stop)
+		t.Cleanup(p.Stop)
 		s.sentinels = append(s.sentinels, p)
 		s.Addrs = append(s.Addrs, addr)
 	}
@@ -105,10 +105,10 @@ func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1
 
 // startSentinel starts one Sentinel on a free port. Sentinel rewrites its
 // configuration file, so each gets its own in its directory.
-func startSentinel(bin, dir, masterAddr, password string) (*process, string, error) {
+func startSentinel(bin, dir, masterAddr, password string) (*Process, string, error) {
 	var last error
 	for range 3 { // a freed port can be taken again before we bind it
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, "", err
 		}
@@ -132,19 +132,19 @@ sentinel parallel-syncs %[3]s 1
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, "", fmt.Errorf("testenv: sentinel config: %w", err)
 		}
-		p := &process{name: "redis-sentinel", bin: bin, args: []string{path, "--sentinel"},
-			logPath: filepath.Join(dir, "sentinel.log")}
-		if last = p.start(); last != nil {
+		p := &Process{Name: "redis-sentinel", Bin: bin, Args: []string{path, "--sentinel"},
+			LogPath: filepath.Join(dir, "sentinel.log")}
+		if last = p.Start(); last != nil {
 			return nil, "", last
 		}
-		last = p.waitReady(func() bool {
+		last = p.WaitReady(context.Background(), startTimeout, func() bool {
 			line, err := tcpRoundTrip(addr, []byte(probe))
 			return err == nil && line == pong
 		})
 		if last == nil {
 			return p, addr, nil
 		}
-		p.stop()
+		p.Stop()
 	}
 	return nil, "", last
 }
@@ -208,7 +208,8 @@ func (s *SentinelSet) ReplicaAddr() string { return s.nodes[1].Addr }
 // master accepted so far (WAIT 1), so that a failover loses none of them.
 func (s *SentinelSet) WaitReplicated(t testing.TB) {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.MasterAddr()})
+	// WAIT blocks up to its 10 s timeout: the read must wait longer.
+	c := NewRedisClient(s.MasterAddr(), func(o *redis.Options) { o.ReadTimeout = 15 * time.Second })
 	defer c.Close()
 	n, err := c.Do(context.Background(), "WAIT", 1, 10000).Int()
 	if err != nil || n != 1 {
@@ -221,16 +222,11 @@ func (s *SentinelSet) WaitReplicated(t testing.TB) {
 // refuses connections.
 func (s *SentinelSet) KillMaster(t testing.TB) {
 	t.Helper()
-	p := s.nodes[0].proc
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd, p.done = nil, nil
-	p.mu.Unlock()
-	if cmd == nil {
+	p := s.nodes[0].Proc
+	if p.Exited() {
 		t.Fatal("testenv: master already stopped")
 	}
-	cmd.Process.Kill()
-	<-done
+	p.Kill()
 }
 
 // WaitFailover waits until every Sentinel names the former replica as

@@ -6,6 +6,13 @@
 // use and stopped by Main; dedicated ones (NewMinIO, NewRedis) belong to one
 // test and can be stopped and restarted on the same port to simulate outages.
 //
+// Each server has a core that needs no testing.TB (StartRedis, StartMinIO,
+// StartProcess: a value and an error, ended with Close or Stop), which the
+// bench harness uses, and thin wrappers for tests that fail the test and
+// register the cleanup. The helpers tests share live here too: WaitFor to
+// wait on a condition, LockedBuffer to read what a logger wrote, and
+// Redis clients with the options the binary uses (RedisClient).
+//
 // A missing server binary fails the test: the suite's entry point
 // (scripts/test.sh) installs them, and a skipped integration test would hide
 // exactly the failures these tests exist to catch.
@@ -21,7 +28,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -54,8 +60,9 @@ func registerShared(stop func()) {
 	sharedMu.Unlock()
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port that was free a moment ago. Another
+// process can take it before the caller binds it: starters retry.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("testenv: find free port: %w", err)
@@ -64,109 +71,20 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// process is one server child process with its log file.
-type process struct {
-	name    string
-	bin     string
-	args    []string
-	env     []string
-	logPath string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+// MinIOBinary finds the MinIO server: $TESTENV_MINIO_BIN, then PATH, then
+// where scripts/test.sh installs it.
+func MinIOBinary() (string, error) {
+	return lookBinary("TESTENV_MINIO_BIN", "minio", MinIOInstallPath())
 }
 
-func (p *process) start() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil {
-		return nil
-	}
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("testenv: %s log: %w", p.name, err)
-	}
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	// Kill the server if the test binary dies without running cleanups.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("testenv: start %s: %w", p.name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	p.cmd, p.done = cmd, done
-	return nil
-}
+// MinIOInstallPath is where scripts/test.sh installs the MinIO binary.
+func MinIOInstallPath() string { return filepath.Join(cacheDir(), "bin", "minio") }
 
-// exited reports whether the process has ended on its own.
-func (p *process) exited() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done == nil {
-		return true
-	}
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *process) stop() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd, p.done = nil, nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-}
-
-// logTail returns the last lines of the server's log for failure messages.
-func (p *process) logTail() string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
-
-// waitReady polls ready until it succeeds, the process exits or the deadline passes.
-func (p *process) waitReady(ready func() bool) error {
-	deadline := time.Now().Add(startTimeout)
-	for delay := 20 * time.Millisecond; time.Now().Before(deadline); {
-		if ready() {
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("testenv: %s exited during start:\n%s", p.name, p.logTail())
-		}
-		time.Sleep(delay)
-		if delay < 250*time.Millisecond {
-			delay *= 2
-		}
-	}
-	return fmt.Errorf("testenv: %s not ready after %s:\n%s", p.name, startTimeout, p.logTail())
+// RedisBinary finds redis-server: $TESTENV_REDIS_BIN, then PATH, then the
+// Debian package's place (/usr/bin, and /usr/sbin which is often not on a
+// user's PATH).
+func RedisBinary() (string, error) {
+	return lookBinary("TESTENV_REDIS_BIN", "redis-server", "/usr/bin/redis-server", "/usr/sbin/redis-server")
 }
 
 // lookBinary finds a server binary: the environment variable env, then PATH,

@@ -45,3 +45,43 @@ func TestSharedMinIO(t *testing.T) {
 		t.Fatalf("stat = %+v, %v", info, err)
 	}
 }
+
+func TestPoll(t *testing.T) {
+	n := 0
+	if !Poll(context.Background(), time.Minute, func() bool { n++; return n == 3 }) {
+		t.Fatal("Poll gave up on a condition that held on the third call")
+	}
+	if n != 3 {
+		t.Fatalf("cond called %d times, want 3", n)
+	}
+	start := time.Now()
+	if Poll(context.Background(), 50*time.Millisecond, func() bool { return false }) {
+		t.Fatal("Poll reported a condition that never held")
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Fatalf("Poll gave up after %v, before its 50ms", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if Poll(ctx, time.Minute, func() bool { return false }) {
+		t.Fatal("Poll reported a condition that never held after ctx ended")
+	}
+}
+
+func TestStartRedisCore(t *testing.T) {
+	r, err := StartRedis(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := NewRedisClient(r.Addr)
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("PING: %v", err)
+	}
+	r.Close()
+	if !r.Proc.Exited() {
+		t.Fatal("process still running after Close")
+	}
+	r.Close() // twice is fine
+}
