@@ -22,6 +22,12 @@ import (
 // chunk, sized once from DiskBytes, so frequency state is bounded whatever
 // the traffic.
 //
+// A wholesale shift of popularity would leave yesterday's hot chunks on
+// disk with counts no new chunk can beat until halvings wear them down.
+// On every fill the index is told the cache's reads and misses so far
+// (observeLocked); when the hit ratio collapses it forgets the counts and
+// the protection of what it holds (policy.Index.Observe, Stats.DiskShifts).
+//
 // After a restart the sketch is rebuilt from the on-disk index rather than
 // persisted: every chunk found by the start-up scan counts as seen once. A
 // chunk on disk was admitted because it was popular, so this puts a newly
@@ -31,6 +37,20 @@ import (
 // chunks whose consistency after a crash would need its own checks. What
 // it loses is the ranking among the chunks on disk, which the traffic
 // rebuilds within a halving period (16 reads per chunk held).
+
+// observeLocked tells the index the cache's reads and misses so far, so it
+// can tell a shift of popularity from its hit ratio (policy.Index.Observe).
+// It runs on every fill, not on the hit path: the counters it reads are
+// the ones the readers keep anyway.
+func (d *diskTier) observeLocked() {
+	st := &d.c.st
+	misses := st.misses.Load()
+	before := d.lru.Shifts()
+	d.lru.Observe(st.memHits.Load()+st.diskHits.Load()+misses, misses)
+	if d.lru.Shifts() != before {
+		d.c.st.diskShifts.Add(1)
+	}
+}
 
 // diskSketchItems sizes the sketch: one counter word per 64 KiB of budget
 // (a 10 GiB disk gets 160k, rounded up to 256k words: 2 MiB), between 1k
@@ -87,6 +107,7 @@ func (d *diskTier) admit(ch *chunk, ahead bool) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.observeLocked()
 	if d.lru.Contains(k) {
 		return true // the writer finds it there and skips it
 	}

@@ -35,6 +35,9 @@ type Stats struct {
 	// DiskRejected counts filled chunks the disk policy declined to write
 	// (seen less often than what they would displace): the writes avoided.
 	DiskRejected int64
+	// DiskShifts counts shifts of popularity the disk policy detected (the
+	// hit ratio collapsed), each of which made it forget its frequencies.
+	DiskShifts int64
 	// DiskOldFormat counts chunk files of an older format deleted at start
 	// without being read.
 	DiskOldFormat int64
@@ -63,7 +66,7 @@ type counters struct {
 	originBytes, fills, fillErrors, coalesced        atomic.Int64
 	metaHits, metaMisses, staleServes                atomic.Int64
 	diskWrites, diskDropped, diskCorrupt, diskErrors atomic.Int64
-	diskRejected                                     atomic.Int64
+	diskRejected, diskShifts                         atomic.Int64
 	diskOldFormat                                    atomic.Int64
 	purged                                           atomic.Int64
 	diskBufs                                         atomic.Int64 // gauge
@@ -90,6 +93,7 @@ func (c *Cache) Stats() Stats {
 		DiskCorrupt:     c.st.diskCorrupt.Load(),
 		DiskErrors:      c.st.diskErrors.Load(),
 		DiskRejected:    c.st.diskRejected.Load(),
+		DiskShifts:      c.st.diskShifts.Load(),
 		DiskOldFormat:   c.st.diskOldFormat.Load(),
 		DiskReadBuffers: c.st.diskBufs.Load(),
 		Purged:          c.st.purged.Load(),

@@ -57,6 +57,7 @@ type Index[K comparable] struct {
 	items                map[K]*entry[K]
 	probation, protected list[K] // LRU: everything is in probation
 	protectedBytes       int64
+	shift                shiftWatch
 }
 
 type entry[K comparable] struct {
@@ -251,10 +252,16 @@ func (ix *Index[K]) RemoveOldest() (K, int64, bool) {
 // the next candidate should face the next-oldest entry rather than the same
 // winner again.
 func (ix *Index[K]) Admit(k K, need int64, bonus int) bool {
-	if ix.kind == LRU || need <= 0 {
+	if ix.kind == LRU {
 		return true
 	}
 	freq := ix.sketch.Estimate(ix.hash(k)) + bonus
+	if freq >= 2 {
+		ix.shift.repeats++ // read before this miss: the shift watch's signal
+	}
+	if need <= 0 {
+		return true
+	}
 	var freed int64
 	for e := ix.victim(); freed < need; e = ix.older(e) {
 		if e == nil {

@@ -259,3 +259,72 @@ func TestAddOldest(t *testing.T) {
 		})
 	}
 }
+
+// TestShiftWatch: a hit ratio that falls by half because of misses on
+// entries never read before (a scan) is not a shift; one that collapses
+// with misses on entries read again and again is, and then the old entries
+// lose their counts and their protection.
+func TestShiftWatch(t *testing.T) {
+	sk := NewSketch(1024)
+	ix, err := New[int](TinyLFU, 64, sk, func(k int) uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 64 {
+		ix.Add(k, 1)
+		ix.Get(k) // protected
+		for range 8 {
+			sk.Add(ix.hash(k))
+		}
+	}
+	for k := 1000; k < 1010; k++ { // the next hot set, read before
+		sk.Add(ix.hash(k))
+		sk.Add(ix.hash(k))
+	}
+	var reads, misses int64
+	fresh := 2000
+	window := func(hitRatio float64, repeat bool) {
+		for i := range 64 {
+			reads++
+			if float64(i) < hitRatio*64 {
+				continue
+			}
+			misses++
+			ix.Observe(reads, misses)
+			k := fresh
+			if repeat {
+				k = 1000 + i%10
+			} else {
+				fresh++
+			}
+			ix.Admit(k, 1, 0)
+		}
+	}
+	for range 10 {
+		window(0.9, true)
+	}
+	for range 10 {
+		window(0.4, false)
+	}
+	if ix.Shifts() != 0 {
+		t.Fatalf("misses on first reads were taken for a shift (%d)", ix.Shifts())
+	}
+	for range 10 {
+		window(0.9, true)
+	}
+	window(0.1, true)
+	window(0.1, true)
+	if ix.Shifts() != 1 {
+		t.Fatalf("a collapsed hit ratio was not taken for a shift (%d)", ix.Shifts())
+	}
+	if n := sk.Estimate(ix.hash(0)); n != 0 {
+		t.Errorf("after a shift an old entry's count is %d, want 0", n)
+	}
+	if ix.protected.len != 0 || ix.protectedBytes != 0 {
+		t.Errorf("after a shift %d entries (%d bytes) still protected", ix.protected.len, ix.protectedBytes)
+	}
+	window(0.1, true)
+	if ix.Shifts() != 1 {
+		t.Errorf("the fallen ratio is the new baseline, yet %d shifts", ix.Shifts())
+	}
+}

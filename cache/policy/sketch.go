@@ -106,11 +106,21 @@ func (s *Sketch) Add(h uint64) {
 			break
 		}
 	}
-	if n := s.additions.Add(1); n >= s.sample.Load() && s.halving.CompareAndSwap(false, true) {
-		s.halve()
-		s.additions.Add(-n / 2)
-		s.halving.Store(false)
+	if n := s.additions.Add(1); n >= s.sample.Load() {
+		s.Halve()
 	}
+}
+
+// Halve divides every counter by two now, unless another halving is in
+// progress. Add calls it once per period; an owner that knows the counts
+// are stale (a shift of popularity) calls it sooner.
+func (s *Sketch) Halve() {
+	if !s.halving.CompareAndSwap(false, true) {
+		return
+	}
+	s.halve()
+	s.additions.Add(-s.additions.Load() / 2)
+	s.halving.Store(false)
 }
 
 // halve divides every counter by two (the TinyLFU reset). It loads and

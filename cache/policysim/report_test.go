@@ -19,7 +19,7 @@ func TestDesignFigures(t *testing.T) {
 	tr, end := Scan(3, 48, 2000, 640, 2000)
 	hot := func(k int) bool { return k < 48 }
 	sh := Shift(4, 400, 0.9, 16000)
-	t.Log("| policy | hot set during scan | after | shift: before | 0-500 after | 500-1000 | 1000-2000 | 2000-4000 | 4000-8000 |")
+	t.Log("| policy | hot set during scan | after | shift: before | 0-128 after | 128-640 | 640-1000 | 1000-2000 | 2000-4000 | 4000-8000 |")
 	for _, name := range []string{"LRU", "S3-FIFO", "tinylfu", "Belady"} {
 		var r, s Result
 		switch name {
@@ -33,9 +33,9 @@ func TestDesignFigures(t *testing.T) {
 		case "Belady":
 			r, s = Belady(tr, 64, 0), Belady(sh, 64, 0)
 		}
-		t.Logf("| %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |", name,
+		t.Logf("| %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |", name,
 			r.RatioOver(tr, 2000, end, hot), r.RatioOver(tr, end, len(tr), hot),
-			s.RatioOver(sh, 4000, 8000, nil), s.RatioOver(sh, 8000, 8500, nil), s.RatioOver(sh, 8500, 9000, nil),
+			s.RatioOver(sh, 4000, 8000, nil), s.RatioOver(sh, 8000, 8128, nil), s.RatioOver(sh, 8128, 8640, nil), s.RatioOver(sh, 8640, 9000, nil),
 			s.RatioOver(sh, 9000, 10000, nil), s.RatioOver(sh, 10000, 12000, nil), s.RatioOver(sh, 12000, 16000, nil))
 	}
 }

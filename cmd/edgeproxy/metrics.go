@@ -154,6 +154,7 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 		counter("disk_corrupt_total", "Disk chunks that failed verification.", func(s cache.Stats) int64 { return s.DiskCorrupt }),
 		counter("disk_writes_total", "Chunk files written to the disk tier.", func(s cache.Stats) int64 { return s.DiskWrites }),
 		counter("disk_rejected_total", "Filled chunks the disk policy declined to write (writes avoided).", func(s cache.Stats) int64 { return s.DiskRejected }),
+		counter("disk_shifts_total", "Shifts of popularity the disk policy detected (it then forgot its frequencies).", func(s cache.Stats) int64 { return s.DiskShifts }),
 		counter("disk_old_format_total", "Chunk files of an older format deleted at start.", func(s cache.Stats) int64 { return s.DiskOldFormat }),
 		gauge("memory_bytes", "Memory tier cost now.", func(s cache.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_max_bytes", "Memory tier budget.", func(s cache.Stats) int64 { return s.MemoryMaxBytes }),

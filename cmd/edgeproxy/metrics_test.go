@@ -91,6 +91,7 @@ func TestCacheCollectorDiskCounters(t *testing.T) {
 	for name, want := range map[string]int64{
 		"edgeproxy_cache_disk_writes_total":   st.DiskWrites,
 		"edgeproxy_cache_disk_rejected_total": st.DiskRejected,
+		"edgeproxy_cache_disk_shifts_total":   st.DiskShifts,
 	} {
 		if v, ok := got[name]; !ok || v != float64(want) {
 			t.Errorf("%s = %v (exported: %v), want %d", name, v, ok, want)
