@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -173,7 +174,9 @@ func (p *pool) index(e *endpoint) int {
 
 // report records the outcome of one attempt on e that took d.
 func (p *pool) report(e *endpoint, err error, d time.Duration) {
-	failed := err != nil && (retryable(err) || classify(err) == ErrTimeout)
+	// A body cut short (io.ErrUnexpectedEOF: the node closed or crashed
+	// mid-body) is the node failing as much as a reset is.
+	failed := err != nil && (retryable(err) || errors.Is(err, io.ErrUnexpectedEOF) || classify(err) == ErrTimeout)
 	if !failed && p.slow > 0 && d > p.slow {
 		failed = true
 	}
