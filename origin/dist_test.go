@@ -33,9 +33,7 @@ func TestPoolRestartedNodeReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := bytes.Repeat([]byte("data"), 1<<18)
-	if _, err := mc.PutObject(ctx, "pool", "k", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	distPut(t, ctx, mc, "k", data)
 	s, err := newS3(S3Config{Endpoints: cluster.Endpoints, AccessKey: cluster.AccessKey, SecretKey: cluster.SecretKey,
 		EjectAfter: 1, EjectTime: time.Hour, MaxEjectTime: time.Hour, RetryBackoff: time.Millisecond}, time.Now)
 	if err != nil {
@@ -126,7 +124,7 @@ func TestPoolNoFalseNotFoundOnKill(t *testing.T) {
 		if i%2 == 0 {
 			n = 64 << 10
 		}
-		if _, err := mc.PutObject(ctx, "pool", fmt.Sprintf("k%d", i), bytes.NewReader(data[:n]), int64(n), minio.PutObjectOptions{}); err != nil {
+		if err := distPutErr(ctx, mc, fmt.Sprintf("k%d", i), data[:n]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -216,7 +214,7 @@ func TestPoolNoFalseNotFoundOnKill(t *testing.T) {
 	}
 	for i := range 2 {
 		n := len(data) >> (i * 4)
-		if _, err := mc.PutObject(ctx, "pool", fmt.Sprintf("fresh%d", i), bytes.NewReader(data[:n]), int64(n), minio.PutObjectOptions{}); err != nil {
+		if err := distPutErr(ctx, mc, fmt.Sprintf("fresh%d", i), data[:n]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,5 +231,38 @@ func TestPoolNoFalseNotFoundOnKill(t *testing.T) {
 	t.Logf("endpoints: %+v; other errors: %d", s.Endpoints(), otherErrs)
 	for _, nf := range notFound {
 		t.Errorf("false not-found: %s", nf)
+	}
+}
+
+// distPut writes data to bucket "pool" of the distributed MinIO, failing
+// the test if it cannot within ctx.
+func distPut(t *testing.T, ctx context.Context, mc *minio.Client, key string, data []byte) {
+	t.Helper()
+	if err := distPutErr(ctx, mc, key, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// distPutErr writes data to bucket "pool", retrying here rather than in
+// minio-go: a freshly started distributed MinIO answers SlowDown ("please
+// reduce your request rate") for a while, and minio-go's own retry seeks
+// the body while net/http may still be reading it for the failed attempt
+// (a data race the race detector reports). A reader that cannot seek turns
+// minio-go's retry off; each attempt here gets a fresh one.
+func distPutErr(ctx context.Context, mc *minio.Client, key string, data []byte) error {
+	for {
+		_, err := mc.PutObject(ctx, "pool", key, io.MultiReader(bytes.NewReader(data)), int64(len(data)), minio.PutObjectOptions{})
+		if err == nil {
+			return nil
+		}
+		code := minio.ToErrorResponse(err).Code
+		if code != "SlowDown" && code != "SlowDownWrite" && code != "XMinioServerNotInitialized" && code != "ServiceUnavailable" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("put %s: %w (last: %v)", key, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
