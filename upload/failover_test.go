@@ -90,10 +90,14 @@ func TestTusFirstNodeKilled(t *testing.T) {
 	}
 
 	// Resume on the same edge until the upload is whole.
+	// Bounded by time, not by a count: on a loaded machine the surviving
+	// nodes may refuse writes (SlowDownWrite, answered 502) for seconds
+	// until MinIO has marked the dead node's drive offline.
 	resumes := 0
+	deadline := time.Now().Add(2 * time.Minute)
 	for off := offsetOrZero(n.URL+loc, tok); off < int64(len(data)); off = offsetOrZero(n.URL+loc, tok) {
-		if resumes++; resumes > 30 {
-			t.Fatalf("upload stuck at offset %d of %d after 30 resumes", off, len(data))
+		if resumes++; time.Now().After(deadline) {
+			t.Fatalf("upload stuck at offset %d of %d after %d resumes in 2 minutes", off, len(data), resumes)
 		}
 		if status, err := patchTry(n.URL+loc, tok, off, data[off:]); status != http.StatusNoContent {
 			// A refusal may come while the body is still being sent.
