@@ -144,14 +144,8 @@ func TestCatalogOverPostgres(t *testing.T) {
 		t.Fatalf("uncached lookup took %v", d)
 	}
 	pg.Start(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err = node2.Lookup(ctx, ids[2]); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after restart: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, "the uncached id to resolve after the restart", func() bool {
+		_, err := node2.Lookup(ctx, ids[2])
+		return err == nil
+	})
 }

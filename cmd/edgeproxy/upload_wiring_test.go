@@ -109,13 +109,9 @@ func TestUploadGrantsThroughBinary(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p.stderr.String(), "reload: configuration applied") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload within 30s:\n%s", p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, "the reload to be applied", func() bool {
+		return strings.Contains(p.stderr.String(), "reload: configuration applied")
+	})
 	if resp := tus("POST", signed, "", nil, "Upload-Length", "5"); resp.StatusCode != 403 {
 		t.Fatalf("URL signed with the removed key: %d, want 403", resp.StatusCode)
 	}
