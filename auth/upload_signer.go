@@ -96,34 +96,9 @@ func (s *Signer) SignUpload(host, path string, sc UploadScope, expires time.Time
 // Verify's: nil, signature_expired for a genuine URL more than Skew past
 // its expiry, else signature_invalid.
 func (s *Signer) VerifyUpload(host, path string, sc UploadScope, expires, kid, sig []byte, clientIP string, now time.Time) error {
-	exp, err := parseExpires(expires)
-	if err != nil {
-		return refuse(ErrSignatureInvalid, err)
-	}
-	key, ok := s.keys[string(kid)]
-	if !ok {
-		return refuse(ErrSignatureInvalid, errors.New("unknown key id"))
-	}
-	ip, err := s.canonicalIP(clientIP)
-	if err != nil {
-		return refuse(ErrSignatureInvalid, err)
-	}
-	got := make([]byte, base64.RawURLEncoding.DecodedLen(len(sig)))
-	n, err := base64.RawURLEncoding.Strict().Decode(got, sig)
-	if err != nil {
-		return refuse(ErrSignatureInvalid, errors.New("signature is not base64url"))
-	}
-	want, err := s.uploadMAC(key, host, path, sc, strconv.FormatInt(exp, 10), ip)
-	if err != nil {
-		return refuse(ErrSignatureInvalid, err)
-	}
-	if !hmac.Equal(got[:n], want) {
-		return refuse(ErrSignatureInvalid, errors.New("signature mismatch"))
-	}
-	if now.After(time.Unix(exp, 0).Add(s.skew)) {
-		return refuse(ErrSignatureExpired, nil)
-	}
-	return nil
+	return s.verify(expires, kid, sig, clientIP, now, func(key []byte, exp, ip string) ([]byte, error) {
+		return s.uploadMAC(key, host, path, sc, exp, ip)
+	})
 }
 
 func (s *Signer) uploadMAC(key []byte, host, path string, sc UploadScope, expires, ip string) ([]byte, error) {
