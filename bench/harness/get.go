@@ -50,15 +50,11 @@ func runGetBench(ctx context.Context, o options) error {
 	if err := ensureMinIO(ctx, root); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "edgeproxy-getbench-")
+	tmp, done, err := workDir(o, "edgeproxy-getbench-")
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		defer logf("kept %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
+	defer done()
 	edgectl := filepath.Join(tmp, "edgectl")
 	logf("building edgectl")
 	if _, err := runCmd(ctx, 5*time.Minute, root, nil, "go", "build", "-o", edgectl, "./cmd/edgectl"); err != nil {

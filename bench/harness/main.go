@@ -206,17 +206,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	tmp, err := os.MkdirTemp("", "edgeproxy-bench-")
+	tmp, done, err := workDir(o, "edgeproxy-bench-")
 	if err != nil {
 		return err
 	}
+	defer done()
 	// nginx workers and the Varnish cache child may run as other users.
 	os.Chmod(tmp, 0o755)
-	if o.keep {
-		defer logf("kept %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
 
 	logf("starting MinIO")
 	org, err := startOrigin(ctx, filepath.Join(tmp, "minio"))
@@ -441,4 +437,17 @@ func gitCommit(ctx context.Context, root string) string {
 		return "no commit"
 	}
 	return strings.TrimSpace(out)
+}
+
+// workDir makes a run's temporary directory; done deletes it, or with
+// -keep logs where it was kept.
+func workDir(o options, prefix string) (dir string, done func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if o.keep {
+		return dir, func() { logf("kept %s", dir) }, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }

@@ -52,15 +52,11 @@ func runSlowBench(ctx context.Context, o options) error {
 	if err := ensureMinIO(ctx, root); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "edgeproxy-slowbench-")
+	tmp, done, err := workDir(o, "edgeproxy-slowbench-")
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		defer logf("kept %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
+	defer done()
 	logf("starting MinIO")
 	org, err := startOrigin(ctx, filepath.Join(tmp, "minio"))
 	if err != nil {
