@@ -61,12 +61,9 @@ type Cache struct {
 	span   span
 	window int64 // chunks per origin request (Readahead / ChunkSize)
 
-	mem *ristretto.Cache[uint64, *chunk]
-	// arena holds the memory tier's large chunks (memarena.go); nil keeps
-	// them all on the heap.
-	arena *memArena
-	meta  *metaTier
-	disk  *diskTier // nil when the disk tier is disabled
+	mem  *ristretto.Cache[uint64, *chunk]
+	meta *metaTier
+	disk *diskTier // nil when the disk tier is disabled
 
 	metaGroup singleflight.Group
 	fillSem   *semaphore.Weighted
@@ -107,22 +104,12 @@ func New(cfg Config, o Origin, log *slog.Logger) (*Cache, error) {
 		inflight: make(map[slotKey]*slot),
 	}
 	c.now = c.clock.now
-	// The memory tier holds at most MemoryBytes/arenaMin chunks of arena
-	// size, plus the slack for evicted chunks still being sent.
-	c.arena, err = newMemArena(int(cfg.MemoryBytes/arenaMin)+arenaSlack, cfg.ChunkSize)
-	if err != nil {
-		log.Warn("cache: memory tier stays on the heap (no sendfile of memory hits)", "err", err)
-	}
 	c.mem, err = ristretto.NewCache(&ristretto.Config[uint64, *chunk]{
 		NumCounters: 10 * cfg.MemoryItems,
 		MaxCost:     cfg.MemoryBytes,
 		BufferItems: 64,
-		// Whenever ristretto lets a chunk go (evicted, declined, replaced,
-		// deleted), its reference is dropped. Nil for a Del of nothing.
-		OnExit: func(ch *chunk) { ch.release() },
 	})
 	if err != nil {
-		c.closeArena()
 		c.clock.stop()
 		return nil, fmt.Errorf("cache: memory tier: %w", err)
 	}
@@ -130,7 +117,6 @@ func New(cfg Config, o Origin, log *slog.Logger) (*Cache, error) {
 		c.disk, err = openDisk(cfg.DiskDir, cfg.DiskBytes, cfg.DiskQueue, c)
 		if err != nil {
 			c.mem.Close()
-			c.closeArena()
 			c.clock.stop()
 			return nil, err
 		}
@@ -181,17 +167,9 @@ func (c *Cache) Close() error {
 	if c.disk != nil {
 		c.disk.close()
 	}
-	c.mem.Clear() // drops the memory tier's references to arena chunks
 	c.mem.Close()
-	c.closeArena()
 	c.clock.stop()
 	return nil
-}
-
-func (c *Cache) closeArena() {
-	if c.arena != nil {
-		c.arena.close()
-	}
 }
 
 // enterBackground registers a background operation, or reports false after
@@ -302,38 +280,23 @@ func (c *Cache) dropVersion(id *objectID) {
 }
 
 // memGet returns chunk idx of id from the memory tier, or nil. The identity
-// check makes a 64-bit key collision a miss instead of wrong bytes. The
-// caller holds a reference to the chunk and must release it when done
-// with its bytes.
+// check makes a 64-bit key collision a miss instead of wrong bytes.
 func (c *Cache) memGet(id *objectID, idx int64) *chunk {
 	ch, ok := c.mem.Get(memKey(id, idx))
-	if !ok || ch == nil || ch.idx != idx || !ch.id.same(id) || !ch.acquire() {
+	if !ok || ch == nil || ch.idx != idx || !ch.id.same(id) {
 		return nil
 	}
 	return ch
 }
 
-// memSet offers a chunk to the memory tier; TinyLFU may decline it. A
-// chunk of arena size is copied into the arena first when a slot is free,
-// so that memory hits can be sent with sendfile; ch itself is unchanged.
+// memSet offers a chunk to the memory tier; TinyLFU may decline it.
 func (c *Cache) memSet(ch *chunk) {
-	if c.arena != nil && len(ch.data) >= arenaMin {
-		if ac := c.arena.chunk(ch); ac != nil {
-			ch = ac
-		}
-	}
-	if !c.mem.Set(memKey(ch.id, ch.idx), ch, int64(len(ch.data))) {
-		ch.release() // dropped (Set buffer full, or closed): ristretto never saw it
-	}
+	c.mem.Set(memKey(ch.id, ch.idx), ch, int64(len(ch.data)))
 }
 
 // present reports whether chunk idx of id is in memory or on disk.
 func (c *Cache) present(id *objectID, idx int64) bool {
-	if ch := c.memGet(id, idx); ch != nil {
-		ch.release()
-		return true
-	}
-	return c.disk != nil && c.disk.has(id, idx)
+	return c.memGet(id, idx) != nil || (c.disk != nil && c.disk.has(id, idx))
 }
 
 // logLimiter lets one message through per logInterval.

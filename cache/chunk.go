@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"sync/atomic"
-
 	"github.com/cespare/xxhash/v2"
 )
 
@@ -51,12 +49,6 @@ type chunk struct {
 	id   *objectID
 	idx  int64
 	data []byte
-	// arena is set when data lives in the memory arena (memarena.go), at
-	// offset off of its file; refs then counts the memory tier's reference
-	// and each reader's. Heap chunks (arena nil) need no counting.
-	arena *memArena
-	off   int64
-	refs  atomic.Int32
 }
 
 // keyHash names an object (all its versions) with 64 bits. The formula is

@@ -43,13 +43,8 @@ type Reader struct {
 	last     int64  // index of the range's last chunk
 	cur      []byte // undelivered bytes of the current chunk, borrowed from it
 	curSrc   source
-	// held is the memory chunk cur borrows from, with a reference the
-	// reader releases when it moves on or closes; nil for other sources.
-	// For an arena chunk, curOff is cur's offset in the arena's file.
-	held   *chunk
-	curOff int64
-	status string
-	err    error // sticky read error
+	status   string
+	err      error // sticky read error
 
 	disk   diskRead // open chunk file when curSrc is srcDisk
 	noDisk int64    // 1 + index of a chunk whose file failed mid-read; 0 none
@@ -124,11 +119,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 // WriteTo implements io.WriterTo: each chunk is handed to w straight from
 // the cache's immutable slice, without a copy (w must not retain it, as
 // io.Writer requires). fasthttp's SetBodyStream copies with WriterTo, and
-// a large Write on an empty bufio.Writer goes straight to the socket. A w
-// that is a FileWriter gets memory-arena chunks as file spans, which a
-// socket sends without copying them into the kernel.
+// a large Write on an empty bufio.Writer goes straight to the socket.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
-	fw, _ := w.(FileWriter)
 	var total int64
 	for {
 		if r.err != nil {
@@ -143,13 +135,7 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 				return total, err
 			}
 		}
-		var n int
-		var err error
-		if fw != nil && r.held != nil && r.held.arena != nil {
-			n, err = fw.WriteFile(r.cur, r.held.arena.file.fdesc(), r.curOff)
-		} else {
-			n, err = w.Write(r.cur)
-		}
+		n, err := w.Write(r.cur)
 		if n < 0 || n > len(r.cur) {
 			n = 0 // a broken writer must not make us skip bytes
 			if err == nil {
@@ -174,7 +160,6 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.disk.close(r.c)
-	r.held.release()
 	sums := r.disk.sumBuf[:0]
 	*r = Reader{}
 	r.disk.sumBuf = sums
@@ -186,7 +171,6 @@ func (r *Reader) Close() error {
 func (r *Reader) advance(n int) {
 	r.cur = r.cur[n:]
 	r.pos += int64(n)
-	r.curOff += int64(n)
 	switch r.curSrc {
 	case srcMemory:
 		r.c.st.bytesMem.Add(int64(n))
@@ -208,8 +192,6 @@ func (r *Reader) next() error {
 	if r.disk.f != nil && r.disk.idx != idx {
 		r.disk.close(c)
 	}
-	r.held.release() // cur is empty: the reader is done with that chunk
-	r.held = nil
 	for {
 		if r.disk.f != nil {
 			if r.nextBlock(idx) {
@@ -232,9 +214,6 @@ func (r *Reader) next() error {
 		base := idx * c.span.size
 		r.cur = data[r.pos-base : min(r.end-base, int64(len(data)))]
 		r.curSrc = src
-		if r.held != nil {
-			r.curOff = r.held.off + r.pos - base
-		}
 		return nil
 	}
 }
@@ -267,7 +246,6 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 	for attempt := range 3 {
 		if ch := c.memGet(r.id, idx); ch != nil {
 			c.st.memHits.Add(1)
-			r.held = ch // released by next or Close
 			return ch.data, srcMemory, nil
 		}
 		if c.disk != nil && r.noDisk != idx+1 && c.disk.open(r.id, idx, &r.disk) && r.maybePromote(idx) {
