@@ -46,6 +46,9 @@ type Reader struct {
 	status   string
 	err      error // sticky read error
 
+	// pinned is the memory or fill chunk cur borrows from, pinned (pin.go)
+	// until the reader moves on; nil for the disk.
+	pinned *chunk
 	disk   diskRead // open chunk file when curSrc is srcDisk
 	noDisk int64    // 1 + index of a chunk whose file failed mid-read; 0 none
 }
@@ -159,6 +162,7 @@ func (r *Reader) Close() error {
 	if r.c == nil {
 		return nil
 	}
+	r.unpin()
 	r.disk.close(r.c)
 	sums := r.disk.sumBuf[:0]
 	*r = Reader{}
@@ -182,12 +186,28 @@ func (r *Reader) advance(n int) {
 	default:
 		r.c.st.bytesOrigin.Add(int64(n))
 	}
+	if len(r.cur) == 0 && r.pinned != nil {
+		// Delivered: let go of the chunk now, not at the next one, which a
+		// keep-alive client may never ask for. An empty slice still points
+		// into the chunk, so it goes too.
+		r.cur = nil
+		r.unpin()
+	}
+}
+
+// unpin lets go of the chunk cur borrowed from, if any.
+func (r *Reader) unpin() {
+	if r.pinned != nil {
+		r.c.unpin(r.pinned)
+		r.pinned = nil
+	}
 }
 
 // next makes the chunk holding r.pos current: a slice of a memory or
 // origin chunk, or the next block of the chunk file r.disk holds.
 func (r *Reader) next() error {
 	c := r.c
+	r.unpin() // cur is used up
 	idx := c.span.index(r.pos)
 	if r.disk.f != nil && r.disk.idx != idx {
 		r.disk.close(c)
@@ -201,13 +221,16 @@ func (r *Reader) next() error {
 			r.disk.close(c)
 			r.noDisk = idx + 1
 		}
-		data, src, err := r.load(idx)
+		ch, src, err := r.load(idx)
 		if err != nil {
 			return err
 		}
 		if src == srcDisk {
 			continue // r.disk holds the chunk file
 		}
+		c.pin(ch)
+		r.pinned = ch
+		data := ch.data
 		if want := c.span.length(r.id.size, idx); int64(len(data)) != want {
 			return fmt.Errorf("cache: bug: chunk %d of %s/%s has %d bytes, want %d", idx, r.id.bucket, r.id.key, len(data), want)
 		}
@@ -239,14 +262,14 @@ func (r *Reader) nextBlock(idx int64) bool {
 
 // load returns chunk idx from memory, disk or origin, in that order. For
 // the disk it opens the chunk file into r.disk and returns srcDisk without
-// data: blocks are read as they are delivered.
-func (r *Reader) load(idx int64) ([]byte, source, error) {
+// a chunk: blocks are read as they are delivered.
+func (r *Reader) load(idx int64) (*chunk, source, error) {
 	c := r.c
 	c.disk.seen(r.id, idx) // the disk policy counts reads served by any tier
 	for attempt := range 3 {
 		if ch := c.memGet(r.id, idx); ch != nil {
 			c.st.memHits.Add(1)
-			return ch.data, srcMemory, nil
+			return ch, srcMemory, nil
 		}
 		if c.disk != nil && r.noDisk != idx+1 && c.disk.open(r.id, idx, &r.disk) && r.maybePromote(idx) {
 			return nil, srcDisk, nil
@@ -264,7 +287,7 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 		if joined {
 			c.st.coalesced.Add(1)
 		}
-		data, err := s.wait(r.ctx)
+		ch, err := s.wait(r.ctx)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -275,7 +298,7 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 		// waits only at its third would otherwise start the next fill two
 		// chunks late, and split the window after it in two.
 		c.prefetch(r.ctx, r.id, s.next, r.last)
-		return data, srcOrigin, nil
+		return ch, srcOrigin, nil
 	}
 	panic("bug: cache: load: forced fill returned no slot")
 }
