@@ -68,6 +68,8 @@ type Cache struct {
 	// go of; they come out of its budget (pin.go). pinMu orders updates.
 	pinMu  sync.Mutex
 	pinned atomic.Int64
+	// promoting counts promotions from disk in flight (maxPromotions).
+	promoting atomic.Int64
 
 	metaGroup singleflight.Group
 	fillSem   *semaphore.Weighted

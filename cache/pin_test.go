@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sync"
@@ -177,4 +178,53 @@ func TestSlowReadersStayInMemoryBudget(t *testing.T) {
 	if got := c.mem.MaxCost(); got != cfg.MemoryBytes {
 		t.Fatalf("tier budget %d after the readers finished, want %d", got, cfg.MemoryBytes)
 	}
+}
+
+// TestPromotionBounds: a chunk whose gate opens is not promoted while
+// maxPromotions promotions are in flight; while pinned chunks leave the
+// memory tier too little budget for it, the gate is not even asked (a
+// promotion would be read and declined), so it stays ready; with neither,
+// the chunk is promoted.
+func TestPromotionBounds(t *testing.T) {
+	dir := t.TempDir()
+	o := newFakeOrigin()
+	data := randomBytes(4<<10, 41)
+	o.put("b", "k", data)
+	c1, err := New(diskConfig(dir), o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, c1, "b", "k")
+	settle(t, c1)
+	c1.Close()
+
+	c := newTestCache(t, diskConfig(dir), failingOpens{o, t}, nil)
+	chunks := c.span.count(int64(len(data)))
+	// Whole reads count a chunk each at every chunk's gate (diskread.go),
+	// which opens at two; a last read shows whether they were promoted,
+	// and counts one more.
+	reads := func(stage string, n int, wantMemory bool) {
+		t.Helper()
+		for range n {
+			if got, _ := readAll(t, c, "b", "k"); !bytes.Equal(got, data) {
+				t.Fatalf("%s: wrong bytes", stage)
+			}
+		}
+		settle(t, c)
+		before := c.Stats()
+		readAll(t, c, "b", "k")
+		settle(t, c) // what this read offered is applied under this stage's budget
+		after := c.Stats()
+		if got := after.MemoryHits - before.MemoryHits; (got == chunks) != wantMemory || (got != 0 && got != chunks) {
+			t.Fatalf("%s: %d of %d chunks from memory, want promoted = %v", stage, got, chunks, wantMemory)
+		}
+	}
+	c.promoting.Store(maxPromotions)
+	reads("promotions in flight", 2, false) // the gate opened and closed: one counted since
+	c.promoting.Store(0)
+	squeeze := c.cfg.MemoryBytes - c.cfg.ChunkSize/2
+	c.chargePinned(squeeze)
+	reads("tier squeezed by pinned chunks", 2, false)
+	c.chargePinned(-squeeze)
+	reads("room again, gate ready", 1, true)
 }

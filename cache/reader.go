@@ -303,6 +303,13 @@ func (r *Reader) load(idx int64) (*chunk, source, error) {
 	panic("bug: cache: load: forced fill returned no slot")
 }
 
+// maxPromotions bounds the promotions in flight at once, each of which
+// holds a chunk-sized buffer until ristretto takes or declines it. 400 slow
+// clients starting together promoted about 300 chunks at once, a spike of
+// 95 MiB of heap (issue 10); a pread and checksum of 1 MiB take well under
+// a millisecond, so two at a time still promote thousands a second.
+const maxPromotions = 2
+
 // maybePromote copies the chunk r.disk holds into the memory tier if the
 // promotion gate says it has been read enough (see diskread.go). The copy
 // goes to the memory tier only: r keeps reading blocks from the file, so a
@@ -311,13 +318,22 @@ func (r *Reader) load(idx int64) (*chunk, source, error) {
 func (r *Reader) maybePromote(idx int64) bool {
 	c := r.c
 	chunkLen := r.disk.h.dataLen
-	if chunkLen >= c.cfg.MemoryBytes {
-		return true // ristretto would decline it: its cost includes bookkeeping
+	if chunkLen >= c.mem.MaxCost() {
+		// Ristretto would decline it: its cost includes bookkeeping, and
+		// the budget is what pinned chunks leave of MemoryBytes (pin.go).
+		return true
 	}
 	take := min(r.end, idx*c.span.size+chunkLen) - r.pos
 	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, 4*c.cfg.MemoryBytes) {
 		return true
 	}
+	if c.promoting.Add(1) > maxPromotions {
+		// Enough chunk buffers in flight; the gate opens again once
+		// readers have taken another two chunks' worth.
+		c.promoting.Add(-1)
+		return true
+	}
+	defer c.promoting.Add(-1)
 	ch := c.disk.readAll(r.id, &r.disk)
 	if ch == nil {
 		r.disk.close(c)
