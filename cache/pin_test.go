@@ -100,7 +100,7 @@ func TestPinRace(t *testing.T) {
 // to its budget beside the evicted chunks the readers kept alive.
 func TestSlowReadersStayInMemoryBudget(t *testing.T) {
 	const (
-		size   = 1 << 10
+		size   = minPinned
 		chunks = 64
 		slow   = 6
 	)

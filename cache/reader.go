@@ -228,9 +228,11 @@ func (r *Reader) next() error {
 		if src == srcDisk {
 			continue // r.disk holds the chunk file
 		}
-		c.pin(ch)
-		r.pinned = ch
 		data := ch.data
+		if len(data) >= minPinned {
+			c.pin(ch)
+			r.pinned = ch
+		}
 		if want := c.span.length(r.id.size, idx); int64(len(data)) != want {
 			return fmt.Errorf("cache: bug: chunk %d of %s/%s has %d bytes, want %d", idx, r.id.bucket, r.id.key, len(data), want)
 		}
