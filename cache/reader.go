@@ -48,6 +48,10 @@ type Reader struct {
 
 	disk   diskRead // open chunk file when curSrc is srcDisk
 	noDisk int64    // 1 + index of a chunk whose file failed mid-read; 0 none
+	// span, when span.n > 0, holds the undelivered bytes of the current
+	// chunk instead of cur: trusted bytes of r.disk's file, which WriteTo
+	// hands to its writer's ReadFrom (sendfile on a TCP connection).
+	span fileSpan
 }
 
 // start decides the cache status, then loads the first chunk. The status
@@ -70,7 +74,7 @@ func (r *Reader) start() error {
 		}
 		missed++
 	}
-	if err := r.next(); err != nil {
+	if err := r.next(false); err != nil {
 		return err
 	}
 	if r.curSrc == srcOrigin {
@@ -106,7 +110,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		if r.pos >= r.end {
 			return 0, io.EOF
 		}
-		if err := r.next(); err != nil {
+		if err := r.next(false); err != nil {
 			r.err = err
 			return 0, err
 		}
@@ -120,20 +124,35 @@ func (r *Reader) Read(p []byte) (int, error) {
 // the cache's immutable slice, without a copy (w must not retain it, as
 // io.Writer requires). fasthttp's SetBodyStream copies with WriterTo, and
 // a large Write on an empty bufio.Writer goes straight to the socket.
+//
+// When w is an io.ReaderFrom, disk-tier bytes whose blocks were verified
+// recently (diskfd.go) go to w.ReadFrom as a reader of the file span
+// instead: on a TCP connection that ends in sendfile(2), so they never
+// enter the process and no buffer is held while the client is slow.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	rf, _ := w.(io.ReaderFrom)
 	var total int64
 	for {
 		if r.err != nil {
 			return total, r.err
 		}
-		if len(r.cur) == 0 {
+		if len(r.cur) == 0 && r.span.n == 0 {
 			if r.pos >= r.end {
 				return total, nil
 			}
-			if err := r.next(); err != nil {
+			if err := r.next(rf != nil); err != nil {
 				r.err = err
 				return total, err
 			}
+		}
+		if r.span.n > 0 {
+			n, err := r.sendSpan(rf)
+			total += n
+			if err != nil {
+				r.err = err
+				return total, err
+			}
+			continue
 		}
 		n, err := w.Write(r.cur)
 		if n < 0 || n > len(r.cur) {
@@ -154,15 +173,50 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
+// sendSpan hands the current span to rf and accounts for what it took. A
+// failure of the file is not the writer's: the file is dropped and the
+// rest of the chunk comes from memory or the origin.
+func (r *Reader) sendSpan(rf io.ReaderFrom) (int64, error) {
+	c := r.c
+	before := r.span.n
+	_, err := rf.ReadFrom(&r.span)
+	sent := before - r.span.n
+	r.pos += sent
+	c.st.bytesDisk.Add(sent)
+	if ferr := r.span.ferr; ferr != nil {
+		oc := r.disk.oc
+		oc.bad.Store(true)
+		if ferr != errBadOpenFile { // that one was dropped by its finder
+			c.disk.readFailed(oc.k, ferr)
+		}
+		r.noDisk = r.disk.idx + 1
+		r.endSpan()
+		r.disk.close(c)
+		return sent, err
+	}
+	if err == nil && r.span.n > 0 && sent == 0 {
+		err = io.ErrShortWrite
+	}
+	if r.span.n == 0 {
+		r.endSpan()
+	}
+	return sent, err
+}
+
+// endSpan forgets the span, keeping its bound callback.
+func (r *Reader) endSpan() {
+	r.span.oc, r.span.off, r.span.n, r.span.ferr = nil, 0, 0, nil
+}
+
 // Close returns the reader to the pool. It never fails.
 func (r *Reader) Close() error {
 	if r.c == nil {
 		return nil
 	}
 	r.disk.close(r.c)
-	sums := r.disk.sumBuf[:0]
+	send := r.span.send // bound to r: kept, so sendfile allocates nothing
 	*r = Reader{}
-	r.disk.sumBuf = sums
+	r.span.send = send
 	readerPool.Put(r)
 	return nil
 }
@@ -185,15 +239,19 @@ func (r *Reader) advance(n int) {
 }
 
 // next makes the chunk holding r.pos current: a slice of a memory or
-// origin chunk, or the next block of the chunk file r.disk holds.
-func (r *Reader) next() error {
+// origin chunk, or the next block of the chunk file r.disk holds, or with
+// spans the rest of that chunk's range as a span if it is trusted.
+func (r *Reader) next(spans bool) error {
 	c := r.c
 	idx := c.span.index(r.pos)
-	if r.disk.f != nil && r.disk.idx != idx {
+	if r.disk.oc != nil && r.disk.idx != idx {
 		r.disk.close(c)
 	}
 	for {
-		if r.disk.f != nil {
+		if r.disk.oc != nil {
+			if spans && r.nextSpan(idx) {
+				return nil
+			}
 			if r.nextBlock(idx) {
 				return nil
 			}
@@ -216,6 +274,27 @@ func (r *Reader) next() error {
 		r.curSrc = src
 		return nil
 	}
+}
+
+// nextSpan makes the rest of the range within r.disk's chunk the current
+// span if all its blocks are trusted.
+func (r *Reader) nextSpan(idx int64) bool {
+	c := r.c
+	oc := r.disk.oc
+	base := idx * c.span.size
+	from, to := r.pos-base, min(r.end-base, oc.dataLen)
+	if !oc.trusted(from, to, c.now().UnixNano()) {
+		return false
+	}
+	if !r.disk.counted {
+		r.disk.counted = true
+		c.st.diskHits.Add(1)
+	}
+	r.disk.releaseBuf(c) // the header may have been read into it
+	r.span.oc, r.span.off, r.span.n, r.span.ferr = oc, oc.dataOff+from, to-from, nil
+	r.cur = nil
+	r.curSrc = srcDisk
+	return true
 }
 
 // nextBlock makes the next blocks of r.disk's chunk, from the one holding
@@ -287,7 +366,7 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 // file failed verification (it is then deleted and closed).
 func (r *Reader) maybePromote(idx int64) bool {
 	c := r.c
-	chunkLen := r.disk.h.dataLen
+	chunkLen := r.disk.oc.dataLen
 	if chunkLen >= c.cfg.MemoryBytes {
 		return true // ristretto would decline it: its cost includes bookkeeping
 	}
