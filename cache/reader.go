@@ -74,7 +74,7 @@ func (r *Reader) start() error {
 		}
 		missed++
 	}
-	if err := r.next(false); err != nil {
+	if err := r.next(); err != nil {
 		return err
 	}
 	if r.curSrc == srcOrigin {
@@ -106,11 +106,20 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	if len(r.cur) == 0 {
+	if r.span.n > 0 {
+		// Trusted bytes: pread straight into p.
+		before := r.span.n
+		r.span.Read(p)
+		if n := r.spanTaken(before); n > 0 {
+			return int(n), nil
+		}
+		// The file failed: the chunk's rest comes from elsewhere.
+	}
+	if len(r.cur) == 0 && r.span.n == 0 {
 		if r.pos >= r.end {
 			return 0, io.EOF
 		}
-		if err := r.next(false); err != nil {
+		if err := r.next(); err != nil {
 			r.err = err
 			return 0, err
 		}
@@ -128,7 +137,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 // When w is an io.ReaderFrom, disk-tier bytes whose blocks were verified
 // recently (diskfd.go) go to w.ReadFrom as a reader of the file span
 // instead: on a TCP connection that ends in sendfile(2), so they never
-// enter the process and no buffer is held while the client is slow.
+// enter the process and no buffer is held while the client is slow. Other
+// writers get them read and verified block by block.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	rf, _ := w.(io.ReaderFrom)
 	var total int64
@@ -140,10 +150,14 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			if r.pos >= r.end {
 				return total, nil
 			}
-			if err := r.next(rf != nil); err != nil {
+			if err := r.next(); err != nil {
 				r.err = err
 				return total, err
 			}
+		}
+		if r.span.n > 0 && rf == nil {
+			r.spanToBlocks()
+			continue
 		}
 		if r.span.n > 0 {
 			n, err := r.sendSpan(rf)
@@ -177,13 +191,27 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 // failure of the file is not the writer's: the file is dropped and the
 // rest of the chunk comes from memory or the origin.
 func (r *Reader) sendSpan(rf io.ReaderFrom) (int64, error) {
-	c := r.c
 	before := r.span.n
 	_, err := rf.ReadFrom(&r.span)
+	failed := r.span.ferr != nil
+	sent := r.spanTaken(before)
+	if err == nil && !failed && r.span.n > 0 && sent == 0 {
+		err = io.ErrShortWrite
+	}
+	return sent, err
+}
+
+// spanTaken marks delivered what the span's consumer took since the span
+// held before bytes, and returns it. If the file failed meanwhile it is
+// dropped (its finder deletes it) and the reader forgets it, so the rest
+// of the chunk is loaded from memory or the origin.
+func (r *Reader) spanTaken(before int64) int64 {
+	c := r.c
 	sent := before - r.span.n
 	r.pos += sent
 	c.st.bytesDisk.Add(sent)
-	if ferr := r.span.ferr; ferr != nil {
+	switch ferr := r.span.ferr; {
+	case ferr != nil:
 		oc := r.disk.oc
 		oc.bad.Store(true)
 		if ferr != errBadOpenFile { // that one was dropped by its finder
@@ -192,15 +220,21 @@ func (r *Reader) sendSpan(rf io.ReaderFrom) (int64, error) {
 		r.noDisk = r.disk.idx + 1
 		r.endSpan()
 		r.disk.close(c)
-		return sent, err
-	}
-	if err == nil && r.span.n > 0 && sent == 0 {
-		err = io.ErrShortWrite
-	}
-	if r.span.n == 0 {
+	case r.span.n == 0:
 		r.endSpan()
 	}
-	return sent, err
+	return sent
+}
+
+// spanToBlocks replaces the current span by the blocks it covers, read and
+// verified, for a writer that cannot take a span.
+func (r *Reader) spanToBlocks() {
+	idx := r.c.span.index(r.pos)
+	r.endSpan()
+	if !r.nextBlock(idx) {
+		r.disk.close(r.c)
+		r.noDisk = idx + 1
+	}
 }
 
 // endSpan forgets the span, keeping its bound callback.
@@ -239,9 +273,9 @@ func (r *Reader) advance(n int) {
 }
 
 // next makes the chunk holding r.pos current: a slice of a memory or
-// origin chunk, or the next block of the chunk file r.disk holds, or with
-// spans the rest of that chunk's range as a span if it is trusted.
-func (r *Reader) next(spans bool) error {
+// origin chunk, or from the chunk file r.disk holds the rest of the
+// chunk's range as a span if it is trusted, else its next blocks.
+func (r *Reader) next() error {
 	c := r.c
 	idx := c.span.index(r.pos)
 	if r.disk.oc != nil && r.disk.idx != idx {
@@ -249,7 +283,7 @@ func (r *Reader) next(spans bool) error {
 	}
 	for {
 		if r.disk.oc != nil {
-			if spans && r.nextSpan(idx) {
+			if r.nextSpan(idx) {
 				return nil
 			}
 			if r.nextBlock(idx) {
