@@ -9,14 +9,16 @@ import (
 
 // Reading the disk tier.
 //
-// A disk hit opens the chunk file, checks its header (identity, lengths,
-// block table) and then reads and verifies only the blocks the reader's
-// range touches, one at a time, as the client drains them: each block goes
-// through a pooled diskBlockSize buffer that the reader gives back as soon
-// as the block is delivered. No chunk-sized buffer is ever allocated for a
-// client, so the memory a slow client holds is at most one block, and none
-// between writes; what grows with the number of slow clients is open file
-// descriptors, not memory.
+// A disk hit takes the chunk file from the table of open files (diskfd.go),
+// opening it and checking its header (identity, lengths, block table) if it
+// is not there. Bytes of blocks verified within the trust window go to the
+// client as a file span (sendfile through the proxy, or pread into the
+// caller's buffer) without a buffer of ours. Other blocks are read and
+// verified, only those the reader's range touches, as the client drains
+// them: they go through a pooled diskReadSize buffer that the reader gives
+// back as soon as they are delivered. No chunk-sized buffer is ever
+// allocated for a client, so the memory a slow client holds is at most one
+// read buffer, and none between writes or while it is sent a span.
 //
 // A block that fails verification deletes the file and the reader takes the
 // rest of that chunk from memory or the origin, so damaged bytes are never
