@@ -307,19 +307,19 @@ func (d *diskTier) addOpenLocked(oc *openChunk) {
 		d.files[oc.k] = oc
 		return
 	}
-	// Two sweeps at most: the first clears every reference bit.
+	// A free slot, or the first entry not used since the hand last passed
+	// it: within two sweeps, since the first clears every reference bit.
 	for range 2 * len(d.ring) {
 		d.hand = (d.hand + 1) % len(d.ring)
 		v := d.ring[d.hand]
-		if v != nil && v.recent {
-			v.recent = false
-			continue
+		if v == nil || !v.recent {
+			break
 		}
-		if v != nil {
-			delete(d.files, v.k)
-			v.release()
-		}
-		break
+		v.recent = false
+	}
+	if v := d.ring[d.hand]; v != nil {
+		delete(d.files, v.k)
+		v.release()
 	}
 	oc.slot = d.hand
 	d.ring[d.hand] = oc
