@@ -102,7 +102,8 @@ func (d *diskTier) open(id *objectID, idx int64, r *diskRead) bool {
 func (d *diskTier) blocks(r *diskRead, from, to int64) ([]byte, int64, bool) {
 	oc := r.oc
 	if oc.bad.Load() {
-		d.drop(oc.k) // another reader found it corrupt: deleted already
+		// Another reader found it corrupt and deleted it (the name may
+		// hold a new, good file by now: leave that alone).
 		return nil, 0, false
 	}
 	r.acquireBuf(d.c)
