@@ -388,26 +388,5 @@ func (s *fileSpan) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
-// Peek preads up to len(p) bytes at the span's offset without consuming
-// them, for a writer that sends a short span together with the response
-// header in one write; 0 means it could not (the span's other methods
-// then report why). The caller reports what it delivered with Skip.
-func (s *fileSpan) Peek(p []byte) int {
-	if s.n <= 0 || s.ferr != nil || s.oc.bad.Load() {
-		return 0
-	}
-	if int64(len(p)) > s.n {
-		p = p[:s.n]
-	}
-	n, _ := preadChunk(s.oc.fd, p, s.off)
-	return n
-}
-
-// Skip consumes n bytes that the caller delivered from Peek.
-func (s *fileSpan) Skip(n int64) {
-	s.off += n
-	s.n -= n
-}
-
 // errBadOpenFile ends a span whose file another reader found corrupt.
 var errBadOpenFile = errors.New("cache: chunk file failed verification")

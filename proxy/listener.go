@@ -254,10 +254,6 @@ func (c *frontConn) ReadFrom(r io.Reader) (int64, error) {
 type fileSender interface {
 	io.Reader
 	SendFile(c syscall.RawConn, limit int64) (int64, error)
-	// Peek preads up to len(p) bytes without consuming them (0: not
-	// possible); Skip consumes n of them once delivered.
-	Peek(p []byte) int
-	Skip(n int64)
 }
 
 // sendFile sends lr's span with sendfile until lr is used up or the span
@@ -273,17 +269,12 @@ func (c *frontConn) sendFile(tc *net.TCPConn, fs fileSender, lr *io.LimitedReade
 		c.raw = rc
 	}
 	c.holdNext = false
-	var total int64
-	if c.held != nil {
-		n := c.sendHeadWithSpan(fs, lr.N)
-		lr.N -= n
-		total += n
-	}
 	if c.held != nil {
 		if err := c.sendHeldMore(); err != nil {
-			return total, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+			return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 		}
 	}
+	var total int64
 	for lr.N > 0 {
 		n, err := fs.SendFile(c.raw, lr.N)
 		lr.N -= n

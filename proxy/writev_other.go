@@ -10,6 +10,3 @@ func (c *frontConn) sendHeldMore() error {
 	_, err := c.writeHeld(nil)
 	return err
 }
-
-// sendHeadWithSpan is not used where fileSpan has no SendFile.
-func (c *frontConn) sendHeadWithSpan(fs fileSender, limit int64) int64 { return 0 }
