@@ -19,8 +19,12 @@ import (
 // gcTotals is what gctrace lines report, summed.
 type gcTotals struct {
 	cycles int
-	cpu    time.Duration // all GC CPU: STW phases, assists, background and idle marking
-	procs  int           // GOMAXPROCS of the last line
+	// cpu is all GC CPU as the runtime counts it: STW phases, assists,
+	// background and idle marking, each as the wall time its workers ran,
+	// so on a machine with more runnable threads than cores it exceeds the
+	// CPU the kernel gave the process (which the report shows beside it).
+	cpu   time.Duration
+	procs int // GOMAXPROCS of the last line
 }
 
 // parseGCTrace reads one gctrace line, such as
@@ -95,16 +99,10 @@ type gcShare struct {
 	measured bool // false when no gctrace line was seen (GODEBUG overridden)
 }
 
-// ofProcess is GC CPU over all the process's CPU in the phase.
-func (g gcShare) ofProcess() float64 {
-	if g.procCPU <= 0 {
-		return 0
-	}
-	return float64(g.gcCPU) / float64(g.procCPU)
-}
-
 // ofCapacity is GC CPU over what GOMAXPROCS allows in the phase: the
-// fraction the runtime caps at 50% under a soft memory limit.
+// fraction the runtime caps at 50% under a soft memory limit, and the one
+// runtime/metrics' /cpu/classes/gc/total:cpu-seconds gives over
+// /cpu/classes/total:cpu-seconds.
 func (g gcShare) ofCapacity() float64 {
 	if g.wall <= 0 || g.procs < 1 {
 		return 0
@@ -141,5 +139,5 @@ func (g gcShare) String() string {
 	if !g.measured {
 		return "not measured (no gctrace lines in the log)"
 	}
-	return fmt.Sprintf("%d cycles, %.1f s CPU: %.0f%% of the process's CPU, %.0f%% of %d Ps x %.0f s", g.cycles, g.gcCPU.Seconds(), 100*g.ofProcess(), 100*g.ofCapacity(), g.procs, g.wall.Seconds())
+	return fmt.Sprintf("%d cycles, %.1f s of GC worker time = %.0f%% of %d Ps x %.0f s (process CPU %.1f s)", g.cycles, g.gcCPU.Seconds(), 100*g.ofCapacity(), g.procs, g.wall.Seconds(), g.procCPU.Seconds())
 }

@@ -31,13 +31,10 @@ func TestParseGCTrace(t *testing.T) {
 
 func TestGCShare(t *testing.T) {
 	g := gcShare{gcCPU: time.Second, procCPU: 4 * time.Second, wall: 10 * time.Second, procs: 2}
-	if got := g.ofProcess(); got != 0.25 {
-		t.Errorf("ofProcess = %v, want 0.25", got)
-	}
 	if got := g.ofCapacity(); got != 0.05 {
 		t.Errorf("ofCapacity = %v, want 0.05", got)
 	}
-	if (gcShare{}).ofProcess() != 0 || (gcShare{}).ofCapacity() != 0 {
+	if (gcShare{}).ofCapacity() != 0 {
 		t.Error("empty share is not 0")
 	}
 }
