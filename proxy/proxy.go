@@ -90,8 +90,9 @@ type Config struct {
 	// (docs/design.md, "Memory per connection").
 	WriteBuffer int `yaml:"write_buffer"`
 	// MaxConns bounds concurrent connections. Default 65536. Each open
-	// connection raises the soft memory limit by ConnMemory (cmd/edgeproxy),
-	// so max_conns x ConnMemory is part of the memory a node may use.
+	// connection beyond 512 raises the soft memory limit by ConnMemory
+	// (cmd/edgeproxy), so max_conns x ConnMemory is part of the memory a
+	// node may use.
 	MaxConns int `yaml:"max_conns"`
 	// DrainTimeout is how long in-flight downloads may finish after
 	// SIGTERM before connections are closed. Default 30s.

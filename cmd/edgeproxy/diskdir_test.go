@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
-	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 // dirOriginConfig writes a config file serving a local directory origin
@@ -233,12 +232,8 @@ func TestMemoryLimitOnlyWhenServing(t *testing.T) {
 	if err := serve(ctx, c, io.Discard, cancelWhenServing(t, cancel)); err != nil {
 		t.Fatal(err)
 	}
-	// The limit follows the open connections (memoryLimit): the last
-	// update may have seen the readiness probe's connection.
-	got := debug.SetMemoryLimit(-1)
-	per := int64(8<<10 + 8<<10 + proxy.ConnOverhead) // default max_header_bytes and write_buffer
-	if got != memoryLimit(8<<20, 0, per) && got != memoryLimit(8<<20, 1, per) {
-		t.Fatalf("serving set the memory limit to %d, want %d (+ %d per open connection)", got, memoryLimit(8<<20, 0, per), per)
+	if got, want := debug.SetMemoryLimit(-1), int64(8<<20+memoryOverhead); got != want {
+		t.Fatalf("serving set the memory limit to %d, want %d", got, want)
 	}
 }
 

@@ -21,15 +21,18 @@ func (f *fakeConns) OpenConns() int64  { return f.open.Load() }
 func (f *fakeConns) ConnMemory() int64 { return f.per }
 
 // TestMemoryLimitRule pins the soft limit's formula: the memory tier, the
-// fixed overhead, and each open connection's memory.
+// fixed overhead (which covers the first 512 connections), and each open
+// connection's memory beyond those.
 func TestMemoryLimitRule(t *testing.T) {
 	for _, tc := range []struct {
 		mem, conns, per, want int64
 	}{
 		{64 << 20, 0, 32 << 10, 64<<20 + 80<<20},
-		{64 << 20, 400, 32 << 10, 64<<20 + 80<<20 + 400*32<<10},
-		{64 << 20, 11000, 32 << 10, 64<<20 + 80<<20 + 11000*32<<10},
-		{1 << 30, 8192, 40 << 10, 1<<30 + 80<<20 + 8192*40<<10},
+		{64 << 20, 400, 32 << 10, 64<<20 + 80<<20},
+		{64 << 20, 512, 32 << 10, 64<<20 + 80<<20},
+		{64 << 20, 513, 32 << 10, 64<<20 + 80<<20 + 32<<10},
+		{64 << 20, 11000, 32 << 10, 64<<20 + 80<<20 + (11000-512)*32<<10},
+		{1 << 30, 8192, 32 << 10, 1<<30 + 80<<20 + (8192-512)*32<<10},
 	} {
 		if got := memoryLimit(tc.mem, tc.conns, tc.per); got != tc.want {
 			t.Errorf("memoryLimit(%d, %d, %d) = %d, want %d", tc.mem, tc.conns, tc.per, got, tc.want)
@@ -58,10 +61,12 @@ func TestMemoryLimitFollowsConnections(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	conns.open.Store(10000)
-	want := base + 10000*32<<10
+	want := base + (10000-overheadConns)*32<<10
 	testenv.WaitFor(t, 10*time.Second, "the limit to cover 10,000 connections", func() bool { return debug.SetMemoryLimit(-1) == want })
-	conns.open.Store(3)
+	conns.open.Store(overheadConns + 3)
 	testenv.WaitFor(t, 10*time.Second, "the limit to fall back", func() bool { return debug.SetMemoryLimit(-1) == base+3*32<<10 })
+	conns.open.Store(0)
+	testenv.WaitFor(t, 10*time.Second, "the limit to fall back to the base", func() bool { return debug.SetMemoryLimit(-1) == base })
 
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	if l := newConnLimit(cache.Config{}, conns); l != nil {

@@ -408,17 +408,23 @@ func (a *app) buildAdmin(cfg Config) error {
 // 166 MiB of RSS (issue 10).
 const memoryOverhead = 80 << 20
 
+// overheadConns is how many connections memoryOverhead already covers:
+// 400 slow clients (their buffers, stacks and request state, 16 MiB at 40
+// KiB each) fit in it with the bound kept (155 to 158 MiB of RSS over a 64
+// MiB tier), and counting them again pushed that run to 164 MiB.
+const overheadConns = 512
+
 // memoryLimit is the soft memory limit of a node with a memory tier of mem
 // bytes and conns open download connections of perConn bytes each
 // (proxy.Server.ConnMemory). Connections are counted because they are
 // configuration too (proxy.max_conns bounds them) and their buffers are
 // live heap the collector cannot free: 11,000 connections held 370 MiB of
 // write buffers, and a limit that left them out had the collector running
-// back to back at the runtime's 50% CPU cap. Counting only the open ones,
-// rather than max_conns, keeps the bound tight for a node with few
-// connections: 400 slow clients add 12 MiB, not max_conns' 2 GiB.
+// back to back. Counting the open ones beyond overheadConns, rather than
+// max_conns, keeps the bound tight for a node with few connections: the
+// process stays within memory_bytes + 100 MiB + (open - 512) x perConn.
 func memoryLimit(mem, conns, perConn int64) int64 {
-	return mem + memoryOverhead + conns*perConn
+	return mem + memoryOverhead + max(0, conns-overheadConns)*perConn
 }
 
 // connCounter is what the memory limit needs of the download listener.
