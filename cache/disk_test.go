@@ -1069,31 +1069,8 @@ func TestParseHeader(t *testing.T) {
 // the origin, and the merge neither counts a rewritten chunk twice nor brings
 // back one removed from the index while the scan ran.
 func TestDiskScanInBackground(t *testing.T) {
-	dir := t.TempDir()
-	o := newFakeOrigin()
 	data := randomBytes(3<<10, 42)
-	o.put("b", "k", data)
-	c1 := newTestCache(t, diskConfig(dir), o, nil)
-	readAll(t, c1, "b", "k")
-	settle(t, c1)
-	c1.Close()
-
-	listed, release := make(chan struct{}), make(chan struct{})
-	scanHook = func() {
-		close(listed)
-		<-release
-	}
-	t.Cleanup(func() { scanHook = nil })
-	c2, err := New(diskConfig(dir), o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c2.Close() })
-	select {
-	case <-listed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("scan did not list the directory")
-	}
+	dir, c2, release := startHeldScan(t, data)
 	if st := c2.Stats(); st.DiskChunks != 0 {
 		t.Fatalf("indexed before the merge: %+v", st)
 	}
@@ -1136,12 +1113,15 @@ func TestDiskScanInBackground(t *testing.T) {
 	}
 }
 
-// TestDiskPurgeDuringScan: a purge while the start-up scan runs waits for
-// it, so files not yet indexed are deleted too.
-func TestDiskPurgeDuringScan(t *testing.T) {
-	dir := t.TempDir()
+// startHeldScan writes the chunks of b/k (data) to a new directory with
+// one cache, then starts a second on it whose start-up scan stops after
+// listing the directory, before it merges what it found into the index,
+// until release is closed.
+func startHeldScan(t *testing.T, data []byte) (dir string, c2 *Cache, release chan struct{}) {
+	t.Helper()
+	dir = t.TempDir()
 	o := newFakeOrigin()
-	o.put("b", "k", randomBytes(3<<10, 43))
+	o.put("b", "k", data)
 	c1 := newTestCache(t, diskConfig(dir), o, nil)
 	readAll(t, c1, "b", "k")
 	settle(t, c1)
@@ -1158,7 +1138,18 @@ func TestDiskPurgeDuringScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c2.Close() })
-	<-listed
+	select {
+	case <-listed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("scan did not list the directory")
+	}
+	return dir, c2, release
+}
+
+// TestDiskPurgeDuringScan: a purge while the start-up scan runs waits for
+// it, so files not yet indexed are deleted too.
+func TestDiskPurgeDuringScan(t *testing.T) {
+	dir, c2, release := startHeldScan(t, randomBytes(3<<10, 43))
 	purged := make(chan int, 1)
 	go func() { purged <- c2.Purge("b", "k") }()
 	// Give a purge that does not wait time to finish before the merge (the
