@@ -932,18 +932,25 @@ func TestDiskKillDuringWrite(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails before the kill
-	deadline := time.After(time.Minute)      // a fresh process, maybe built with -race
-	for {
+	var early error
+	ended := false
+	// A minute: a fresh process, maybe built with -race.
+	if !testenv.Poll(context.Background(), time.Minute, func() bool {
 		if _, err := os.Stat(ready); err == nil {
-			break
+			return true
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("helper exited before it was killed: %v", err)
-		case <-deadline:
-			t.Fatal("timed out waiting for the helper to start its fifth chunk file")
-		case <-time.After(time.Millisecond):
+		case early = <-exited:
+			ended = true
+			return true
+		default:
+			return false
 		}
+	}) {
+		t.Fatal("timed out waiting for the helper to start its fifth chunk file")
+	}
+	if ended {
+		t.Fatalf("helper exited before it was killed: %v", early)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
