@@ -3,8 +3,10 @@ package main
 // The disk-tier section: a second edgeproxy whose memory tier (64 MiB) is
 // much smaller than what it serves, so its hits come from its disk tier,
 // beside the nginx of the main comparison, which always serves from its
-// cache files (through the page cache, as edgeproxy's disk tier does). The
-// objects are warmed onto edgeproxy's disk before anything is measured.
+// cache files (through the page cache, as edgeproxy's disk tier does), and,
+// when Varnish runs, a second Varnish with file storage (servers.go,
+// varnishFile). The objects are warmed onto edgeproxy's disk and into the
+// others' caches before anything is measured.
 
 import (
 	"context"
@@ -59,10 +61,28 @@ func runDisk(ctx context.Context, o options, w wrkRun, root, dir string, org *or
 	targets := []*server{ep}
 	objs := append([]object{hot256M}, diskObjects()...)
 	for _, s := range servers {
-		if s.Name == "nginx" {
+		switch s.Name {
+		case "nginx":
 			targets = append(targets, s)
 			logf("disk: warming nginx with the 1 MiB objects")
 			if err := warm(ctx, s, diskObjects()); err != nil {
+				return err
+			}
+		case "varnish":
+			logf("disk: starting Varnish with file storage")
+			vf, err := startServer(ctx, varnishFile, root, filepath.Join(dir, varnishFile), org, nil)
+			if err != nil {
+				return err
+			}
+			defer vf.stop()
+			vf.Name = "varnish" // its samples fill the varnish column of the disk rows
+			res.diskVarnishNotes = vf.notes
+			targets = append(targets, vf)
+			logf("disk: warming Varnish (file storage) with the disk objects")
+			if err := warm(ctx, vf, objs); err != nil {
+				return err
+			}
+			if err := verify(ctx, vf, org); err != nil {
 				return err
 			}
 		}

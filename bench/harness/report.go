@@ -67,9 +67,12 @@ type results struct {
 	start    time.Time
 	versions string // of nginx, Varnish and wrk
 
-	layers     []layerVariant // the access-layers section, plain first; empty when skipped
-	diskNotes  []string       // the disk edgeproxy's setup; empty when the section was skipped
-	layerRedis string         // what the statistics variants left in Redis
+	layers    []layerVariant // the access-layers section, plain first; empty when skipped
+	diskNotes []string       // the disk edgeproxy's setup; empty when the section was skipped
+	// diskVarnishNotes is the setup of the file-storage Varnish of the disk
+	// rows; empty when it did not run.
+	diskVarnishNotes []string
+	layerRedis       string // what the statistics variants left in Redis
 
 	loadStart, loadEnd string // /proc/loadavg
 }
@@ -161,6 +164,9 @@ func (r *results) markdown(commit string) string {
 	}
 	if len(r.diskNotes) > 0 {
 		fmt.Fprintf(&b, "- **edgeproxy, disk-tier rows**: a second instance, warmed until a pass over the objects read nothing from the origin: %s\n", strings.Join(r.diskNotes, "; "))
+	}
+	if len(r.diskVarnishNotes) > 0 {
+		fmt.Fprintf(&b, "- **varnish, disk-tier rows**: a second instance, warmed with the disk objects: %s\n", strings.Join(r.diskVarnishNotes, "; "))
 	}
 
 	if o.rounds > 1 {
