@@ -64,6 +64,12 @@ type Cache struct {
 	mem  *ristretto.Cache[uint64, *chunk]
 	meta *metaTier
 	disk *diskTier // nil when the disk tier is disabled
+	// pinned is the bytes of chunks readers hold that the memory tier let
+	// go of; they come out of its budget (pin.go). pinMu orders updates.
+	pinMu  sync.Mutex
+	pinned atomic.Int64
+	// promoting counts promotions from disk in flight (maxPromotions).
+	promoting atomic.Int64
 
 	metaGroup singleflight.Group
 	fillSem   *semaphore.Weighted
@@ -108,6 +114,7 @@ func New(cfg Config, o Origin, log *slog.Logger) (*Cache, error) {
 		NumCounters: 10 * cfg.MemoryItems,
 		MaxCost:     cfg.MemoryBytes,
 		BufferItems: 64,
+		OnExit:      c.exited,
 	})
 	if err != nil {
 		c.clock.stop()
@@ -289,9 +296,13 @@ func (c *Cache) memGet(id *objectID, idx int64) *chunk {
 	return ch
 }
 
-// memSet offers a chunk to the memory tier; TinyLFU may decline it.
+// memSet offers a chunk to the memory tier; TinyLFU may decline it. A Set
+// that ristretto drops (its buffer full) gets no OnExit, so it counts as
+// one here.
 func (c *Cache) memSet(ch *chunk) {
-	c.mem.Set(memKey(ch.id, ch.idx), ch, int64(len(ch.data)))
+	if !c.mem.Set(memKey(ch.id, ch.idx), ch, int64(len(ch.data))) {
+		c.exited(ch)
+	}
 }
 
 // present reports whether chunk idx of id is in memory or on disk.

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"sync/atomic"
+
 	"github.com/cespare/xxhash/v2"
 )
 
@@ -49,6 +51,9 @@ type chunk struct {
 	id   *objectID
 	idx  int64
 	data []byte
+	// pins is the chunk's pin state (pin.go): the readers serving from it
+	// and whether the memory tier has let go of it.
+	pins atomic.Int64
 }
 
 // keyHash names an object (all its versions) with 64 bits. The formula is

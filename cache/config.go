@@ -20,9 +20,10 @@ type Config struct {
 	ChunkSize int64 `yaml:"chunk_size"`
 
 	// MemoryBytes is the byte budget of the memory tier (ristretto MaxCost).
-	// Default 256 MiB. The bytes actually held are slightly more: ristretto
-	// adds its per-item bookkeeping to each chunk's cost, and chunks handed to
-	// readers stay alive until those readers move on.
+	// Default 256 MiB. It also covers chunks that readers are still sending
+	// after the tier let them go (slow clients): those come out of the
+	// tier's share until the readers move on (pin.go). ristretto adds its
+	// per-item bookkeeping to each chunk's cost.
 	MemoryBytes int64 `yaml:"memory_bytes"`
 
 	// MemoryItems is the number of chunks the memory tier is expected to hold

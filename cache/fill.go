@@ -47,9 +47,9 @@ type slot struct {
 	next int64
 }
 
-// wait returns the slot's chunk data, or the fill's error, or ctx's error if
+// wait returns the slot's chunk, or the fill's error, or ctx's error if
 // the caller gives up first; the fill goes on for the others either way.
-func (s *slot) wait(ctx context.Context) ([]byte, error) {
+func (s *slot) wait(ctx context.Context) (*chunk, error) {
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
@@ -58,7 +58,7 @@ func (s *slot) wait(ctx context.Context) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	return s.ch.data, nil
+	return s.ch, nil
 }
 
 // acquire returns the slot that will deliver chunk idx of id, starting a

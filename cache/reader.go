@@ -46,6 +46,9 @@ type Reader struct {
 	status   string
 	err      error // sticky read error
 
+	// pinned is the memory or fill chunk cur borrows from, pinned (pin.go)
+	// until the reader moves on; nil for the disk.
+	pinned *chunk
 	disk   diskRead // open chunk file when curSrc is srcDisk
 	noDisk int64    // 1 + index of a chunk whose file failed mid-read; 0 none
 }
@@ -159,6 +162,7 @@ func (r *Reader) Close() error {
 	if r.c == nil {
 		return nil
 	}
+	r.unpin()
 	r.disk.close(r.c)
 	sums := r.disk.sumBuf[:0]
 	*r = Reader{}
@@ -182,12 +186,28 @@ func (r *Reader) advance(n int) {
 	default:
 		r.c.st.bytesOrigin.Add(int64(n))
 	}
+	if len(r.cur) == 0 && r.pinned != nil {
+		// Delivered: let go of the chunk now, not at the next one, which a
+		// keep-alive client may never ask for. An empty slice still points
+		// into the chunk, so it goes too.
+		r.cur = nil
+		r.unpin()
+	}
+}
+
+// unpin lets go of the chunk cur borrowed from, if any.
+func (r *Reader) unpin() {
+	if r.pinned != nil {
+		r.c.unpin(r.pinned)
+		r.pinned = nil
+	}
 }
 
 // next makes the chunk holding r.pos current: a slice of a memory or
 // origin chunk, or the next block of the chunk file r.disk holds.
 func (r *Reader) next() error {
 	c := r.c
+	r.unpin() // cur is used up
 	idx := c.span.index(r.pos)
 	if r.disk.f != nil && r.disk.idx != idx {
 		r.disk.close(c)
@@ -201,12 +221,17 @@ func (r *Reader) next() error {
 			r.disk.close(c)
 			r.noDisk = idx + 1
 		}
-		data, src, err := r.load(idx)
+		ch, src, err := r.load(idx)
 		if err != nil {
 			return err
 		}
 		if src == srcDisk {
 			continue // r.disk holds the chunk file
+		}
+		data := ch.data
+		if len(data) >= minPinned {
+			c.pin(ch)
+			r.pinned = ch
 		}
 		if want := c.span.length(r.id.size, idx); int64(len(data)) != want {
 			return fmt.Errorf("cache: bug: chunk %d of %s/%s has %d bytes, want %d", idx, r.id.bucket, r.id.key, len(data), want)
@@ -239,14 +264,14 @@ func (r *Reader) nextBlock(idx int64) bool {
 
 // load returns chunk idx from memory, disk or origin, in that order. For
 // the disk it opens the chunk file into r.disk and returns srcDisk without
-// data: blocks are read as they are delivered.
-func (r *Reader) load(idx int64) ([]byte, source, error) {
+// a chunk: blocks are read as they are delivered.
+func (r *Reader) load(idx int64) (*chunk, source, error) {
 	c := r.c
 	c.disk.seen(r.id, idx) // the disk policy counts reads served by any tier
 	for attempt := range 3 {
 		if ch := c.memGet(r.id, idx); ch != nil {
 			c.st.memHits.Add(1)
-			return ch.data, srcMemory, nil
+			return ch, srcMemory, nil
 		}
 		if c.disk != nil && r.noDisk != idx+1 && c.disk.open(r.id, idx, &r.disk) && r.maybePromote(idx) {
 			return nil, srcDisk, nil
@@ -264,7 +289,7 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 		if joined {
 			c.st.coalesced.Add(1)
 		}
-		data, err := s.wait(r.ctx)
+		ch, err := s.wait(r.ctx)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -275,10 +300,17 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 		// waits only at its third would otherwise start the next fill two
 		// chunks late, and split the window after it in two.
 		c.prefetch(r.ctx, r.id, s.next, r.last)
-		return data, srcOrigin, nil
+		return ch, srcOrigin, nil
 	}
 	panic("bug: cache: load: forced fill returned no slot")
 }
+
+// maxPromotions bounds the promotions in flight at once, each of which
+// holds a chunk-sized buffer until ristretto takes or declines it. 400 slow
+// clients starting together promoted about 300 chunks at once, a spike of
+// 95 MiB of heap (issue 10); a pread and checksum of 1 MiB take well under
+// a millisecond, so two at a time still promote thousands a second.
+const maxPromotions = 2
 
 // maybePromote copies the chunk r.disk holds into the memory tier if the
 // promotion gate says it has been read enough (see diskread.go). The copy
@@ -288,13 +320,22 @@ func (r *Reader) load(idx int64) ([]byte, source, error) {
 func (r *Reader) maybePromote(idx int64) bool {
 	c := r.c
 	chunkLen := r.disk.h.dataLen
-	if chunkLen >= c.cfg.MemoryBytes {
-		return true // ristretto would decline it: its cost includes bookkeeping
+	if chunkLen >= c.mem.MaxCost() {
+		// Ristretto would decline it: its cost includes bookkeeping, and
+		// the budget is what pinned chunks leave of MemoryBytes (pin.go).
+		return true
 	}
 	take := min(r.end, idx*c.span.size+chunkLen) - r.pos
 	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, 4*c.cfg.MemoryBytes) {
 		return true
 	}
+	if c.promoting.Add(1) > maxPromotions {
+		// Enough chunk buffers in flight; the gate opens again once
+		// readers have taken another two chunks' worth.
+		c.promoting.Add(-1)
+		return true
+	}
+	defer c.promoting.Add(-1)
 	ch := c.disk.readAll(r.id, &r.disk)
 	if ch == nil {
 		r.disk.close(c)

@@ -47,6 +47,10 @@ type Stats struct {
 	// MemoryBytes is the memory tier's current cost (chunk bytes plus
 	// ristretto's per-item overhead); MemoryMaxBytes its budget.
 	MemoryBytes, MemoryMaxBytes int64
+	// MemoryPinnedBytes is the bytes of chunks that readers are still
+	// sending after the memory tier let them go; they count against
+	// MemoryMaxBytes, so the tier holds that much less (pin.go).
+	MemoryPinnedBytes int64
 	// DiskBytes and DiskChunks describe the disk tier's current contents.
 	DiskBytes, DiskChunks int64
 	// MetaEntries is the number of objects in the metadata tier.
@@ -75,30 +79,31 @@ type counters struct {
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	s := Stats{
-		MemoryHits:      c.st.memHits.Load(),
-		DiskHits:        c.st.diskHits.Load(),
-		Misses:          c.st.misses.Load(),
-		BytesFromMemory: c.st.bytesMem.Load(),
-		BytesFromDisk:   c.st.bytesDisk.Load(),
-		BytesFromOrigin: c.st.bytesOrigin.Load(),
-		OriginBytes:     c.st.originBytes.Load(),
-		Fills:           c.st.fills.Load(),
-		FillErrors:      c.st.fillErrors.Load(),
-		CoalescedWaits:  c.st.coalesced.Load(),
-		MetaHits:        c.st.metaHits.Load(),
-		MetaMisses:      c.st.metaMisses.Load(),
-		StaleServes:     c.st.staleServes.Load(),
-		DiskWrites:      c.st.diskWrites.Load(),
-		DiskDropped:     c.st.diskDropped.Load(),
-		DiskCorrupt:     c.st.diskCorrupt.Load(),
-		DiskErrors:      c.st.diskErrors.Load(),
-		DiskRejected:    c.st.diskRejected.Load(),
-		DiskShifts:      c.st.diskShifts.Load(),
-		DiskOldFormat:   c.st.diskOldFormat.Load(),
-		DiskReadBuffers: c.st.diskBufs.Load(),
-		Purged:          c.st.purged.Load(),
-		MemoryMaxBytes:  c.cfg.MemoryBytes,
-		MetaEntries:     int64(c.meta.len()),
+		MemoryHits:        c.st.memHits.Load(),
+		DiskHits:          c.st.diskHits.Load(),
+		Misses:            c.st.misses.Load(),
+		BytesFromMemory:   c.st.bytesMem.Load(),
+		BytesFromDisk:     c.st.bytesDisk.Load(),
+		BytesFromOrigin:   c.st.bytesOrigin.Load(),
+		OriginBytes:       c.st.originBytes.Load(),
+		Fills:             c.st.fills.Load(),
+		FillErrors:        c.st.fillErrors.Load(),
+		CoalescedWaits:    c.st.coalesced.Load(),
+		MetaHits:          c.st.metaHits.Load(),
+		MetaMisses:        c.st.metaMisses.Load(),
+		StaleServes:       c.st.staleServes.Load(),
+		DiskWrites:        c.st.diskWrites.Load(),
+		DiskDropped:       c.st.diskDropped.Load(),
+		DiskCorrupt:       c.st.diskCorrupt.Load(),
+		DiskErrors:        c.st.diskErrors.Load(),
+		DiskRejected:      c.st.diskRejected.Load(),
+		DiskShifts:        c.st.diskShifts.Load(),
+		DiskOldFormat:     c.st.diskOldFormat.Load(),
+		DiskReadBuffers:   c.st.diskBufs.Load(),
+		Purged:            c.st.purged.Load(),
+		MemoryMaxBytes:    c.cfg.MemoryBytes,
+		MetaEntries:       int64(c.meta.len()),
+		MemoryPinnedBytes: c.pinned.Load(),
 	}
 	s.Hits = s.MemoryHits + s.DiskHits
 	s.MemoryBytes = c.mem.MaxCost() - c.mem.RemainingCost()

@@ -29,7 +29,7 @@ const root = ".."
 // documentedOverhead is the memory an edge needs beside its memory tier
 // (heap for fills in flight, connection state, the runtime): "the process
 // stays near memory_bytes + 100 MiB" (cmd/edgeproxy, memoryOverhead, whose
-// 88 MiB heap allowance includes config.yaml's default cache.fill_memory).
+// 80 MiB allowance includes config.yaml's default cache.fill_memory).
 // Each connection's write buffer comes on top.
 const documentedOverhead = 100 << 20
 

@@ -28,10 +28,10 @@ type Config struct {
 	// at least 5 MiB (S3's minimum) and at most 5 GiB.
 	PartSize int64 `yaml:"part_size"`
 	// TempDir holds the parts being assembled of each PATCH in progress
-	// (two per PATCH: one received while the other goes to S3, removed
-	// when the PATCH ends) and local copies of the last MaxActive staged
-	// tails: at most MaxActive x 3 x PartSize. Default: the system's
-	// temporary directory.
+	// (three per PATCH: one received while two go to S3, removed when the
+	// PATCH ends) and local copies of the last MaxActive staged tails: at
+	// most MaxActive x 4 x PartSize. Default: the system's temporary
+	// directory.
 	TempDir string `yaml:"temp_dir"`
 	// MaxActive bounds the PATCH and POST requests carrying bytes that this
 	// node serves at once, and with PartSize the disk TempDir needs.

@@ -98,7 +98,9 @@ func (e *env) nodeWith(cfg upload.Config, with func(*upload.Deps)) *node {
 	}
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cat, err := auth.NewCatalog(auth.CatalogConfig{KeyPrefix: e.prefix + "file:meta:"}, e.rdb, log)
+	// A generous lookup timeout: the default 100 ms answered a download
+	// 503 catalog_unavailable on a loaded 2-core machine (-race, load 12).
+	cat, err := auth.NewCatalog(auth.CatalogConfig{KeyPrefix: e.prefix + "file:meta:", Timeout: 5 * time.Second}, e.rdb, log)
 	if err != nil {
 		t.Fatal(err)
 	}

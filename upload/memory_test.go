@@ -1,7 +1,9 @@
 package upload_test
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -34,7 +36,15 @@ func (g *genReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > g.n {
 		p = p[:g.n]
 	}
-	for i := range p {
+	i := 0
+	for ; i < len(p) && g.k < 8; i++ { // the rest of the last word
+		p[i] = g.buf[g.k]
+		g.k++
+	}
+	for ; i+8 <= len(p); i += 8 { // whole words, the same bytes in the same order
+		binary.LittleEndian.PutUint64(p[i:], g.r.Uint64())
+	}
+	for ; i < len(p); i++ {
 		if g.k == 8 {
 			v := g.r.Uint64()
 			for j := range 8 {
@@ -122,4 +132,31 @@ func TestTusMemoryBounded(t *testing.T) {
 		}
 	}
 	e.wantClean()
+}
+
+// TestGenReaderSplits: the generator yields the same bytes whatever the
+// sizes of the reads (uploads and the sums they are checked against read
+// it differently).
+func TestGenReaderSplits(t *testing.T) {
+	const n = 1000
+	want := make([]byte, n)
+	if _, err := io.ReadFull(newGen(n), want); err != nil {
+		t.Fatal(err)
+	}
+	g := newGen(n)
+	var got []byte
+	for i := 1; len(got) < n; i++ {
+		b := make([]byte, i%13)
+		k, err := g.Read(b)
+		got = append(got, b[:k]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("reads of different sizes gave different bytes")
+	}
+	if k, err := g.Read(make([]byte, 8)); k != 0 || err != io.EOF {
+		t.Fatalf("after the end: %d, %v", k, err)
+	}
 }

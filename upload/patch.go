@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -124,28 +127,36 @@ func (u *Uploads) writeLocked(ctx *fasthttp.RequestCtx, st *state, l *lock, leas
 		return errInternal
 	}
 
-	// While streaming, a full part goes to S3 in the background as the
-	// next one is received into the other spool: at most one part in
-	// flight, so parts stay in order and the disk holds two.
-	var flight *partUpload
-	var spare *spool
+	// While streaming, full parts go to S3 in the background as the next
+	// one is received into another spool: at most partsInFlight at once,
+	// recorded oldest first, so the parts in the state stay contiguous (a
+	// part that lands after one that failed is sent again by the resumed
+	// PATCH under the same number). The disk holds partsInFlight+1 parts.
+	var flights []*partUpload
+	var spares []*spool
 	defer func() {
-		if flight != nil {
-			<-flight.done
+		for _, f := range flights {
+			<-f.done
 		}
 	}()
 	parts := st.Parts
-	land := func() error {
-		if flight == nil {
-			return nil
-		}
-		<-flight.done
-		f := flight
-		flight, spare = nil, f.sp
+	land := func() error { // waits for the oldest part in flight
+		f := flights[0]
+		<-f.done
+		flights = flights[1:]
+		spares = append(spares, f.sp)
 		if f.err != nil {
 			return f.err
 		}
 		parts = append(parts, f.p)
+		return nil
+	}
+	landAll := func() error {
+		for len(flights) > 0 {
+			if err := land(); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 
@@ -192,30 +203,33 @@ func (u *Uploads) writeLocked(ctx *fasthttp.RequestCtx, st *state, l *lock, leas
 			readErr = err
 		}
 		if sum == nil && sp.pending() == u.cfg.PartSize {
-			if err := land(); err != nil {
-				return u.storeFailed(st, err)
+			if len(flights) == partsInFlight {
+				if err := land(); err != nil {
+					return u.storeFailed(st, err)
+				}
 			}
 			if !l.held() {
 				return errLocked
 			}
 			f := &partUpload{done: make(chan struct{}), sp: sp}
-			num := len(parts) + 1
+			num := len(parts) + len(flights) + 1
 			go func() {
 				defer close(f.done)
 				f.p, f.err = u.uploadPart(c, st, num, f.sp, u.cfg.PartSize)
 			}()
-			flight = f
-			if sp = spare; sp == nil {
+			flights = append(flights, f)
+			if k := len(spares); k > 0 {
+				sp, spares = spares[k-1], spares[:k-1]
+			} else {
 				if sp, err = u.newSpool(); err != nil {
 					u.log.Error("upload: spool", "err", err)
 					return errInternal
 				}
 				spools = append(spools, sp)
 			}
-			spare = nil
 		}
 	}
-	if err := land(); err != nil {
+	if err := landAll(); err != nil {
 		return u.storeFailed(st, err)
 	}
 	if errors.Is(readErr, errTooLong) {
@@ -281,6 +295,14 @@ func (u *Uploads) storeFailed(st *state, err error) *apiError {
 
 var errLockLost = errors.New("upload: lock lost")
 
+// partsInFlight bounds the parts of one PATCH on their way to S3 at once.
+// While one part waits for the store's answer (MinIO writes and closes
+// each part before it answers) the next is already sent: with 8 MiB parts
+// BenchmarkUploadVsDirect measured the edge at 1.03x direct minio-go with
+// one in flight, 1.40x with two, 1.47x with three. Two keeps most of the
+// gain for one more part of disk per PATCH (Config.TempDir).
+const partsInFlight = 2
+
 // partUpload is a part on its way to S3 from spool sp.
 type partUpload struct {
 	done chan struct{}
@@ -311,10 +333,13 @@ func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n
 	// A part sent again under its number replaces the first copy, so a
 	// part cut by a node's failure is retried at once on the node the pool
 	// chooses now (the bytes are still in the spool).
+	opts, err := partOptions(sp.section(n))
+	if err != nil {
+		return part{}, fmt.Errorf("upload: part %d: %w", num, err)
+	}
 	var p minio.ObjectPart
-	var err error
 	for try := 0; ; try++ {
-		p, err = u.s3().PutObjectPart(pc, st.Bucket, st.Key, st.S3Upload, num, sp.section(n), n, minio.PutObjectPartOptions{})
+		p, err = u.s3().PutObjectPart(pc, st.Bucket, st.Key, st.S3Upload, num, sp.section(n), n, opts)
 		if err == nil || try == partRetries || pc.Err() != nil || !transient(err) {
 			break
 		}
@@ -327,6 +352,30 @@ func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n
 	}
 	return part{N: num, ETag: p.ETag, Size: n}, nil
 }
+
+// partOptions sends a part with an unsigned payload and its CRC32C, which
+// the store checks. By default minio-go signs the payload of every part
+// over plain HTTP (streaming SigV4: a SHA-256 and an HMAC per 64 KiB
+// chunk, and the store computes them again), which cost a quarter of the
+// edge's upload throughput in BenchmarkUploadVsDirect; over TLS it sends
+// UNSIGNED-PAYLOAD anyway. The CRC32C (hardware, several GB/s) still
+// catches a body damaged on its way to the store; what it does not do is
+// authenticate the bytes against an attacker on a plain-HTTP path to the
+// origin, who could already alter every download from it.
+func partOptions(r *io.SectionReader) (minio.PutObjectPartOptions, error) {
+	h := crc32.New(castagnoli)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	if _, err := io.CopyBuffer(h, r, *bp); err != nil {
+		return minio.PutObjectPartOptions{}, err
+	}
+	return minio.PutObjectPartOptions{
+		DisableContentSha256: true,
+		CustomHeader:         http.Header{"X-Amz-Checksum-Crc32c": {base64.StdEncoding.EncodeToString(h.Sum(nil))}},
+	}, nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // partRetries is how many times a part that failed transiently is sent
 // again within one PATCH before the PATCH fails (the client resumes).

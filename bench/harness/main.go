@@ -7,6 +7,7 @@
 //	go run ./bench/harness -quick     # 1 round x 2 s: does everything still work?
 //	go run ./bench/harness -slow      # RSS with 400 slow clients, then 10k idle + 1k slow connections
 //	go run ./bench/harness -offload   # origin offload: hit ratios on traces (offload.go)
+//	go run ./bench/harness -upload    # RSS with 20 concurrent 1 GiB tus uploads (upload.go)
 //
 // It starts everything it measures on loopback ports with data in a
 // temporary directory, and stops and removes all of it on exit, Ctrl-C or
@@ -50,6 +51,9 @@ type options struct {
 	// slowBench runs only the slow-client memory section (slow.go).
 	slowBench bool
 	slow      slowOptions
+	// uploadBench runs only the concurrent-upload memory section (upload.go).
+	uploadBench bool
+	upload      uploadOptions
 }
 
 func main() {
@@ -77,6 +81,9 @@ func main() {
 	flag.IntVar(&o.slow.idle, "slow-idle", 10000, "idle keep-alive connections of the second -slow phase")
 	flag.IntVar(&o.slow.downs, "slow-downloads", 1000, "slow downloads of the second -slow phase")
 	flag.IntVar(&o.slow.rate, "slow-rate", 10<<10, "bytes per second each -slow client reads")
+	flag.BoolVar(&o.uploadBench, "upload", false, "only measure edgeproxy's RSS with concurrent tus uploads streamed through it (upload.go)")
+	flag.IntVar(&o.upload.uploads, "upload-count", 20, "concurrent uploads of -upload")
+	uploadMiB := flag.Int64("upload-mib", 1024, "size of each -upload upload in MiB (less when the disk cannot hold them all)")
 	flag.BoolVar(&o.offload, "offload", false, "run only the origin-offload section: traces replayed through edgeproxy (tinylfu and lru) and nginx, hit ratios beside LRU and Belady")
 	flag.Int64Var(&o.offloadSize, "offload-size", 256<<10, "object size of the offload traces, in bytes")
 	flag.StringVar(&o.offloadTrace, "offload-trace", "", "also replay this recorded trace in -offload: one object name per line")
@@ -97,11 +104,15 @@ func main() {
 		o.duration, o.rounds = 2*time.Second, 1
 	}
 	o.get.size = *getMiB << 20
+	o.upload.size = *uploadMiB << 20
 	if o.getBench && o.out == "bench/results/latest.md" {
 		o.out = "bench/results/get.md"
 	}
 	if o.slowBench && o.out == "bench/results/latest.md" {
 		o.out = "bench/results/slow.md"
+	}
+	if o.uploadBench && o.out == "bench/results/latest.md" {
+		o.out = "bench/results/upload.md"
 	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -121,6 +132,8 @@ func main() {
 		err = runGetBench(ctx, o)
 	case o.slowBench:
 		err = runSlowBench(ctx, o)
+	case o.uploadBench:
+		err = runUploadBench(ctx, o)
 	default:
 		err = run(ctx, o)
 	}
@@ -152,6 +165,9 @@ func (o options) validate() error {
 	}
 	if o.slow.duration < time.Second || o.slow.clients < 1 || o.slow.idle < 0 || o.slow.downs < 1 || o.slow.rate < 64 {
 		return errors.New("need -slow-duration >= 1s, -slow-clients >= 1, -slow-idle >= 0, -slow-downloads >= 1, -slow-rate >= 64")
+	}
+	if o.upload.uploads < 1 || o.upload.size < 64<<20 {
+		return errors.New("need -upload-count >= 1 and -upload-mib >= 64")
 	}
 	if len(o.servers) == 0 {
 		return errors.New("-servers is empty")

@@ -158,6 +158,7 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 		counter("disk_old_format_total", "Chunk files of an older format deleted at start.", func(s cache.Stats) int64 { return s.DiskOldFormat }),
 		gauge("memory_bytes", "Memory tier cost now.", func(s cache.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_max_bytes", "Memory tier budget.", func(s cache.Stats) int64 { return s.MemoryMaxBytes }),
+		gauge("memory_pinned_bytes", "Chunks slow readers still send after the memory tier let them go; they come out of its budget.", func(s cache.Stats) int64 { return s.MemoryPinnedBytes }),
 		gauge("disk_bytes", "Disk tier bytes now.", func(s cache.Stats) int64 { return s.DiskBytes }),
 		gauge("disk_chunks", "Disk tier chunks now.", func(s cache.Stats) int64 { return s.DiskChunks }),
 		gauge("disk_read_buffers", "Read buffers (80 KiB) held by disk-tier readers now.", func(s cache.Stats) int64 { return s.DiskReadBuffers }),
