@@ -56,6 +56,13 @@ type diskTier struct {
 	errLog logLimiter
 	gate   promoteGate // which disk hits are copied into memory (diskread.go)
 
+	// Chunk files kept open for readers (diskfd.go), guarded by mu: files
+	// by key, ring for CLOCK eviction (nil slots are free), hand its
+	// position.
+	files map[diskKey]*openChunk
+	ring  []*openChunk
+	hand  int
+
 	// scanned is closed when the start-up scan has merged its files into
 	// the index. Until then scanning is true and every key removed from
 	// the index is remembered in gone, so the merge does not bring back a
@@ -289,6 +296,7 @@ func (d *diskTier) onEvict(k diskKey, size int64) {
 		}
 	}
 	d.evicted = append(d.evicted, k)
+	d.closeOpenLocked(k)
 	if d.scanning {
 		d.gone[k] = struct{}{}
 	}
@@ -365,6 +373,7 @@ func (d *diskTier) close() {
 	d.waitScan()
 	close(d.stop)
 	<-d.done
+	d.closeAllOpen()
 }
 
 // run is the writer goroutine. On stop it finishes what is queued.

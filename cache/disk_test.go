@@ -731,16 +731,24 @@ func TestDiskOldFormatDiscarded(t *testing.T) {
 // different disk-tier chunk and then stalled (slow clients) hold one pooled
 // block buffer each, not a chunk: the bytes allocated while they open and
 // start reading stay far below one chunk per reader, and a reader between
-// writes holds no buffer at all.
+// writes holds no buffer at all. Once those blocks are verified (trusted,
+// diskfd.go), stalled readers of them hold no buffer even mid-read.
 func TestDiskSlowReadersBoundedMemory(t *testing.T) {
 	const chunk, readers = 1 << 20, 16
 	dir := t.TempDir()
 	o := newFakeOrigin()
 	data := randomBytes(readers*chunk, 73)
 	etag := o.put("b", "k", data)
+	c0, err := New(diskOnlyConfig(dir, chunk), o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, c0, "b", "k")
+	settle(t, c0)
+	c0.Close()
+	// A restarted cache: nothing verified yet, every reader reads blocks.
 	c := newTestCache(t, diskOnlyConfig(dir, chunk), o, nil)
-	readAll(t, c, "b", "k")
-	settle(t, c)
+	c.Wait()
 	if st := c.Stats(); st.DiskChunks != readers {
 		t.Fatalf("stats %+v", st)
 	}
@@ -784,6 +792,32 @@ func TestDiskSlowReadersBoundedMemory(t *testing.T) {
 		t.Fatalf("%d buffers held between reads", st.DiskReadBuffers)
 	}
 	for _, rc := range rs {
+		rc.Close()
+	}
+
+	// The same ranges again: their first blocks are trusted now, so a
+	// stalled reader is a file span and holds no buffer.
+	for i := range rs {
+		off := int64(i)*chunk + 1000
+		rc, err := c.Open(ctx, "b", "k", etag, off, 2000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs[i] = rc
+		var one [1]byte
+		if _, err := io.ReadFull(rc, one[:]); err != nil || one[0] != data[off] {
+			t.Fatalf("trusted reader %d: %v", i, err)
+		}
+	}
+	if st := c.Stats(); st.DiskReadBuffers != 0 || st.DiskCorrupt != 0 {
+		t.Fatalf("stalled readers of trusted blocks hold %d buffers (stats %+v)", st.DiskReadBuffers, st)
+	}
+	for i, rc := range rs {
+		rest, err := io.ReadAll(rc)
+		off := int64(i)*chunk + 1001
+		if err != nil || !bytes.Equal(rest, data[off:off+1999]) {
+			t.Fatalf("trusted reader %d: wrong bytes (%v)", i, err)
+		}
 		rc.Close()
 	}
 }
