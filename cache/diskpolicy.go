@@ -45,9 +45,9 @@ import (
 func (d *diskTier) observeLocked() {
 	st := &d.c.st
 	misses := st.misses.Load()
-	before := d.lru.Shifts()
-	d.lru.Observe(st.memHits.Load()+st.diskHits.Load()+misses, misses)
-	if d.lru.Shifts() != before {
+	before := d.index.Shifts()
+	d.index.Observe(st.memHits.Load()+st.diskHits.Load()+misses, misses)
+	if d.index.Shifts() != before {
 		d.c.st.diskShifts.Add(1)
 	}
 }
@@ -108,8 +108,8 @@ func (d *diskTier) admit(ch *chunk, ahead bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.observeLocked()
-	if d.lru.Contains(k) {
+	if d.index.Contains(k) {
 		return true // the writer finds it there and skips it
 	}
-	return d.lru.Admit(k, d.used+d.reserved+size-d.budget, bonus)
+	return d.index.Admit(k, d.used+d.reserved+size-d.budget, bonus)
 }

@@ -2,24 +2,23 @@ package cache
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"sync"
 	"sync/atomic"
 )
 
 // Reading the disk tier.
 //
-// A disk hit opens the chunk file, checks its header (identity, lengths,
-// block table) and then reads and verifies only the blocks the reader's
-// range touches, one at a time, as the client drains them: each block goes
-// through a pooled diskBlockSize buffer that the reader gives back as soon
-// as the block is delivered. No chunk-sized buffer is ever allocated for a
-// client, so the memory a slow client holds is at most one block, and none
-// between writes; what grows with the number of slow clients is open file
-// descriptors, not memory.
+// A disk hit takes the chunk file from the table of open files (diskfd.go),
+// opening it and checking its header (identity, lengths, block table) if it
+// is not there. Bytes of blocks verified within the trust window go to the
+// client as a file span (sendfile through the proxy, or pread into the
+// caller's buffer) without a buffer of ours. Other blocks are read and
+// verified, only those the reader's range touches, as the client drains
+// them: they go through a pooled diskReadSize buffer that the reader gives
+// back as soon as they are delivered. No chunk-sized buffer is ever
+// allocated for a client, so the memory a slow client holds is at most one
+// read buffer, and none between writes or while it is sent a span.
 //
 // A block that fails verification deletes the file and the reader takes the
 // rest of that chunk from memory or the origin, so damaged bytes are never
@@ -44,13 +43,11 @@ var _ [diskReadSize % diskBlockSize]struct{} = [0]struct{}{}
 // blockPool holds diskReadSize buffers for disk reads.
 var blockPool = sync.Pool{New: func() any { return new([diskReadSize]byte) }}
 
-// diskRead is a reader's open chunk file. The zero value holds nothing.
+// diskRead is a reader's hold on an open chunk file (diskfd.go). The zero
+// value holds nothing.
 type diskRead struct {
-	f       *os.File
-	k       diskKey
-	idx     int64 // chunk index of f
-	h       fileHeader
-	sumBuf  []byte // backing store of h.sums, kept across chunks
+	oc      *openChunk
+	idx     int64 // chunk index of oc
 	buf     *[diskReadSize]byte
 	counted bool // the chunk was counted as a disk hit
 }
@@ -73,12 +70,12 @@ func (r *diskRead) releaseBuf(c *Cache) {
 	}
 }
 
-// close closes the file and gives the buffer back.
+// close lets go of the file and gives the buffer back.
 func (r *diskRead) close(c *Cache) {
 	r.releaseBuf(c)
-	if r.f != nil {
-		r.f.Close()
-		r.f = nil
+	if r.oc != nil {
+		r.oc.release()
+		r.oc = nil
 	}
 	r.counted = false
 }
@@ -87,103 +84,39 @@ func (r *diskRead) close(c *Cache) {
 // for the header of any realistic identity and block table.
 const headerProbe = 4 << 10
 
-// open opens chunk idx of id into r (which holds nothing) and checks its
-// header. A missing, unreadable or corrupt file is deleted from the index
-// and reported as a miss, never served.
+// open makes r (which holds nothing) hold chunk idx of id. A missing,
+// unreadable or corrupt file is deleted from the index and reported as a
+// miss, never served.
 func (d *diskTier) open(id *objectID, idx int64, r *diskRead) bool {
-	k := diskKey{id.kh, id.eh, idx}
-	d.mu.Lock()
-	size, ok := d.lru.Get(k)
-	d.mu.Unlock()
-	if !ok {
+	oc := d.acquireOpen(id, idx, &r.buf)
+	if oc == nil {
 		return false
 	}
-	f, err := openChunkFile(d.path(k))
-	if err != nil {
-		d.readFailed(k, err)
-		return false
-	}
-	r.f, r.k, r.idx = f, k, idx
-	r.acquireBuf(d.c)
-	if err := r.readHeader(size); err != nil {
-		r.close(d.c)
-		d.readFailed(k, err)
-		return false
-	}
-	h := &r.h
-	if h.idx != idx || h.dataLen != d.c.span.length(id.size, idx) || string(h.etag) != id.etag ||
-		string(h.key) != id.key || string(h.bucket) != id.bucket {
-		r.close(d.c)
-		d.readFailed(k, fmt.Errorf("%w: identity does not match its name", errCorrupt))
-		return false
-	}
-	// The identity aliases the buffer that block reads reuse.
-	h.bucket, h.key, h.etag = nil, nil, nil
+	r.oc, r.idx = oc, idx
 	return true
-}
-
-// readHeader reads and checks the header of r.f, whose index entry says it
-// is size bytes long, and keeps the block table in r.sumBuf.
-func (r *diskRead) readHeader(size int64) error {
-	st, err := r.f.Stat()
-	if err != nil {
-		return fmt.Errorf("cache: stat chunk: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("cache: chunk file %q is not a regular file", st.Name())
-	}
-	if st.Size() != size {
-		return fmt.Errorf("%w: %d bytes, indexed as %d", errCorrupt, st.Size(), size)
-	}
-	b := r.buf[:min(headerProbe, size)]
-	if err := readAtFull(r.f, b, 0); err != nil {
-		return err
-	}
-	n, err := headerLen(b)
-	if err != nil {
-		return err
-	}
-	if n > int64(len(b)) && n <= size {
-		// A long identity: read the whole header.
-		if n <= diskReadSize {
-			b = r.buf[:n]
-		} else {
-			b = make([]byte, n)
-		}
-		if err := readAtFull(r.f, b, 0); err != nil {
-			return err
-		}
-	}
-	h, err := parseHeader(b)
-	if err != nil {
-		return err
-	}
-	if h.dataOff+h.dataLen != size {
-		return fmt.Errorf("%w: header describes %d bytes, file has %d", errCorrupt, h.dataOff+h.dataLen, size)
-	}
-	r.sumBuf = append(r.sumBuf[:0], h.sums...)
-	h.sums = r.sumBuf
-	r.h = h
-	return nil
 }
 
 // blocks reads and verifies the blocks of r's chunk that hold data bytes
 // [from, to), or as many of them as fit diskReadSize, into r's buffer, and
 // returns them with the data offset of their first byte.
 func (d *diskTier) blocks(r *diskRead, from, to int64) ([]byte, int64, bool) {
+	oc := r.oc
+	if oc.bad.Load() {
+		// Another reader found it corrupt and deleted it (the name may
+		// hold a new, good file by now: leave that alone).
+		return nil, 0, false
+	}
 	r.acquireBuf(d.c)
 	start := from &^ (diskBlockSize - 1)
-	end := min((to+diskBlockSize-1)&^(diskBlockSize-1), start+diskReadSize, r.h.dataLen)
+	end := min((to+diskBlockSize-1)&^(diskBlockSize-1), start+diskReadSize, oc.dataLen)
 	b := r.buf[:end-start]
-	err := readAtFull(r.f, b, r.h.dataOff+start)
-	for off := int64(0); err == nil && off < int64(len(b)); off += diskBlockSize {
-		i := (start + off) >> diskBlockShift
-		if !r.h.verifyBlock(i, b[off:min(off+diskBlockSize, int64(len(b)))]) {
-			err = fmt.Errorf("%w: block %d checksum mismatch", errCorrupt, i)
-		}
+	err := preadFull(oc.fd, b, oc.dataOff+start, oc.k.fileName())
+	if err == nil {
+		err = oc.verifyBlocks(start>>diskBlockShift, b, d.c.now().UnixNano())
 	}
 	if err != nil {
-		d.readFailed(r.k, err)
+		oc.bad.Store(true)
+		d.readFailed(oc.k, err)
 		return nil, 0, false
 	}
 	return b, start, true
@@ -192,30 +125,18 @@ func (d *diskTier) blocks(r *diskRead, from, to int64) ([]byte, int64, bool) {
 // readAll reads and verifies the whole chunk of r into a new buffer, for
 // the memory tier.
 func (d *diskTier) readAll(id *objectID, r *diskRead) *chunk {
-	data := make([]byte, r.h.dataLen)
-	err := readAtFull(r.f, data, r.h.dataOff)
+	oc := r.oc
+	data := make([]byte, oc.dataLen)
+	err := preadFull(oc.fd, data, oc.dataOff, oc.k.fileName())
 	if err == nil {
-		err = r.h.verifyData(data)
+		err = oc.verifyBlocks(0, data, d.c.now().UnixNano())
 	}
 	if err != nil {
-		d.readFailed(r.k, err)
+		oc.bad.Store(true)
+		d.readFailed(oc.k, err)
 		return nil
 	}
 	return &chunk{id: id, idx: r.idx, data: data}
-}
-
-// readAtFull fills b from f at off; a file too short for it is errCorrupt
-// (the header or the index promised those bytes).
-func readAtFull(f *os.File, b []byte, off int64) error {
-	n, err := f.ReadAt(b, off)
-	switch {
-	case n == len(b):
-		return nil
-	case err == nil || errors.Is(err, io.EOF):
-		return fmt.Errorf("%w: %q ends %d bytes short at %d", errCorrupt, f.Name(), len(b)-n, off)
-	default:
-		return fmt.Errorf("cache: read chunk %q: %w", f.Name(), err)
-	}
 }
 
 // readFailed deletes a chunk that could not be served, counting why.

@@ -51,6 +51,10 @@ type Reader struct {
 	pinned *chunk
 	disk   diskRead // open chunk file when curSrc is srcDisk
 	noDisk int64    // 1 + index of a chunk whose file failed mid-read; 0 none
+	// span, when span.n > 0, holds the undelivered bytes of the current
+	// chunk instead of cur: trusted bytes of r.disk's file, which WriteTo
+	// hands to its writer's ReadFrom (sendfile on a TCP connection).
+	span fileSpan
 }
 
 // start decides the cache status, then loads the first chunk. The status
@@ -105,7 +109,16 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	if len(r.cur) == 0 {
+	if r.span.n > 0 {
+		// Trusted bytes: pread straight into p.
+		before := r.span.n
+		r.span.Read(p)
+		if n := r.spanTaken(before); n > 0 {
+			return int(n), nil
+		}
+		// The file failed: the chunk's rest comes from elsewhere.
+	}
+	if len(r.cur) == 0 && r.span.n == 0 {
 		if r.pos >= r.end {
 			return 0, io.EOF
 		}
@@ -123,13 +136,20 @@ func (r *Reader) Read(p []byte) (int, error) {
 // the cache's immutable slice, without a copy (w must not retain it, as
 // io.Writer requires). fasthttp's SetBodyStream copies with WriterTo, and
 // a large Write on an empty bufio.Writer goes straight to the socket.
+//
+// When w is an io.ReaderFrom, disk-tier bytes whose blocks were verified
+// recently (diskfd.go) go to w.ReadFrom as a reader of the file span
+// instead: on a TCP connection that ends in sendfile(2), so they never
+// enter the process and no buffer is held while the client is slow. Other
+// writers get them read and verified block by block.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	rf, _ := w.(io.ReaderFrom)
 	var total int64
 	for {
 		if r.err != nil {
 			return total, r.err
 		}
-		if len(r.cur) == 0 {
+		if len(r.cur) == 0 && r.span.n == 0 {
 			if r.pos >= r.end {
 				return total, nil
 			}
@@ -137,6 +157,19 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 				r.err = err
 				return total, err
 			}
+		}
+		if r.span.n > 0 && rf == nil {
+			r.spanToBlocks()
+			continue
+		}
+		if r.span.n > 0 {
+			n, err := r.sendSpan(rf)
+			total += n
+			if err != nil {
+				r.err = err
+				return total, err
+			}
+			continue
 		}
 		n, err := w.Write(r.cur)
 		if n < 0 || n > len(r.cur) {
@@ -157,6 +190,61 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
+// sendSpan hands the current span to rf and accounts for what it took. A
+// failure of the file is not the writer's: the file is dropped and the
+// rest of the chunk comes from memory or the origin.
+func (r *Reader) sendSpan(rf io.ReaderFrom) (int64, error) {
+	before := r.span.n
+	_, err := rf.ReadFrom(&r.span)
+	failed := r.span.ferr != nil
+	sent := r.spanTaken(before)
+	if err == nil && !failed && r.span.n > 0 && sent == 0 {
+		err = io.ErrShortWrite
+	}
+	return sent, err
+}
+
+// spanTaken marks delivered what the span's consumer took since the span
+// held before bytes, and returns it. If the file failed meanwhile it is
+// dropped (its finder deletes it) and the reader forgets it, so the rest
+// of the chunk is loaded from memory or the origin.
+func (r *Reader) spanTaken(before int64) int64 {
+	c := r.c
+	sent := before - r.span.n
+	r.pos += sent
+	c.st.bytesDisk.Add(sent)
+	switch ferr := r.span.ferr; {
+	case ferr != nil:
+		oc := r.disk.oc
+		oc.bad.Store(true)
+		if ferr != errBadOpenFile { // that one was dropped by its finder
+			c.disk.readFailed(oc.k, ferr)
+		}
+		r.noDisk = r.disk.idx + 1
+		r.endSpan()
+		r.disk.close(c)
+	case r.span.n == 0:
+		r.endSpan()
+	}
+	return sent
+}
+
+// spanToBlocks replaces the current span by the blocks it covers, read and
+// verified, for a writer that cannot take a span.
+func (r *Reader) spanToBlocks() {
+	idx := r.c.span.index(r.pos)
+	r.endSpan()
+	if !r.nextBlock(idx) {
+		r.disk.close(r.c)
+		r.noDisk = idx + 1
+	}
+}
+
+// endSpan forgets the span, keeping its bound callback.
+func (r *Reader) endSpan() {
+	r.span.oc, r.span.off, r.span.n, r.span.ferr = nil, 0, 0, nil
+}
+
 // Close returns the reader to the pool. It never fails.
 func (r *Reader) Close() error {
 	if r.c == nil {
@@ -164,9 +252,9 @@ func (r *Reader) Close() error {
 	}
 	r.unpin()
 	r.disk.close(r.c)
-	sums := r.disk.sumBuf[:0]
+	send := r.span.send // bound to r: kept, so sendfile allocates nothing
 	*r = Reader{}
-	r.disk.sumBuf = sums
+	r.span.send = send
 	readerPool.Put(r)
 	return nil
 }
@@ -204,16 +292,20 @@ func (r *Reader) unpin() {
 }
 
 // next makes the chunk holding r.pos current: a slice of a memory or
-// origin chunk, or the next block of the chunk file r.disk holds.
+// origin chunk, or from the chunk file r.disk holds the rest of the
+// chunk's range as a span if it is trusted, else its next blocks.
 func (r *Reader) next() error {
 	c := r.c
 	r.unpin() // cur is used up
 	idx := c.span.index(r.pos)
-	if r.disk.f != nil && r.disk.idx != idx {
+	if r.disk.oc != nil && r.disk.idx != idx {
 		r.disk.close(c)
 	}
 	for {
-		if r.disk.f != nil {
+		if r.disk.oc != nil {
+			if r.nextSpan(idx) {
+				return nil
+			}
 			if r.nextBlock(idx) {
 				return nil
 			}
@@ -241,6 +333,27 @@ func (r *Reader) next() error {
 		r.curSrc = src
 		return nil
 	}
+}
+
+// nextSpan makes the rest of the range within r.disk's chunk the current
+// span if all its blocks are trusted.
+func (r *Reader) nextSpan(idx int64) bool {
+	c := r.c
+	oc := r.disk.oc
+	base := idx * c.span.size
+	from, to := r.pos-base, min(r.end-base, oc.dataLen)
+	if !oc.trusted(from, to, c.now().UnixNano()) {
+		return false
+	}
+	if !r.disk.counted {
+		r.disk.counted = true
+		c.st.diskHits.Add(1)
+	}
+	r.disk.releaseBuf(c) // the header may have been read into it
+	r.span.oc, r.span.off, r.span.n, r.span.ferr = oc, oc.dataOff+from, to-from, nil
+	r.cur = nil
+	r.curSrc = srcDisk
+	return true
 }
 
 // nextBlock makes the next blocks of r.disk's chunk, from the one holding
@@ -319,7 +432,7 @@ const maxPromotions = 2
 // file failed verification (it is then deleted and closed).
 func (r *Reader) maybePromote(idx int64) bool {
 	c := r.c
-	chunkLen := r.disk.h.dataLen
+	chunkLen := r.disk.oc.dataLen
 	if chunkLen >= c.mem.MaxCost() {
 		// Ristretto would decline it: its cost includes bookkeeping, and
 		// the budget is what pinned chunks leave of MemoryBytes (pin.go).

@@ -103,13 +103,20 @@ func (t *trackedBody) advance(n int) {
 	}
 }
 
-// WriteTo lets the wrapped stream write straight to the connection.
+// WriteTo lets the wrapped stream write straight to the connection. On a
+// plain TCP connection it also offers the stream an io.ReaderFrom
+// (fileWriter), through which the cache sends verified disk-tier bytes with
+// sendfile.
 func (t *trackedBody) WriteTo(w io.Writer) (int64, error) {
 	t.dw.w = w
 	var n int64
 	var err error
 	if wt, ok := t.r.(io.WriterTo); ok {
-		n, err = wt.WriteTo(&t.dw)
+		var dst io.Writer = &t.dw
+		if _, ok := w.(io.ReaderFrom); ok && canSendFile(t.conn) {
+			dst = (*fileWriter)(&t.dw)
+		}
+		n, err = wt.WriteTo(dst)
 	} else {
 		n, err = io.Copy(&t.dw, onlyReader{t.r})
 	}
@@ -150,8 +157,9 @@ func (t *trackedBody) Close() error {
 // deadlineWriter splits writes into slices of at most maxWriteSlice and
 // renews the write deadline before each.
 type deadlineWriter struct {
-	t *trackedBody
-	w io.Writer
+	t  *trackedBody
+	w  io.Writer
+	lr io.LimitedReader // fileWriter's current slice
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
@@ -174,6 +182,37 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// fileWriter is a deadlineWriter that also takes a reader through
+// ReadFrom, in the same slices with the same deadline renewals and
+// progress counting, and passes each slice to the connection's writer's
+// ReadFrom (fasthttp's body writer, its bufio.Writer, then frontConn), so
+// that a file span from the cache reaches frontConn.ReadFrom and goes out
+// with sendfile. Only used when w is an io.ReaderFrom.
+type fileWriter deadlineWriter
+
+func (f *fileWriter) Write(p []byte) (int, error) { return (*deadlineWriter)(f).Write(p) }
+
+// ReadFrom copies r to the connection until r ends or a write fails.
+func (f *fileWriter) ReadFrom(r io.Reader) (int64, error) {
+	rf := f.w.(io.ReaderFrom)
+	var total int64
+	for {
+		if f.t.renewed {
+			f.t.renewDeadline()
+		}
+		f.t.renewed = true
+		f.lr = io.LimitedReader{R: r, N: maxWriteSlice}
+		n, err := rf.ReadFrom(&f.lr)
+		ended := f.lr.N > 0
+		f.lr = io.LimitedReader{}
+		total += n
+		f.t.advance(int(n))
+		if err != nil || ended {
+			return total, err
+		}
+	}
 }
 
 // onlyReader hides a reader's other methods from io.Copy.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -149,6 +150,10 @@ type frontConn struct {
 	held     *[]byte // pooled; nil when nothing is held
 	vec      [2][]byte
 	bufs     net.Buffers
+	// raw is the TCP connection's RawConn for sendfile, made once; more
+	// is the state of sendHeldMore.
+	raw  syscall.RawConn
+	more moreState
 }
 
 // States of the leading-empty-line check.
@@ -223,8 +228,16 @@ func (c *frontConn) Close() error {
 }
 
 // ReadFrom keeps the wrapped connection's sendfile and splice path, which
-// bufio.Writer.ReadFrom uses when the connection has it.
+// bufio.Writer.ReadFrom uses when the connection has it, and sends a
+// cache's file span (fileSender) with sendfile at the span's own offset.
 func (c *frontConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if fs, ok := lr.R.(fileSender); ok {
+			if tc, ok := c.Conn.(*net.TCPConn); ok {
+				return c.sendFile(tc, fs, lr)
+			}
+		}
+	}
 	if err := sendHeld(c); err != nil {
 		return 0, err
 	}
@@ -232,6 +245,48 @@ func (c *frontConn) ReadFrom(r io.Reader) (int64, error) {
 		return rf.ReadFrom(r)
 	}
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// fileSender is a reader of a file span that can send itself to a socket
+// with sendfile(2) (the cache's disk-tier spans). SendFile sends up to
+// limit bytes through c.Write, returns how many went out, and reports only
+// the socket's errors; 0 bytes and no error mean the span has ended.
+type fileSender interface {
+	io.Reader
+	SendFile(c syscall.RawConn, limit int64) (int64, error)
+}
+
+// sendFile sends lr's span with sendfile until lr is used up or the span
+// ends. A held header goes first, flagged as having more to come
+// (sendHeldMore), so that it leaves in the same segment as the span's
+// first bytes rather than in a packet of its own.
+func (c *frontConn) sendFile(tc *net.TCPConn, fs fileSender, lr *io.LimitedReader) (int64, error) {
+	if c.raw == nil {
+		rc, err := tc.SyscallConn()
+		if err != nil {
+			return 0, err
+		}
+		c.raw = rc
+	}
+	c.holdNext = false
+	if c.held != nil {
+		if err := c.sendHeldMore(); err != nil {
+			return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+		}
+	}
+	var total int64
+	for lr.N > 0 {
+		n, err := fs.SendFile(c.raw, lr.N)
+		lr.N -= n
+		total += n
+		if err != nil {
+			return total, &net.OpError{Op: "sendfile", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return total, nil
 }
 
 // SetKeepAlive and SetKeepAlivePeriod keep fasthttp's TCPKeepalive working

@@ -27,15 +27,23 @@ var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, maxHeldHeader); 
 // must then set ImmediateHeaderFlush and call sendHeld when the body is
 // done (trackedBody does), so that a header is never left behind.
 func holdHeader(c net.Conn) bool {
+	if !canSendFile(c) {
+		return false
+	}
+	c.(*frontConn).holdNext = true
+	return true
+}
+
+// canSendFile reports whether c is a *frontConn over a plain
+// *net.TCPConn: one whose writes can be a writev and whose ReadFrom can
+// sendfile a cache span.
+func canSendFile(c net.Conn) bool {
 	fc, ok := c.(*frontConn)
 	if !ok {
 		return false
 	}
-	if _, ok := fc.Conn.(*net.TCPConn); !ok {
-		return false
-	}
-	fc.holdNext = true
-	return true
+	_, ok = fc.Conn.(*net.TCPConn)
+	return ok
 }
 
 // sendHeld writes what c still holds back (nothing when the body's first

@@ -242,6 +242,26 @@ func (s *SentinelSet) WaitFailover(t testing.TB, timeout time.Duration) time.Dur
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("testenv: no failover to %s within %s", s.ReplicaAddr(), timeout)
+	t.Fatalf("testenv: no failover to %s within %s\n%s", s.ReplicaAddr(), timeout, s.diagnose())
 	return 0
+}
+
+// diagnose describes what each Sentinel believes about the master and its
+// replicas, and the end of its log: a failover that never happens is
+// explained there (no replica good enough, an election that keeps
+// failing, a Sentinel that cannot be reached).
+func (s *SentinelSet) diagnose() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var b strings.Builder
+	for i, addr := range s.Addrs {
+		c := redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.Password, DialTimeout: time.Second})
+		m, err := c.Master(ctx, s.MasterName).Result()
+		fmt.Fprintf(&b, "sentinel %s: master %v err %v\n", addr, m, err)
+		r, err := c.Replicas(ctx, s.MasterName).Result()
+		fmt.Fprintf(&b, "sentinel %s: replicas %v err %v\n", addr, r, err)
+		c.Close()
+		fmt.Fprintf(&b, "sentinel %s log:\n%s\n", addr, s.sentinels[i].LogTail())
+	}
+	return b.String()
 }

@@ -1,0 +1,166 @@
+package proxy_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/cache"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
+	"github.com/edgeproxy/edgeproxy/proxy"
+)
+
+// diskEnv is a proxy whose cache serves from its disk tier: the memory
+// tier holds one chunk, which ristretto never admits (its cost includes
+// bookkeeping), so every hit is a disk hit.
+type diskEnv struct {
+	o *dirOrigin
+	c *cache.Cache
+	p *testProxy
+	// misses is the cache's origin reads after warm: hits read none.
+	misses int64
+	hc     *http.Client
+	data   []byte
+}
+
+const diskObj = "disk.bin"
+
+func newDiskEnv(t *testing.T, cfg proxy.Config, size int) *diskEnv {
+	t.Helper()
+	e := &diskEnv{o: newDirOrigin(t, dlBucket), data: randBytes(90, size)}
+	e.o.put(t, dlBucket, diskObj, e.data)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := cache.New(cache.Config{MemoryBytes: 1 << 20, DiskDir: t.TempDir(), Policy: "lru"}, e.o.Store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.c = c
+	cfg.DownloadBucket = dlBucket
+	on := true
+	cfg.AccessLog = &on
+	e.p = startProxy(t, cfg, proxy.Deps{Origin: e.o.Store, Objects: c})
+	t.Cleanup(func() {
+		e.p.stop(20 * time.Second)
+		c.Close()
+	})
+	e.hc = newClient(t)
+	return e
+}
+
+// warm downloads the object until it is on disk, then once more from disk,
+// which verifies every block (so later hits are trusted and sent with
+// sendfile).
+func (e *diskEnv) warm(t *testing.T) {
+	t.Helper()
+	chunks := int64(len(e.data)+(1<<20)-1) >> 20
+	e.get(t, "", http.StatusOK)
+	testenv.WaitFor(t, 10*time.Second, "chunks written to disk", func() bool { return e.c.Stats().DiskChunks == chunks })
+	before := e.c.Stats()
+	e.get(t, "", http.StatusOK)
+	// The short last chunk may fit the memory tier.
+	if st := e.c.Stats(); st.DiskHits-before.DiskHits < chunks-1 || st.Misses != before.Misses {
+		t.Fatalf("warm read: %d disk hits, %d misses, want %d hits", st.DiskHits-before.DiskHits, st.Misses-before.Misses, chunks)
+	}
+	e.misses = before.Misses
+}
+
+// get downloads the object with Range rng ("" for none) and checks status
+// and bytes.
+func (e *diskEnv) get(t *testing.T, rng string, status int) {
+	t.Helper()
+	var hdr []string
+	if rng != "" {
+		hdr = []string{"Range", rng}
+	}
+	resp, body := do(t, e.hc, http.MethodGet, e.p.URL+"/download/"+diskObj, hdr...)
+	if resp.StatusCode != status {
+		t.Fatalf("Range %q: status %d, want %d", rng, resp.StatusCode, status)
+	}
+	want := e.data
+	if rng != "" {
+		var from, to int
+		if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &from, &to); err != nil {
+			t.Fatal(err)
+		}
+		want = e.data[from : to+1]
+	}
+	if !bytes.Equal(body, want) {
+		t.Fatalf("Range %q: %d bytes (sha %s), want %d (sha %s)", rng, len(body), sha(body), len(want), sha(want))
+	}
+	if xc := resp.Header.Get("X-Cache"); e.c.Stats().DiskChunks > 0 && xc != "HIT" && xc != "MISS" && xc != "PARTIAL" {
+		t.Fatalf("X-Cache %q", xc)
+	}
+}
+
+// TestE2EDiskHitsSendfile: disk-tier hits whose blocks were verified go out
+// through the sendfile path: byte-exact for whole objects, ranges inside a
+// chunk and ranges across chunks, with the bytes counted in the access
+// log, and on a keep-alive connection whose next response must not be
+// corrupted by the file's offset or a held header.
+func TestE2EDiskHitsSendfile(t *testing.T) {
+	const size = 3<<20 + 100
+	e := newDiskEnv(t, proxy.Config{}, size)
+	e.warm(t)
+	for _, rng := range []string{
+		"bytes=0-65535", "bytes=1000-66535", "bytes=1048000-1049999", // inside, unaligned, across chunks 0 and 1
+		"bytes=100-3145827", fmt.Sprintf("bytes=%d-%d", size-70000, size-1), "bytes=2097152-2097152",
+	} {
+		e.get(t, rng, http.StatusPartialContent)
+	}
+	e.get(t, "", http.StatusOK)
+	if st := e.c.Stats(); st.DiskCorrupt != 0 || st.DiskErrors != 0 || st.Misses != e.misses {
+		t.Fatalf("stats %+v (want no origin read after the warm-up's %d)", st, e.misses)
+	}
+	// The whole-object download's log line counts every byte.
+	testenv.WaitFor(t, 10*time.Second, "access log of the last download", func() bool {
+		return strings.Count(e.p.Log.String(), fmt.Sprintf("bytes=%d ", size)) >= 3
+	})
+}
+
+// TestE2EDiskSlowClientHoldsNothing: a client that stops reading a
+// download served from trusted disk blocks holds no read buffer while the
+// proxy waits for its socket (sendfile keeps the bytes in the page cache),
+// and the send timeout still cuts it: the response ends short and the
+// access log counts what the connection accepted, not the object.
+func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
+	const size = 16 << 20
+	e := newDiskEnv(t, proxy.Config{SendTimeout: 500 * time.Millisecond}, size)
+	e.warm(t)
+	c, err := net.Dial("tcp", e.p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, rawGet("GET", "/download/"+diskObj, "127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	var first [1]byte
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		t.Fatal(err)
+	}
+	// The proxy is now blocked on the client's full socket.
+	if st := e.c.Stats(); st.DiskReadBuffers != 0 {
+		t.Fatalf("a stalled client of trusted blocks holds %d read buffers", st.DiskReadBuffers)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the send timeout to cut the download", func() bool {
+		return strings.Contains(e.p.Log.String(), "client closed connection") || strings.Contains(e.p.Log.String(), "timeout")
+	})
+	n, _ := io.Copy(io.Discard, c)
+	if n+1 >= size {
+		t.Fatalf("the stalled client got all %d bytes", n+1)
+	}
+	if st := e.c.Stats(); st.DiskReadBuffers != 0 || st.DiskCorrupt != 0 {
+		t.Fatalf("after the cut: stats %+v", st)
+	}
+	if n := strings.Count(e.p.Log.String(), fmt.Sprintf("bytes=%d ", size)); n != 2 {
+		t.Fatalf("%d downloads logged whole, want the 2 warm-up ones:\n%s", n, e.p.Log.String())
+	}
+}
