@@ -47,7 +47,7 @@ type diskTier struct {
 	sketch *policy.Sketch // chunk frequencies; nil under the lru policy
 
 	mu       sync.Mutex
-	lru      *policy.Index[diskKey] // chunk -> file size in eviction order (named for the tier's first policy)
+	index    *policy.Index[diskKey] // chunk -> file size, in the policy's eviction order
 	objs     map[uint64]*diskObject // by keyHash
 	used     int64                  // bytes of indexed files
 	reserved int64                  // bytes being written
@@ -107,7 +107,7 @@ func openDisk(dir string, budget int64, queue int, c *Cache) (*diskTier, error) 
 		gone:     make(map[diskKey]struct{}),
 	}
 	var err error
-	d.lru, err = d.newDiskIndex(policy.Kind(c.cfg.Policy))
+	d.index, err = d.newDiskIndex(policy.Kind(c.cfg.Policy))
 	if err != nil {
 		return nil, fmt.Errorf("cache: disk index: %w", err)
 	}
@@ -193,7 +193,7 @@ func (d *diskTier) scan() error {
 	// Files found are older than any chunk written during the scan: each
 	// goes in as the next to leave, newest first.
 	for _, f := range slices.Backward(all) {
-		if _, ok := d.gone[f.k]; ok || d.lru.Contains(f.k) {
+		if _, ok := d.gone[f.k]; ok || d.index.Contains(f.k) {
 			continue
 		}
 		d.indexLocked(f.k, f.size, "", "", false, true)
@@ -258,13 +258,13 @@ func (d *diskTier) addLocked(k diskKey, size int64, bucket, key string, known bo
 // indexLocked indexes a file as the newest entry, or as the next to leave
 // when oldest is set (files found by the start-up scan, k not indexed).
 func (d *diskTier) indexLocked(k diskKey, size int64, bucket, key string, known, oldest bool) {
-	if old, ok := d.lru.Peek(k); ok {
+	if old, ok := d.index.Peek(k); ok {
 		d.used -= old
 	}
 	if oldest {
-		d.lru.AddOldest(k, size)
+		d.index.AddOldest(k, size)
 	} else {
-		d.lru.Add(k, size)
+		d.index.Add(k, size)
 	}
 	d.used += size
 	obj := d.objs[k.kh]
@@ -281,8 +281,8 @@ func (d *diskTier) indexLocked(k diskKey, size int64, bucket, key string, known,
 // evictLocked removes chunks in the policy's order until the indexed and
 // reserved bytes fit the budget.
 func (d *diskTier) evictLocked() {
-	for d.used+d.reserved > d.budget && d.lru.Len() > 0 {
-		d.lru.RemoveOldest()
+	for d.used+d.reserved > d.budget && d.index.Len() > 0 {
+		d.index.RemoveOldest()
 	}
 }
 
@@ -322,7 +322,7 @@ func (d *diskTier) removeFiles(keys []diskKey) {
 // drop removes one chunk from the index and deletes its file.
 func (d *diskTier) drop(k diskKey) {
 	d.mu.Lock()
-	d.lru.Remove(k)
+	d.index.Remove(k)
 	victims := d.takeEvictedLocked()
 	d.mu.Unlock()
 	d.removeFiles(victims)
@@ -337,7 +337,7 @@ func (d *diskTier) ioError(op string, err error) {
 // order.
 func (d *diskTier) has(id *objectID, idx int64) bool {
 	d.mu.Lock()
-	ok := d.lru.Contains(diskKey{id.kh, id.eh, idx})
+	ok := d.index.Contains(diskKey{id.kh, id.eh, idx})
 	d.mu.Unlock()
 	return ok
 }
@@ -418,7 +418,7 @@ func (d *diskTier) write(ch *chunk) {
 	}
 	size := int64(len(hdr) + len(ch.data))
 	d.mu.Lock()
-	if d.lru.Contains(k) || size > d.budget {
+	if d.index.Contains(k) || size > d.budget {
 		d.mu.Unlock()
 		return
 	}
@@ -495,7 +495,7 @@ func (d *diskTier) removeWhere(kh uint64, match func(diskKey) bool) int {
 	if obj := d.objs[kh]; obj != nil {
 		for k := range obj.chunks {
 			if match(k) {
-				d.lru.Remove(k)
+				d.index.Remove(k)
 				n++
 			}
 		}
@@ -540,7 +540,7 @@ func (d *diskTier) removePrefix(bucket, prefix string) []string {
 		if obj.known && obj.bucket == bucket && strings.HasPrefix(obj.key, prefix) {
 			keys = append(keys, obj.key)
 			for k := range obj.chunks {
-				d.lru.Remove(k)
+				d.index.Remove(k)
 			}
 		}
 	}
@@ -566,5 +566,5 @@ func (d *diskTier) readIdentity(k diskKey) (bucket, key string, ok bool) {
 func (d *diskTier) size() (bytes, chunks int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.used, int64(d.lru.Len())
+	return d.used, int64(d.index.Len())
 }

@@ -107,76 +107,158 @@ func TestDiskRestartWarm(t *testing.T) {
 	}
 }
 
-// TestDiskCorruption damages a chunk file in several ways, with the index
-// built before (same process) or after (restart) the damage: the chunk is
-// deleted, refetched and served correctly, never served damaged.
+// TestDiskCorruption damages the file of chunk 0 in several ways, with the
+// index built before (same process) or after (restart) the damage: the
+// damage is never served. Small chunks (one checked block) are deleted
+// and refetched whole; in a multi-block chunk a range that does not touch
+// the damaged block is served from disk without noticing, and a read that
+// touches it gets the blocks before from disk, the rest of the chunk from
+// the origin, the corruption counted and the file deleted, then rewritten.
 func TestDiskCorruption(t *testing.T) {
-	damages := []struct {
-		name string
-		fn   func(t *testing.T, path string)
+	small := func(dir string) Config { return diskConfig(dir) }
+	blocks := func(dir string) Config { return diskOnlyConfig(dir, 1<<20) }
+	for _, tc := range []struct {
+		name   string
+		config func(dir string) Config
+		size   int
+		// damage gets the file's healthy size.
+		damage func(t *testing.T, path string, size int64)
+		check  func(t *testing.T, d *damagedChunk)
 	}{
-		{"flip data byte", func(t *testing.T, path string) { flipByte(t, path, -1) }},
-		{"flip identity byte", func(t *testing.T, path string) { flipByte(t, path, fileHeaderLen+1) }},
-		{"flip checksum", func(t *testing.T, path string) { flipByte(t, path, 5) }},
-		{"truncate", func(t *testing.T, path string) { truncate(t, path, -100) }},
-		{"truncate header", func(t *testing.T, path string) { truncate(t, path, 10) }},
-		{"empty", func(t *testing.T, path string) { truncate(t, path, 0) }},
-		{"append", func(t *testing.T, path string) { appendBytes(t, path, []byte("junk")) }},
-		{"bad data length", func(t *testing.T, path string) { patchUint64(t, path, 16, 5) }},
-	}
-	for _, restart := range []bool{false, true} {
-		for _, dmg := range damages {
-			name := dmg.name
+		{"flip data byte", small, 2 << 10, func(t *testing.T, path string, _ int64) { flipByte(t, path, -1) }, chunkRefetched},
+		{"flip identity byte", small, 2 << 10, func(t *testing.T, path string, _ int64) { flipByte(t, path, fileHeaderLen+1) }, chunkRefetched},
+		{"flip checksum", small, 2 << 10, func(t *testing.T, path string, _ int64) { flipByte(t, path, 5) }, chunkRefetched},
+		{"truncate", small, 2 << 10, func(t *testing.T, path string, _ int64) { truncate(t, path, -100) }, chunkRefetched},
+		{"truncate header", small, 2 << 10, func(t *testing.T, path string, _ int64) { truncate(t, path, 10) }, chunkRefetched},
+		{"empty", small, 2 << 10, func(t *testing.T, path string, _ int64) { truncate(t, path, 0) }, chunkRefetched},
+		{"append", small, 2 << 10, func(t *testing.T, path string, _ int64) { appendBytes(t, path, []byte("junk")) }, chunkRefetched},
+		{"bad data length", small, 2 << 10, func(t *testing.T, path string, _ int64) { patchUint64(t, path, 16, 5) }, chunkRefetched},
+		// In block 31 of 64.
+		{"flip middle block", blocks, 2<<20 + 100, func(t *testing.T, path string, size int64) { flipByte(t, path, size/2) }, blockRefetched},
+	} {
+		for _, restart := range []bool{false, true} {
+			name := tc.name
 			if restart {
 				name += "/restart"
 			}
 			t.Run(name, func(t *testing.T) {
-				dir := t.TempDir()
-				o := newFakeOrigin()
-				data := randomBytes(2<<10, 41)
-				o.put("b", "k", data)
-				cfg := diskConfig(dir)
-				c, err := New(cfg, o, nil)
+				d := &damagedChunk{dir: t.TempDir(), o: newFakeOrigin(), data: randomBytes(tc.size, 41)}
+				d.etag = d.o.put("b", "k", d.data)
+				cfg := tc.config(d.dir)
+				c, err := New(cfg, d.o, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				readAll(t, c, "b", "k")
 				settle(t, c)
-				var victim string
-				for _, f := range chunkFiles(t, dir) {
+				for _, f := range chunkFiles(t, d.dir) {
 					if strings.HasSuffix(f, "-0"+fileSuffix) {
-						victim = f
+						d.victim = f
 					}
 				}
-				if victim == "" {
+				if d.victim == "" {
 					t.Fatal("no file for chunk 0")
 				}
 				c.Close()
+				st, err := os.Stat(d.victim)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d.size = st.Size()
 				if restart {
-					dmg.fn(t, victim)
-					c = newTestCache(t, cfg, o, nil)
+					tc.damage(t, d.victim, d.size)
+					d.c = newTestCache(t, cfg, d.o, nil)
 				} else {
 					// Index built from the healthy file, damage afterwards.
-					c = newTestCache(t, cfg, o, nil)
-					dmg.fn(t, victim)
+					d.c = newTestCache(t, cfg, d.o, nil)
+					tc.damage(t, d.victim, d.size)
 				}
-				opens := o.opens.Load()
-				got, status := readAll(t, c, "b", "k")
-				if !bytes.Equal(got, data) {
-					t.Fatal("served damaged bytes")
-				}
-				if status != StatusPartial {
-					t.Fatalf("status %s, want PARTIAL (chunk 0 refetched)", status)
-				}
-				if st := c.Stats(); st.DiskCorrupt != 1 || st.DiskHits != 1 || o.opens.Load() != opens+1 {
-					t.Fatalf("stats %+v, origin opens %d", st, o.opens.Load()-opens)
-				}
-				settle(t, c)
-				if n := len(chunkFiles(t, dir)); n != 2 {
-					t.Fatalf("after refetch %d files, want 2", n)
-				}
+				d.opens = d.o.opens.Load()
+				tc.check(t, d)
 			})
 		}
+	}
+}
+
+// damagedChunk is a cache whose file of chunk 0 TestDiskCorruption damaged.
+type damagedChunk struct {
+	c      *Cache
+	o      *fakeOrigin
+	dir    string
+	data   []byte
+	etag   string
+	victim string // the file of chunk 0
+	size   int64  // its size before the damage
+	opens  int64  // origin opens before the checks
+}
+
+// chunkRefetched: a damaged small chunk is deleted, refetched and served
+// correctly.
+func chunkRefetched(t *testing.T, d *damagedChunk) {
+	c, o := d.c, d.o
+	got, status := readAll(t, c, "b", "k")
+	if !bytes.Equal(got, d.data) {
+		t.Fatal("served damaged bytes")
+	}
+	if status != StatusPartial {
+		t.Fatalf("status %s, want PARTIAL (chunk 0 refetched)", status)
+	}
+	if st := c.Stats(); st.DiskCorrupt != 1 || st.DiskHits != 1 || o.opens.Load() != d.opens+1 {
+		t.Fatalf("stats %+v, origin opens %d", st, o.opens.Load()-d.opens)
+	}
+	settle(t, c)
+	if n := len(chunkFiles(t, d.dir)); n != 2 {
+		t.Fatalf("after refetch %d files, want 2", n)
+	}
+}
+
+// blockRefetched: in a multi-block chunk damaged in its middle block, a
+// range before the damage is a disk hit; a whole read serves the blocks
+// before the damage from disk and the rest from the origin, and the file
+// is rewritten.
+func blockRefetched(t *testing.T, d *damagedChunk) {
+	const chunk = 1 << 20
+	c, o, data, opens := d.c, d.o, d.data, d.opens
+	middle := d.size / 2
+	ctx := context.Background()
+
+	// Blocks 6 to 10 only: the damage is not read, nor served.
+	got, status := readRange(t, c, ctx, "b", "k", d.etag, 100_000, 64<<10)
+	if !bytes.Equal(got, data[100_000:100_000+64<<10]) || status != StatusHit {
+		t.Fatalf("range before the damage: status %s, equal %v", status, bytes.Equal(got, data[100_000:100_000+64<<10]))
+	}
+	if st := c.Stats(); st.DiskCorrupt != 0 || st.DiskHits != 1 || o.opens.Load() != opens {
+		t.Fatalf("after the range: stats %+v", st)
+	}
+
+	got, _ = readAll(t, c, "b", "k")
+	if !bytes.Equal(got, data) {
+		t.Fatal("served damaged bytes")
+	}
+	st2 := c.Stats()
+	if st2.DiskCorrupt != 1 || o.opens.Load() != opens+1 || st2.MemoryHits != 0 {
+		t.Fatalf("after the whole read: stats %+v, origin opens %d", st2, o.opens.Load()-opens)
+	}
+	// The read holding the flipped byte fails whole; what was read
+	// before it was served.
+	damaged := middle - (d.size - chunk) // offset in the chunk's data
+	if want := 64<<10 + damaged/diskReadSize*diskReadSize + (chunk + 100); st2.BytesFromDisk != want {
+		t.Fatalf("%d bytes from disk, want %d (the range, the reads before the damage, chunks 1 and 2)", st2.BytesFromDisk, want)
+	}
+	if _, err := os.Stat(d.victim); !errors.Is(err, fs.ErrNotExist) {
+		// Deleted, then rewritten by the refetch: it must verify now.
+		settle(t, c)
+		b, err := os.ReadFile(d.victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, dd, err := parseChunkFile(b); err != nil || !bytes.Equal(dd, data[:chunk]) {
+			t.Fatalf("rewritten file: %v", err)
+		}
+	}
+	settle(t, c)
+	if n := len(chunkFiles(t, d.dir)); n != 3 {
+		t.Fatalf("after refetch %d files, want 3", n)
 	}
 }
 
@@ -566,90 +648,6 @@ func diskOnlyConfig(dir string, chunk int64) Config {
 	return Config{ChunkSize: chunk, MemoryBytes: chunk, Readahead: 4 * chunk, DiskDir: dir}
 }
 
-// TestDiskBlockCorruption flips one byte in the middle of a multi-block
-// chunk file: a range that does not touch the damaged block is served from
-// disk without noticing, a read that touches it gets byte-exact data (the
-// blocks before from disk, the rest of the chunk from the origin), the
-// corruption is counted and the file deleted, then rewritten.
-func TestDiskBlockCorruption(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(map[bool]string{false: "indexed", true: "restart"}[restart], func(t *testing.T) {
-			const chunk = 1 << 20
-			dir := t.TempDir()
-			o := newFakeOrigin()
-			data := randomBytes(2*chunk+100, 70)
-			etag := o.put("b", "k", data)
-			cfg := diskOnlyConfig(dir, chunk)
-			c, err := New(cfg, o, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			readAll(t, c, "b", "k")
-			settle(t, c)
-			victim := filepath.Join(dir, "placeholder")
-			for _, f := range chunkFiles(t, dir) {
-				if strings.HasSuffix(f, "-0"+fileSuffix) {
-					victim = f
-				}
-			}
-			c.Close()
-			st, err := os.Stat(victim)
-			if err != nil {
-				t.Fatal(err)
-			}
-			middle := st.Size() / 2 // in block 31 of 64
-			if restart {
-				flipByte(t, victim, middle)
-				c = newTestCache(t, cfg, o, nil)
-			} else {
-				c = newTestCache(t, cfg, o, nil)
-				flipByte(t, victim, middle)
-			}
-			ctx := context.Background()
-			opens := o.opens.Load()
-
-			// Blocks 6 to 10 only: the damage is not read, nor served.
-			got, status := readRange(t, c, ctx, "b", "k", etag, 100_000, 64<<10)
-			if !bytes.Equal(got, data[100_000:100_000+64<<10]) || status != StatusHit {
-				t.Fatalf("range before the damage: status %s, equal %v", status, bytes.Equal(got, data[100_000:100_000+64<<10]))
-			}
-			if st := c.Stats(); st.DiskCorrupt != 0 || st.DiskHits != 1 || o.opens.Load() != opens {
-				t.Fatalf("after the range: stats %+v", st)
-			}
-
-			got, _ = readAll(t, c, "b", "k")
-			if !bytes.Equal(got, data) {
-				t.Fatal("served damaged bytes")
-			}
-			st2 := c.Stats()
-			if st2.DiskCorrupt != 1 || o.opens.Load() != opens+1 || st2.MemoryHits != 0 {
-				t.Fatalf("after the whole read: stats %+v, origin opens %d", st2, o.opens.Load()-opens)
-			}
-			// The read holding the flipped byte fails whole; what was read
-			// before it was served.
-			damaged := middle - (st.Size() - chunk) // offset in the chunk's data
-			if want := 64<<10 + damaged/diskReadSize*diskReadSize + (chunk + 100); st2.BytesFromDisk != want {
-				t.Fatalf("%d bytes from disk, want %d (the range, the reads before the damage, chunks 1 and 2)", st2.BytesFromDisk, want)
-			}
-			if _, err := os.Stat(victim); !errors.Is(err, fs.ErrNotExist) {
-				// Deleted, then rewritten by the refetch: it must verify now.
-				settle(t, c)
-				b, err := os.ReadFile(victim)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, d, err := parseChunkFile(b); err != nil || !bytes.Equal(d, data[:chunk]) {
-					t.Fatalf("rewritten file: %v", err)
-				}
-			}
-			settle(t, c)
-			if n := len(chunkFiles(t, dir)); n != 3 {
-				t.Fatalf("after refetch %d files, want 3", n)
-			}
-		})
-	}
-}
-
 // encodeV1 writes a chunk file of format version 1 (one checksum over the
 // whole file, names without a suffix), as the previous release did.
 func encodeV1(ch *chunk) []byte {
@@ -968,18 +966,25 @@ func TestDiskKillDuringWrite(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails before the kill
-	deadline := time.After(time.Minute)      // a fresh process, maybe built with -race
-	for {
+	var early error
+	ended := false
+	// A minute: a fresh process, maybe built with -race.
+	if !testenv.Poll(context.Background(), time.Minute, func() bool {
 		if _, err := os.Stat(ready); err == nil {
-			break
+			return true
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("helper exited before it was killed: %v", err)
-		case <-deadline:
-			t.Fatal("timed out waiting for the helper to start its fifth chunk file")
-		case <-time.After(time.Millisecond):
+		case early = <-exited:
+			ended = true
+			return true
+		default:
+			return false
 		}
+	}) {
+		t.Fatal("timed out waiting for the helper to start its fifth chunk file")
+	}
+	if ended {
+		t.Fatalf("helper exited before it was killed: %v", early)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -1105,31 +1110,8 @@ func TestParseHeader(t *testing.T) {
 // the origin, and the merge neither counts a rewritten chunk twice nor brings
 // back one removed from the index while the scan ran.
 func TestDiskScanInBackground(t *testing.T) {
-	dir := t.TempDir()
-	o := newFakeOrigin()
 	data := randomBytes(3<<10, 42)
-	o.put("b", "k", data)
-	c1 := newTestCache(t, diskConfig(dir), o, nil)
-	readAll(t, c1, "b", "k")
-	settle(t, c1)
-	c1.Close()
-
-	listed, release := make(chan struct{}), make(chan struct{})
-	scanHook = func() {
-		close(listed)
-		<-release
-	}
-	t.Cleanup(func() { scanHook = nil })
-	c2, err := New(diskConfig(dir), o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c2.Close() })
-	select {
-	case <-listed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("scan did not list the directory")
-	}
+	dir, c2, release := startHeldScan(t, data)
 	if st := c2.Stats(); st.DiskChunks != 0 {
 		t.Fatalf("indexed before the merge: %+v", st)
 	}
@@ -1172,12 +1154,15 @@ func TestDiskScanInBackground(t *testing.T) {
 	}
 }
 
-// TestDiskPurgeDuringScan: a purge while the start-up scan runs waits for
-// it, so files not yet indexed are deleted too.
-func TestDiskPurgeDuringScan(t *testing.T) {
-	dir := t.TempDir()
+// startHeldScan writes the chunks of b/k (data) to a new directory with
+// one cache, then starts a second on it whose start-up scan stops after
+// listing the directory, before it merges what it found into the index,
+// until release is closed.
+func startHeldScan(t *testing.T, data []byte) (dir string, c2 *Cache, release chan struct{}) {
+	t.Helper()
+	dir = t.TempDir()
 	o := newFakeOrigin()
-	o.put("b", "k", randomBytes(3<<10, 43))
+	o.put("b", "k", data)
 	c1 := newTestCache(t, diskConfig(dir), o, nil)
 	readAll(t, c1, "b", "k")
 	settle(t, c1)
@@ -1194,7 +1179,18 @@ func TestDiskPurgeDuringScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c2.Close() })
-	<-listed
+	select {
+	case <-listed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("scan did not list the directory")
+	}
+	return dir, c2, release
+}
+
+// TestDiskPurgeDuringScan: a purge while the start-up scan runs waits for
+// it, so files not yet indexed are deleted too.
+func TestDiskPurgeDuringScan(t *testing.T) {
+	dir, c2, release := startHeldScan(t, randomBytes(3<<10, 43))
 	purged := make(chan int, 1)
 	go func() { purged <- c2.Purge("b", "k") }()
 	// Give a purge that does not wait time to finish before the merge (the

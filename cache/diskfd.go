@@ -248,7 +248,7 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 	k := diskKey{id.kh, id.eh, idx}
 	dataLen := d.c.span.length(id.size, idx)
 	d.mu.Lock()
-	size, ok := d.lru.Get(k)
+	size, ok := d.index.Get(k)
 	if !ok {
 		d.mu.Unlock()
 		return nil
@@ -277,7 +277,7 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.lru.Contains(k) {
+	if !d.index.Contains(k) {
 		// Evicted, purged or dropped while we opened it: a miss, as if the
 		// open had come after.
 		oc.release()

@@ -16,7 +16,7 @@ import (
 // file rewritten in place, as a bad disk or an operator might) is not seen
 // while the window lasts; once the clock passes it, the next read verifies
 // again, counts the corruption, deletes the file and serves byte-exact data
-// from the origin. A restart forgets all trust (TestDiskBlockCorruption).
+// from the origin. A restart forgets all trust (TestDiskCorruption, "restart" cases).
 func TestDiskTrustWindow(t *testing.T) {
 	const chunk = 1 << 20
 	dir := t.TempDir()

@@ -24,8 +24,8 @@ import (
 //
 // A wholesale shift of popularity would leave yesterday's hot chunks on
 // disk with counts no new chunk can beat until halvings wear them down.
-// On every fill the index is told the cache's reads and misses so far
-// (observeLocked); when the hit ratio collapses it forgets the counts and
+// On every fill the index is told the reads that reached the disk tier and
+// the misses so far (observeLocked); when the hit ratio collapses it forgets the counts and
 // the protection of what it holds (policy.Index.Observe, Stats.DiskShifts).
 //
 // After a restart the sketch is rebuilt from the on-disk index rather than
@@ -52,9 +52,9 @@ import (
 func (d *diskTier) observeLocked() {
 	st := &d.c.st
 	misses := st.misses.Load()
-	before := d.lru.Shifts()
-	d.lru.Observe(st.diskHits.Load()+misses, misses)
-	if d.lru.Shifts() != before {
+	before := d.index.Shifts()
+	d.index.Observe(st.diskHits.Load()+misses, misses)
+	if d.index.Shifts() != before {
 		d.c.st.diskShifts.Add(1)
 	}
 }
@@ -115,8 +115,8 @@ func (d *diskTier) admit(ch *chunk, ahead bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.observeLocked()
-	if d.lru.Contains(k) {
+	if d.index.Contains(k) {
 		return true // the writer finds it there and skips it
 	}
-	return d.lru.Admit(k, d.used+d.reserved+size-d.budget, bonus)
+	return d.index.Admit(k, d.used+d.reserved+size-d.budget, bonus)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/edgeproxy/edgeproxy/internal/stats"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // served drives downloads through the recorder (as the proxy does, one
@@ -90,13 +91,14 @@ func newSyncer(t testing.TB, pool *pgxpool.Pool, rec *stats.Recorder) *Syncer {
 func runUntilOK(t testing.TB, s *Syncer) {
 	t.Helper()
 	var err error
-	for range 20 {
-		if err = s.Run(ctxT(t, 30*time.Second)); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testenv.Poll(context.Background(), time.Minute, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = s.Run(ctx)
+		return err == nil
+	}) {
+		t.Fatalf("sync never succeeded within a minute: %v", err)
 	}
-	t.Fatalf("sync never succeeded: %v", err)
 }
 
 var errCrash = errors.New("simulated crash")
@@ -302,12 +304,8 @@ func TestSyncLoopFinishesPendingAtStart(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); sy.Loop(lctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(30 * time.Second)
-	for pgTotal(t, pool) != s.n.Load() {
-		if time.Now().After(deadline) {
-			live, pending := redisTotal(t, rdb)
-			t.Fatalf("postgres %d, redis live %d pending %d; served %d", pgTotal(t, pool), live, pending, s.n.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Poll(ctx, 30*time.Second, func() bool { return pgTotal(t, pool) == s.n.Load() }) {
+		live, pending := redisTotal(t, rdb)
+		t.Fatalf("postgres %d, redis live %d pending %d; served %d", pgTotal(t, pool), live, pending, s.n.Load())
 	}
 }

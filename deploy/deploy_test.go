@@ -30,7 +30,8 @@ const root = ".."
 // (heap for fills in flight, connection state, the runtime): "the process
 // stays near memory_bytes + 100 MiB" (cmd/edgeproxy, memoryOverhead, whose
 // 80 MiB allowance includes config.yaml's default cache.fill_memory).
-// Each connection's write buffer comes on top.
+// Each open connection's memory (proxy.ConnOverhead and its two buffers)
+// comes on top: the soft limit grows with them.
 const documentedOverhead = 100 << 20
 
 // readFile reads a file of the repository.

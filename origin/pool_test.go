@@ -18,6 +18,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/edgeproxy/edgeproxy/internal/fakeclock"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // recorder serves obj and remembers each GET's Range and If-Match; with
@@ -431,10 +432,8 @@ func TestPoolWatchesClosedConnections(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("still not %s after 10s: %+v", what, s.Endpoints())
-			}
+		if !testenv.Poll(ctx, 10*time.Second, cond) {
+			t.Fatalf("still not %s after 10s: %+v", what, s.Endpoints())
 		}
 	}
 	e := s.pool.eps[0]

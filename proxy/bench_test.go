@@ -49,30 +49,13 @@ const benchToken = "bench-token-0123456789abcdef"
 
 func newHitBench(tb testing.TB, size int, withAuth, withLimiter, withStats bool) *hitBench {
 	tb.Helper()
-	root := tb.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "b", "obj"), make([]byte, size), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	dir, err := origin.NewDir(origin.DirConfig{Root: root})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := cache.New(cache.Config{MemoryBytes: 64 << 20}, dir, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	off := false
-	cfg := proxy.Config{DownloadBucket: "b", AccessLog: &off}
-	deps := proxy.Deps{Objects: c, Origin: dir, Logger: log}
+	cfg, deps, c := newHitProxy(tb, size)
+	log := deps.Logger
 	var rdb *redis.Client
 	if withAuth || withStats {
 		rdb = testenv.Redis(tb).Client(tb)
 	}
+	authorization := ""
 	if withAuth {
 		if err := rdb.Set(context.Background(), "download:token:"+benchToken, "file_id=obj&user_id=u", time.Hour).Err(); err != nil {
 			tb.Fatal(err)
@@ -85,6 +68,7 @@ func newHitBench(tb testing.TB, size int, withAuth, withLimiter, withStats bool)
 		<-v.Ready() // its purge-on-subscribe must not empty the warm cache
 		deps.Tokens = v
 		cfg.DownloadAuth = proxy.AuthToken
+		authorization = "Bearer " + benchToken
 	}
 	if withLimiter {
 		// Admission on (concurrency caps), no rate: the unshaped path.
@@ -103,16 +87,51 @@ func newHitBench(tb testing.TB, size int, withAuth, withLimiter, withStats bool)
 		tb.Cleanup(func() { r.Close(context.Background()) })
 		deps.Stats = statsRecorder{r}
 	}
+	return startHitBench(tb, cfg, deps, c, "/download/obj", authorization)
+}
+
+// newHitProxy is what every hit bench starts from: a directory origin
+// holding b/obj (size zero bytes), a memory cache over it, and the proxy's
+// Config and Deps serving /download/{key} from bucket b with no access
+// layer and no access log. Variants add their layer to cfg and deps.
+func newHitProxy(tb testing.TB, size int) (proxy.Config, proxy.Deps, *cache.Cache) {
+	tb.Helper()
+	root := tb.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "b", "obj"), make([]byte, size), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	dir, err := origin.NewDir(origin.DirConfig{Root: root})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := cache.New(cache.Config{MemoryBytes: 64 << 20}, dir, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	off := false
+	return proxy.Config{DownloadBucket: "b", AccessLog: &off}, proxy.Deps{Objects: c, Origin: dir, Logger: log}, c
+}
+
+// startHitBench builds the proxy and an in-memory request for uri (with
+// that Authorization header unless empty), then warms the cache (and any
+// token or catalog cache) so that every measured request is a hit.
+func startHitBench(tb testing.TB, cfg proxy.Config, deps proxy.Deps, c *cache.Cache, uri, authorization string) *hitBench {
+	tb.Helper()
 	srv, err := proxy.New(cfg, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	h := &hitBench{srv: srv, ctx: new(fasthttp.RequestCtx)}
 	var req fasthttp.Request
-	req.SetRequestURI("/download/obj")
+	req.SetRequestURI(uri)
 	req.Header.SetHost("edge.test")
-	if withAuth {
-		req.Header.Set("Authorization", "Bearer "+benchToken)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	h.ctx.Init2(nopConn{}, nil, false)
 	req.CopyTo(&h.ctx.Request)

@@ -4,20 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/valyala/fasthttp"
 
 	"github.com/edgeproxy/edgeproxy/auth"
-	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/catalogdb"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
-	"github.com/edgeproxy/edgeproxy/origin"
-	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 // catalogBench is a PostgreSQL-backed catalog in front of Redis, with one
@@ -69,29 +63,11 @@ func BenchmarkCatalogHit(b *testing.B) {
 }
 
 func newCatalogHitBench(b *testing.B, cb *catalogBench, withCatalog bool) *hitBench {
-	root := b.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "b"), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "b", "obj"), make([]byte, 4<<10), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	dir, err := origin.NewDir(origin.DirConfig{Root: root})
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := cache.New(cache.Config{MemoryBytes: 64 << 20}, dir, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	off := false
-	cfg := proxy.Config{DownloadBucket: "b", AccessLog: &off}
-	deps := proxy.Deps{Objects: c, Origin: dir, Logger: log}
+	b.Helper()
+	cfg, deps, c := newHitProxy(b, 4<<10)
 	uri := "/download/obj"
 	if withCatalog {
-		cat, err := auth.NewCatalog(auth.CatalogConfig{CacheTTL: time.Hour}, cb.rdb, log, auth.WithSource(cb.store))
+		cat, err := auth.NewCatalog(auth.CatalogConfig{CacheTTL: time.Hour}, cb.rdb, deps.Logger, auth.WithSource(cb.store))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -99,23 +75,7 @@ func newCatalogHitBench(b *testing.B, cb *catalogBench, withCatalog bool) *hitBe
 		cfg.DownloadBucket = ""
 		uri = "/download/" + cb.id
 	}
-	srv, err := proxy.New(cfg, deps)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := &hitBench{srv: srv, ctx: new(fasthttp.RequestCtx)}
-	var req fasthttp.Request
-	req.SetRequestURI(uri)
-	req.Header.SetHost("edge.test")
-	h.ctx.Init2(nopConn{}, nil, false)
-	req.CopyTo(&h.ctx.Request)
-	h.do(b)
-	c.Wait()
-	h.do(b)
-	if got := string(h.ctx.Response.Header.Peek("X-Cache")); got != "HIT" {
-		b.Fatalf("second request: X-Cache %q, want HIT", got)
-	}
-	return h
+	return startHitBench(b, cfg, deps, c, uri, "")
 }
 
 // BenchmarkCatalogLookup measures one catalog lookup that misses process

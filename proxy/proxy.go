@@ -81,14 +81,18 @@ type Config struct {
 	// MaxHeaderBytes bounds the request line plus headers; larger requests
 	// get 431. Default 8 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// WriteBuffer is each connection's response buffer. Headers plus a
-	// body that fit in it go out in one write syscall; fasthttp's 4 KiB
-	// default split every 4 KiB hit in two. Default 32 KiB. Measured: 128
-	// KiB saves 5-8% CPU per 64 KiB range request, but the buffer stays
-	// with every keep-alive connection, idle ones included (10k
-	// connections x 128 KiB = 1.25 GiB).
+	// WriteBuffer is each connection's response buffer, kept by every
+	// keep-alive connection, idle ones included. Headers plus a body below
+	// half of it go out in one write; a larger body goes out with the
+	// header in one writev (writev.go), so the buffer no longer decides
+	// the syscalls of a hit. Default 8 KiB: 32 KiB cost 5.7 KiB more RSS
+	// and 24 KiB more heap per idle connection for no faster hot path
+	// (docs/design.md, "Memory per connection").
 	WriteBuffer int `yaml:"write_buffer"`
-	// MaxConns bounds concurrent connections. Default 65536.
+	// MaxConns bounds concurrent connections. Default 65536. Each open
+	// connection beyond 512 raises the soft memory limit by ConnMemory
+	// (cmd/edgeproxy), so max_conns x ConnMemory is part of the memory a
+	// node may use.
 	MaxConns int `yaml:"max_conns"`
 	// DrainTimeout is how long in-flight downloads may finish after
 	// SIGTERM before connections are closed. Default 30s.
@@ -136,7 +140,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxConns = 65536
 	}
 	if c.WriteBuffer == 0 {
-		c.WriteBuffer = 32 << 10
+		c.WriteBuffer = 8 << 10
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
@@ -272,6 +276,8 @@ type Server struct {
 	// catalogStore and catalogReady report the catalog's database.
 	catalogStore interface{ Ping(context.Context) error }
 	catalogReady readiness
+	// open counts the download listener's connections (server.go).
+	open atomic.Int64
 }
 
 // New validates cfg and builds a Server.

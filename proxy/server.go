@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 )
@@ -113,7 +114,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopWatch()
 	ln = s.wrapTLS(wctx, ln) // inside the PROXY header, which comes in clear
 	srv := s.newHTTPServer()
-	conns := &connSet{conns: make(map[net.Conn]struct{})}
+	conns := &connSet{conns: make(map[net.Conn]struct{}), open: &s.open}
 	srv.ConnState = conns.track
 	errc := make(chan error, 1)
 	fl := newFrontListener(ln) // outermost: see frontListener
@@ -147,6 +148,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 type connSet struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	open  *atomic.Int64 // Server.open, shared by every Serve of the Server
 }
 
 func (cs *connSet) track(c net.Conn, st fasthttp.ConnState) {
@@ -154,11 +156,36 @@ func (cs *connSet) track(c net.Conn, st fasthttp.ConnState) {
 	switch st {
 	case fasthttp.StateNew:
 		cs.conns[c] = struct{}{}
+		cs.open.Add(1)
 	case fasthttp.StateClosed, fasthttp.StateHijacked:
-		delete(cs.conns, c)
+		if _, ok := cs.conns[c]; ok {
+			delete(cs.conns, c)
+			cs.open.Add(-1)
+		}
 	}
 	cs.mu.Unlock()
 }
+
+// ConnOverhead is what an open download connection holds beside its read
+// buffer (MaxHeaderBytes) and write buffer (WriteBuffer), counted as the
+// Go runtime counts memory against its soft limit: the serving
+// goroutine's stack (8 KiB, grown to 16 KiB by a deep request), fasthttp's
+// RequestCtx (about 2 KiB touched), the socket's netFD and our frontConn,
+// and the tracking maps' entries. TestConnMemoryCoversIdleConnections
+// measures it.
+const ConnOverhead = 16 << 10
+
+// ConnMemory is the memory an open connection costs the process, idle or
+// between chunks of a response: its two buffers and ConnOverhead. What a
+// response in flight holds beyond that (chunks, disk block buffers) is the
+// cache's, bounded by cache.memory_bytes and cache.fill_memory.
+func (s *Server) ConnMemory() int64 {
+	return int64(s.cfg.MaxHeaderBytes) + int64(s.cfg.WriteBuffer) + ConnOverhead
+}
+
+// OpenConns is the number of download connections open now, on every
+// listener Serve runs. It is at most MaxConns per listener.
+func (s *Server) OpenConns() int64 { return s.open.Load() }
 
 func (cs *connSet) closeAll() int {
 	cs.mu.Lock()

@@ -78,16 +78,7 @@ func TestTusResumeOnAnotherNode(t *testing.T) {
 
 	// A raw PATCH that promises the whole file and sends 7 MiB + 3 bytes.
 	sent := 7<<20 + 3
-	conn, err := net.Dial("tcp", strings.TrimPrefix(a.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n", loc, tok, len(data))
-	if _, err := conn.Write(data[:sent]); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	rawPatch(t, a.URL, loc, tok, len(data), data[:sent]).Close()
 	testenv.WaitFor(t, 30*time.Second, "node A to commit the bytes it got", func() bool {
 		resp, _ := tusReq(t, "HEAD", b.URL+loc, tok, nil)
 		return resp.Header.Get("Upload-Offset") == fmt.Sprint(sent)
@@ -347,15 +338,8 @@ func TestTusLocked(t *testing.T) {
 	a, b := e.node(e.config()), e.node(e.config())
 	tok := e.token(a.Uploads, upload.Grant{Prefix: "l/"})
 	loc := create(t, a, tok, 10000)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(a.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", loc, tok)
 	// More than the 4 KiB fasthttp reads before it calls the handler.
-	io.WriteString(conn, strings.Repeat("a", 6000))
+	conn := rawPatch(t, a.URL, loc, tok, 10000, bytes.Repeat([]byte("a"), 6000))
 	// Wait on the lock in Redis: a probe PATCH sent before the first one
 	// takes the lock would take it itself, and write its byte.
 	testenv.WaitFor(t, 30*time.Second, "the first PATCH to hold the lock", func() bool {
@@ -368,11 +352,7 @@ func TestTusLocked(t *testing.T) {
 		t.Fatalf("HEAD during the PATCH: offset %d", off)
 	}
 	io.WriteString(conn, strings.Repeat("a", 4000))
-	line := make([]byte, 12)
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.ReadFull(conn, line); err != nil || string(line[9:12]) != "204" {
-		t.Fatalf("first PATCH: %q %v", line, err)
-	}
+	wantRawStatus(t, conn, "first PATCH", "204")
 	if off := offset(t, b.URL+loc, tok); off != 10000 {
 		t.Fatalf("offset %d after the first PATCH", off)
 	}
@@ -392,14 +372,7 @@ func TestTusLimiter(t *testing.T) {
 	n := e.nodeWith(e.config(), func(d *upload.Deps) { d.Limiter = lim })
 	tok := e.token(n.Uploads, upload.Grant{Prefix: "lim/"})
 	first, second := create(t, n, tok, 10000), create(t, n, tok, 10)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", first, tok)
-	io.WriteString(conn, strings.Repeat("a", 6000))
+	conn := rawPatch(t, n.URL, first, tok, 10000, bytes.Repeat([]byte("a"), 6000))
 	// Wait on the limiter itself: a probe request would take the client's
 	// one slot for a moment and could refuse the first PATCH instead.
 	testenv.WaitFor(t, 30*time.Second, "the first PATCH to hold the client's slot", func() bool {
@@ -411,11 +384,7 @@ func TestTusLimiter(t *testing.T) {
 		t.Error("429 without Retry-After")
 	}
 	io.WriteString(conn, strings.Repeat("a", 4000))
-	line := make([]byte, 12)
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.ReadFull(conn, line); err != nil || string(line[9:12]) != "204" {
-		t.Fatalf("first PATCH: %q %v", line, err)
-	}
+	wantRawStatus(t, conn, "first PATCH", "204")
 	resp, body = patch(t, n.URL+second, tok, 0, []byte("0123456789"))
 	wantStatus(t, resp, body, 204, "")
 	e.wantClean()
@@ -517,14 +486,7 @@ func TestTusIdleClientKeepsBytes(t *testing.T) {
 	n := e.node(cfg)
 	tok := e.token(n.Uploads, upload.Grant{Prefix: "idle/"})
 	loc := create(t, n, tok, 10000)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 10000\r\n\r\n", loc, tok)
-	io.WriteString(conn, strings.Repeat("a", 6000))
+	rawPatch(t, n.URL, loc, tok, 10000, bytes.Repeat([]byte("a"), 6000))
 	testenv.WaitFor(t, 30*time.Second, "the idle PATCH to end with its bytes kept", func() bool {
 		resp, _ := tusReq(t, "HEAD", n.URL+loc, tok, nil)
 		return resp.Header.Get("Upload-Offset") == "6000"

@@ -56,13 +56,10 @@ func TestTusFirstNodeKilled(t *testing.T) {
 	killed := make(chan bool, 1) // true: after a part reached the store
 	go func() {
 		pw.Write(data[:half])
-		for i := 0; e.partsInStore(ctx) == 0; i++ {
-			if i == 600 {
-				killed <- false
-				pw.CloseWithError(fmt.Errorf("no part in the store after a minute"))
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !testenv.Poll(ctx, time.Minute, func() bool { return e.partsInStore(ctx) > 0 }) {
+			killed <- false
+			pw.CloseWithError(fmt.Errorf("no part in the store after a minute"))
+			return
 		}
 		cluster.Kill(t, 0)
 		killed <- true

@@ -246,6 +246,39 @@ func patch(t testing.TB, url, token string, off int64, data []byte, hdr ...strin
 	return tusReq(t, "PATCH", url, token, bytes.NewReader(data), append([]string{"Upload-Offset", fmt.Sprint(off)}, hdr...)...)
 }
 
+// rawPatch starts a PATCH of loc from offset 0 on a connection of its own
+// to the node at nodeURL: the head promises length bytes and part is sent
+// at once, so that the test holds the request open mid-body, finishes it
+// (wantRawStatus reads the answer) or hangs up. The connection is closed
+// when the test ends.
+func rawPatch(t testing.TB, nodeURL, loc, token string, length int, part []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(nodeURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: a\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n", loc, token, length); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(part); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// wantRawStatus reads the status line of the answer on a rawPatch
+// connection, waiting 30 s at most, and fails the test unless it is status.
+func wantRawStatus(t testing.TB, conn net.Conn, what, status string) {
+	t.Helper()
+	line := make([]byte, 12)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(conn, line); err != nil || string(line[9:12]) != status {
+		t.Fatalf("%s: %q %v", what, line, err)
+	}
+}
+
 func offset(t testing.TB, url, token string) int64 {
 	t.Helper()
 	resp, body := tusReq(t, "HEAD", url, token, nil)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // newTransport returns a client transport that asks for no compression
@@ -123,7 +125,7 @@ func coldMiss(ctx context.Context, s *server, o object, clients int) (coldResult
 	tr := newTransport(clients)
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
-	before := s.relay.fromOrigin.Load()
+	before := s.relay.Bytes()
 	start := make(chan struct{})
 	errs := make(chan error, clients)
 	var wg sync.WaitGroup
@@ -155,24 +157,24 @@ func coldMiss(ctx context.Context, s *server, o object, clients int) (coldResult
 	}
 	// Fills may still be finishing (read-ahead); count them too.
 	settle(ctx, s.relay, time.Second, 20*time.Second)
-	res.OriginBytes = s.relay.fromOrigin.Load() - before
+	res.OriginBytes = s.relay.Bytes() - before
 	return res, nil
 }
 
 // settle waits until r has read nothing from the origin for quiet, at most
 // for limit.
-func settle(ctx context.Context, r *relay, quiet, limit time.Duration) {
+func settle(ctx context.Context, r *testenv.Relay, quiet, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	last, since := r.fromOrigin.Load(), time.Now()
+	last, since := r.Bytes(), time.Now()
 	for time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if n := r.fromOrigin.Load(); n != last {
+		if n := r.Bytes(); n != last {
 			last, since = n, time.Now()
 		} else if time.Since(since) >= quiet {
 			return

@@ -96,7 +96,7 @@ func runDisk(ctx context.Context, o options, w wrkRun, root, dir string, org *or
 	objectsScript := filepath.Join(root, "bench", "wrk", "objects.lua")
 	seq := w
 	seq.conns = w.threads // one download per wrk thread: a sequential read, not a crowd
-	before := ep.relay.fromOrigin.Load()
+	before := ep.relay.Bytes()
 	for round := 1; round <= o.rounds; round++ {
 		for _, s := range rotate(targets, round-1) {
 			logf("round %d/%d: disk scenarios on %s (3 x %v)", round, o.rounds, s.Name, o.duration)
@@ -123,7 +123,7 @@ func runDisk(ctx context.Context, o options, w wrkRun, root, dir string, org *or
 			diskProblems(res, s, round, "sequential", r)
 		}
 	}
-	res.add(rowDiskOrigin, ep.Name, float64(ep.relay.fromOrigin.Load()-before))
+	res.add(rowDiskOrigin, ep.Name, float64(ep.relay.Bytes()-before))
 	m, err := ep.proc.treeMemory()
 	if err != nil {
 		return err
@@ -146,7 +146,7 @@ func warmDisk(ctx context.Context, s *server, objs []object, res *results) error
 	defer hc.CloseIdleConnections()
 	for pass := 1; pass <= 5; pass++ {
 		logf("disk: warming edgeproxy's disk tier, pass %d", pass)
-		before := s.relay.fromOrigin.Load()
+		before := s.relay.Bytes()
 		for _, o := range objs {
 			status, n, err := drain(ctx, hc, s.URL(o.Key))
 			if err != nil {
@@ -158,7 +158,7 @@ func warmDisk(ctx context.Context, s *server, objs []object, res *results) error
 		}
 		// Let the disk writer drain its queue before judging the pass.
 		settle(ctx, s.relay, time.Second, 20*time.Second)
-		if s.relay.fromOrigin.Load() == before {
+		if s.relay.Bytes() == before {
 			return nil
 		}
 	}

@@ -357,7 +357,7 @@ func runHot(ctx context.Context, o options, w wrkRun, root string, servers []*se
 	}
 	before := map[string]int64{}
 	for _, s := range servers {
-		before[s.Name] = s.relay.fromOrigin.Load()
+		before[s.Name] = s.relay.Bytes()
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, sc := range scenarios {
@@ -381,7 +381,7 @@ func runHot(ctx context.Context, o options, w wrkRun, root string, servers []*se
 		}
 	}
 	for _, s := range servers {
-		res.add(rowHotOrigin, s.Name, float64(s.relay.fromOrigin.Load()-before[s.Name]))
+		res.add(rowHotOrigin, s.Name, float64(s.relay.Bytes()-before[s.Name]))
 	}
 	return nil
 }

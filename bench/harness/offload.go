@@ -225,7 +225,7 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return offloadRun{}, err
 	}
-	r, err := newRelay(org.Endpoint)
+	r, err := testenv.StartRelay(org.Endpoint)
 	if err != nil {
 		return offloadRun{}, err
 	}
@@ -267,14 +267,14 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 	hc := &http.Client{Transport: newTransport(1), Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
 	run := offloadRun{hit: make([]bool, len(trace))}
-	start, origin0 := time.Now(), r.fromOrigin.Load()
+	start, origin0 := time.Now(), r.Bytes()
 	for i, k := range trace {
 		if ctx.Err() != nil {
 			close(stopSampling)
 			return run, ctx.Err()
 		}
 		obj := offloadObject(k, size)
-		before := r.fromOrigin.Load()
+		before := r.Bytes()
 		status, got, err := drain(ctx, hc, s.URL(obj.Key))
 		if err == nil && (status != http.StatusOK || got != size) {
 			err = fmt.Errorf("status %d, %d bytes, want 200 and %d", status, got, size)
@@ -283,10 +283,10 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 			close(stopSampling)
 			return run, fmt.Errorf("harness: offload %s request %d (%s): %w", v.name, i, obj.Key, err)
 		}
-		run.hit[i] = r.fromOrigin.Load()-before < size/2
+		run.hit[i] = r.Bytes()-before < size/2
 	}
 	run.elapsed = int64(time.Since(start))
-	run.originBytes = r.fromOrigin.Load() - origin0
+	run.originBytes = r.Bytes() - origin0
 	close(stopSampling)
 	<-sampled
 	b := dirBytes(dir)

@@ -96,7 +96,7 @@ func TestReplayOffload(t *testing.T) {
 				w.Write(b)
 				return
 			}
-			resp, err := http.Get("http://" + s.relay.Addr() + r.URL.Path)
+			resp, err := http.Get("http://" + s.relay.Addr + r.URL.Path)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
 				return

@@ -21,7 +21,7 @@ type server struct {
 	Name   string
 	Addr   string // 127.0.0.1:port
 	prefix string // URL path before the object key
-	relay  *relay
+	relay  *testenv.Relay
 	proc   *proc
 	notes  []string // how it was configured, for the report
 }
@@ -42,7 +42,7 @@ func startServer(ctx context.Context, name, root, dir string, org *origin, extra
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	r, err := newRelay(org.Endpoint)
+	r, err := testenv.StartRelay(org.Endpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (s *server) startEdgeproxy(ctx context.Context, root, dir string, org *orig
 		"EDGEPROXY_PROXY_DOWNLOAD_AUTH=none",
 		"EDGEPROXY_PROXY_ACCESS_LOG=false",
 		"EDGEPROXY_ORIGIN_KIND=s3",
-		"EDGEPROXY_ORIGIN_S3_ENDPOINT=" + s.relay.Addr(),
+		"EDGEPROXY_ORIGIN_S3_ENDPOINT=" + s.relay.Addr,
 		"EDGEPROXY_ORIGIN_S3_ACCESS_KEY=" + org.AccessKey,
 		"EDGEPROXY_ORIGIN_S3_SECRET_KEY=" + org.SecretKey,
 		"EDGEPROXY_LOG_LEVEL=warn",
@@ -249,7 +249,7 @@ func (s *server) startNginxSized(ctx context.Context, dir, maxSize string) error
 	}
 	var b strings.Builder
 	err = nginxConf.Execute(&b, map[string]any{
-		"Root": os.Geteuid() == 0, "Dir": dir, "Origin": s.relay.Addr(), "Listen": s.Addr, "MaxSize": maxSize,
+		"Root": os.Geteuid() == 0, "Dir": dir, "Origin": s.relay.Addr, "Listen": s.Addr, "MaxSize": maxSize,
 	})
 	if err != nil {
 		return err

@@ -67,7 +67,9 @@ func runSlowBench(ctx context.Context, o options) error {
 		return err
 	}
 	logf("starting edgeproxy with a %s memory tier", diskMemory)
-	env := append(append([]string{}, o.extraEnv...), "EDGEPROXY_CACHE_MEMORY_BYTES="+diskMemory)
+	// gctrace=1: the collector's CPU per phase, read back from the log
+	// (gctrace.go).
+	env := append(append([]string{"GODEBUG=gctrace=1"}, o.extraEnv...), "EDGEPROXY_CACHE_MEMORY_BYTES="+diskMemory)
 	ep, err := startServer(ctx, "edgeproxy", root, filepath.Join(tmp, "edgeproxy"), org, env)
 	if err != nil {
 		return err
@@ -106,13 +108,16 @@ func runSlowBench(ctx context.Context, o options) error {
 		off := int64(i) * step
 		spans = append(spans, [2]int64{off, off + slowSpan - 1})
 	}
+	gc1 := startGCMeter(ep.proc)
 	p1, err := slowPhase(ctx, ep, spans, o.slow, rss)
 	if err != nil {
 		return err
 	}
+	g1 := gc1.done()
 	fmt.Fprintf(&b, "| %d slow clients: peak RSS (sampled each second) | %s |\n", o.slow.clients, mib(p1.peak))
 	fmt.Fprintf(&b, "| %d slow clients: peak RSS - memory tier (%s) | %s (bound: 100 MiB) |\n", o.slow.clients, diskMemory, mib(p1.peak-64<<20))
 	fmt.Fprintf(&b, "| %d slow clients: bytes read, failed clients | %s, %d |\n", o.slow.clients, mib(p1.bytes), p1.failed)
+	fmt.Fprintf(&b, "| %d slow clients: GC | %s |\n", o.slow.clients, g1)
 
 	// Phase 2: idle keep-alive connections plus slow downloads.
 	base2 := rss()
@@ -134,15 +139,18 @@ func runSlowBench(ctx context.Context, o options) error {
 		off := int64(i) * step
 		spans = append(spans, [2]int64{off, off + slowSpan - 1})
 	}
+	gc2 := startGCMeter(ep.proc)
 	p2, err := slowPhase(ctx, ep, spans, o.slow, rss)
 	if err != nil {
 		return err
 	}
+	g2 := gc2.done()
 	conns := int64(o.slow.idle + o.slow.downs)
 	fmt.Fprintf(&b, "| RSS before phase 2 | %s |\n", mib(base2))
 	fmt.Fprintf(&b, "| %d idle keep-alive connections: RSS, per connection | %s, %.1f KiB |\n", o.slow.idle, mib(withIdle), float64(withIdle-base2)/float64(o.slow.idle)/1024)
 	fmt.Fprintf(&b, "| plus %d slow downloads: peak RSS, per connection (all %d) | %s, %.1f KiB |\n", o.slow.downs, conns, mib(p2.peak), float64(p2.peak-base2)/float64(conns)/1024)
 	fmt.Fprintf(&b, "| %d slow downloads: bytes read, failed | %s, %d |\n", o.slow.downs, mib(p2.bytes), p2.failed)
+	fmt.Fprintf(&b, "| %d idle + %d slow: GC | %s |\n", o.slow.idle, o.slow.downs, g2)
 	fmt.Fprintf(&b, "\nload average at end %s.\n", loadAverage())
 	for _, p := range res.problems {
 		fmt.Fprintf(&b, "\nproblem: %s\n", p)

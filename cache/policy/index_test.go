@@ -135,13 +135,11 @@ func TestProtectedSurvivesProbation(t *testing.T) {
 	}
 }
 
-// TestScanResistance: a hot set seen often keeps its place while a one-off
-// scan of ten times the capacity passes.
-func TestScanResistance(t *testing.T) {
-	const capacity, hot = 64, 48
-	ix, s, _ := newTestIndex(t, TinyLFU, capacity)
-	s.SetSample(20 * capacity)
-	access := func(k int) bool {
+// cacheOf drives ix as a cache of capacity entries of size 1 would: the
+// returned access records k in the sketch and reports a hit, or asks for
+// admission and evicts to make room.
+func cacheOf(ix *Index[int], s *Sketch, capacity int) func(k int) bool {
+	return func(k int) bool {
 		s.Add(h(k))
 		if _, ok := ix.Get(k); ok {
 			return true
@@ -154,6 +152,15 @@ func TestScanResistance(t *testing.T) {
 		}
 		return false
 	}
+}
+
+// TestScanResistance: a hot set seen often keeps its place while a one-off
+// scan of ten times the capacity passes.
+func TestScanResistance(t *testing.T) {
+	const capacity, hot = 64, 48
+	ix, s, _ := newTestIndex(t, TinyLFU, capacity)
+	s.SetSample(20 * capacity)
+	access := cacheOf(ix, s, capacity)
 	for round := range 20 {
 		for k := range hot {
 			access((k*7 + round) % hot)
@@ -181,19 +188,7 @@ func TestNewHotSetTakesOver(t *testing.T) {
 	const capacity, hot = 64, 48
 	ix, s, _ := newTestIndex(t, TinyLFU, capacity)
 	s.SetSample(sampleFactor * capacity)
-	access := func(k int) bool {
-		s.Add(h(k))
-		if _, ok := ix.Get(k); ok {
-			return true
-		}
-		if ix.Admit(k, int64(ix.Len()+1-capacity), 0) {
-			for ix.Len() >= capacity {
-				ix.RemoveOldest()
-			}
-			ix.Add(k, 1)
-		}
-		return false
-	}
+	access := cacheOf(ix, s, capacity)
 	for i := range 4000 {
 		access(i * 7 % hot)
 	}

@@ -36,8 +36,8 @@ type shiftWatch struct {
 }
 
 // Observe tells the index the owner's cumulative counts of reads (every
-// access, from any tier, as fed to the sketch) and of misses (reads that
-// went to the origin). The owner calls it on every miss, before Admit; a
+// access that reached the tier the index orders: behind a memory tier, the
+// reads it missed) and of misses (reads that went to the origin). The owner calls it on every miss, before Admit; a
 // shift detected ages the sketch (see shiftWatch). It does nothing under
 // LRU.
 func (ix *Index[K]) Observe(reads, misses int64) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/auth"
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
@@ -150,21 +152,10 @@ func killMidway(t *testing.T, bin string, env []string, out string, minBytes int
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if st, _ := loadState(out + stateSuffix); st != nil && st.spans().total() >= minBytes {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("edgectl ended (%v) before it was killed: %s", err, stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("state never claimed %d bytes: %s", minBytes, stderr.String())
-		}
-	}
+	waitBeforeKill(t, cmd, exited, 90*time.Second, fmt.Sprintf("the state to claim %d bytes", minBytes), func() bool {
+		st, _ := loadState(out + stateSuffix)
+		return st != nil && st.spans().total() >= minBytes
+	})
 	if err := cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +168,44 @@ func killMidway(t *testing.T, bin string, env []string, out string, minBytes int
 		t.Fatalf("state after kill -9: %v, %v", st, err)
 	}
 	return st
+}
+
+// waitBeforeKill waits until cond holds while cmd runs (exited receives
+// its Wait), so that a test kills it at the point it chose. It fails the
+// test if the process ends first or cond does not hold within the given
+// time (the process is then killed), showing cmd's stderr when it is a
+// buffer.
+func waitBeforeKill(t *testing.T, cmd *exec.Cmd, exited <-chan error, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ended := false
+	var err error
+	held := testenv.Poll(context.Background(), within, func() bool {
+		if cond() {
+			return true
+		}
+		select {
+		case err = <-exited:
+			ended = true
+			return true
+		default:
+			return false
+		}
+	})
+	if held && !ended {
+		return
+	}
+	if !ended {
+		cmd.Process.Kill()
+		err = <-exited
+	}
+	var stderr string
+	if b, ok := cmd.Stderr.(*bytes.Buffer); ok {
+		stderr = b.String() // read after Wait returned: no race with the copy
+	}
+	if ended {
+		t.Fatalf("edgectl ended (%v) before it was killed, waiting for %s: %s", err, what, stderr)
+	}
+	t.Fatalf("timed out after %v waiting for %s: %s", within, what, stderr)
 }
 
 // execBinary is the binary's command with exactly env as environment.

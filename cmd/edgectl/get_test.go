@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // objectServer serves one object with net/http's ServeContent (Range and
@@ -360,12 +362,13 @@ func TestGetInterruptResume(t *testing.T) {
 	go func() {
 		done <- runContext(ctx, []string{"get", u + "/i.bin", "-o", out, "-c", "2"}, nil, &stdout, &stderr)
 	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for s.sent.Load() < 512<<10 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	sent := testenv.Poll(context.Background(), 60*time.Second, func() bool { return s.sent.Load() >= 512<<10 })
 	cancel()
-	if code := <-done; code != exitFailed || !strings.Contains(stderr.String(), "interrupted") {
+	code := <-done
+	if !sent {
+		t.Fatalf("the server never sent 512 KiB: %d bytes within 60s (exit %d, stderr %q)", s.sent.Load(), code, stderr.String())
+	}
+	if code != exitFailed || !strings.Contains(stderr.String(), "interrupted") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 	st, err := loadState(out + stateSuffix)

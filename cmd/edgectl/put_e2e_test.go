@@ -65,18 +65,7 @@ func TestPutE2E(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(90 * time.Second)
-	for p.recv.Load() < 12<<20 {
-		select {
-		case err := <-exited:
-			t.Fatalf("edgectl put ended (%v) before it was killed", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the proxy never read 12 MiB")
-		}
-	}
+	waitBeforeKill(t, cmd, exited, 90*time.Second, "the proxy to read 12 MiB", func() bool { return p.recv.Load() >= 12<<20 })
 	cmd.Process.Kill()
 	<-exited
 	p.slow.Store(false)

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // tusServer is a small tus 1.0 server (creation, checksum sha256,
@@ -360,25 +362,12 @@ func TestPutKill9Resume(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(90 * time.Second)
-	for s.received.Load() < 16<<20 {
-		select {
-		case err := <-exited:
-			t.Fatalf("edgectl ended (%v) before it was killed", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the server never held 16 MiB")
-		}
-	}
+	waitBeforeKill(t, cmd, exited, 90*time.Second, "the server to hold 16 MiB", func() bool { return s.received.Load() >= 16<<20 })
 	cmd.Process.Kill()
 	<-exited
 	// Chunks whose bodies were read whole before the kill may still be
 	// stored: wait for the handlers to finish.
-	for s.active.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 90*time.Second, "the upload handlers to finish", func() bool { return s.active.Load() == 0 })
 	held := s.received.Load()
 	if held >= size {
 		t.Fatalf("killed after the whole file arrived")

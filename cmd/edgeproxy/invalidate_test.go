@@ -90,12 +90,8 @@ func TestInstantInvalidationTwoEdges(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				out[i] = -1
-				for time.Since(since) < limit {
-					if serves(e, key, want) {
-						out[i] = time.Since(since)
-						return
-					}
-					time.Sleep(10 * time.Millisecond)
+				if testenv.Poll(context.Background(), limit-time.Since(since), func() bool { return serves(e, key, want) }) {
+					out[i] = time.Since(since)
 				}
 			}()
 		}

@@ -153,8 +153,11 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 	if app.listen == nil {
 		app.listen = net.Listen
 	}
+	var memLimit *connLimit
 	if cfg.Cache.Enabled {
-		setMemoryLimit(cfg.Cache.Config, app.log)
+		if memLimit = newConnLimit(cfg.Cache.Config, app.proxy); memLimit != nil {
+			app.log.Debug("memory limit set", "bytes", memLimit.update(), "per_connection", memLimit.per)
+		}
 	}
 	ln, err := app.listen("tcp", app.proxy.Config().Listen)
 	if err != nil {
@@ -184,6 +187,12 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 		app.log.Info("admin listening", "addr", aln.Addr().String())
 	} else {
 		app.log.Info("admin listener off (set admin.key to enable it)")
+	}
+	if memLimit != nil {
+		bg.Go(func() error {
+			memLimit.follow(bgctx, memoryLimitEvery)
+			return nil
+		})
 	}
 	if app.prefetch != nil {
 		bg.Go(func() error {

@@ -394,32 +394,93 @@ func (a *app) buildAdmin(cfg Config) error {
 	return nil
 }
 
-// memoryOverhead is what the Go runtime may hold beside the memory tier:
-// chunks of fills in flight (bounded by cache.fill_memory), connection
-// buffers, request state, and also goroutine stacks and the runtime's own
-// metadata, which the soft limit covers too. What it does not cover is the
-// binary's resident image (18 MiB of file-backed pages, Pss_File in
-// /proc/PID/smaps_rollup), and once the heap has reached the limit the
-// runtime keeps about that much resident. So the limit is 100 MiB less
-// that image and a little margin, and the process stays within
-// memory_bytes + 100 MiB, the bound the cache promises, whenever its live
-// data fits the limit. At 88 MiB, 400 slow clients over a 64 MiB tier
-// peaked at 162 to 166 MiB of RSS (issue 10).
+// memoryOverhead is what the Go runtime may hold beside the memory tier
+// and the connections' own memory: chunks of fills in flight (bounded by
+// cache.fill_memory), disk block buffers of responses in flight, and
+// goroutine stacks and the runtime's own metadata, which the soft limit
+// covers too. What it does not cover is the binary's resident image (18
+// MiB of file-backed pages, Pss_File in /proc/PID/smaps_rollup), and once
+// the heap has reached the limit the runtime keeps about that much
+// resident. So the limit is 100 MiB less that image and a little margin,
+// and the process stays within memory_bytes + 100 MiB (+ its connections,
+// below), the bound the cache promises, whenever its live data fits the
+// limit. At 88 MiB, 400 slow clients over a 64 MiB tier peaked at 162 to
+// 166 MiB of RSS (issue 10).
 const memoryOverhead = 80 << 20
 
-// setMemoryLimit gives the Go runtime a soft memory limit of the memory
-// tier's budget plus memoryOverhead, unless GOMEMLIMIT is set. Without it
+// overheadConns is how many connections memoryOverhead already covers:
+// 400 slow clients (their buffers, stacks and request state, 16 MiB at 40
+// KiB each) fit in it with the bound kept (155 to 158 MiB of RSS over a 64
+// MiB tier), and counting them again pushed that run to 164 MiB.
+const overheadConns = 512
+
+// memoryLimit is the soft memory limit of a node with a memory tier of mem
+// bytes and conns open download connections of perConn bytes each
+// (proxy.Server.ConnMemory). Connections are counted because they are
+// configuration too (proxy.max_conns bounds them) and their buffers are
+// live heap the collector cannot free: 11,000 connections held 370 MiB of
+// write buffers, and a limit that left them out had the collector running
+// back to back. Counting the open ones beyond overheadConns, rather than
+// max_conns, keeps the bound tight for a node with few connections: the
+// process stays within memory_bytes + 100 MiB + (open - 512) x perConn.
+func memoryLimit(mem, conns, perConn int64) int64 {
+	return mem + memoryOverhead + max(0, conns-overheadConns)*perConn
+}
+
+// connCounter is what the memory limit needs of the download listener.
+type connCounter interface {
+	OpenConns() int64
+	ConnMemory() int64
+}
+
+// memoryLimitEvery is how often the limit follows the open connections:
+// often enough that a burst of connections meets a raised limit within a
+// second, rarely enough to cost nothing.
+const memoryLimitEvery = time.Second
+
+// connLimit keeps the Go runtime's soft memory limit at memoryLimit for
+// the memory tier's budget and the connections open now. Without a limit
 // the garbage collector lets the heap reach twice the live data: a 256 MiB
 // memory tier measured +568 MiB RSS over a 4 GiB download.
-func setMemoryLimit(c cache.Config, log *slog.Logger) {
+type connLimit struct {
+	mem, per int64
+	conns    connCounter
+	last     int64
+}
+
+// newConnLimit returns nil when GOMEMLIMIT is set: the operator's limit
+// then stands, fixed.
+func newConnLimit(c cache.Config, conns connCounter) *connLimit {
 	if os.Getenv("GOMEMLIMIT") != "" {
-		return
+		return nil
 	}
 	mem := c.MemoryBytes
 	if mem == 0 {
 		mem = cache.DefaultMemoryBytes
 	}
-	limit := mem + memoryOverhead
-	debug.SetMemoryLimit(limit)
-	log.Debug("memory limit set", "bytes", limit)
+	return &connLimit{mem: mem, per: conns.ConnMemory(), conns: conns}
+}
+
+// update sets the limit for the connections open now, if it changed, and
+// returns it.
+func (l *connLimit) update() int64 {
+	if limit := memoryLimit(l.mem, l.conns.OpenConns(), l.per); limit != l.last {
+		debug.SetMemoryLimit(limit)
+		l.last = limit
+	}
+	return l.last
+}
+
+// follow updates the limit every interval until ctx ends.
+func (l *connLimit) follow(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.update()
+		}
+	}
 }

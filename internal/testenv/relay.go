@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -10,10 +11,11 @@ import (
 )
 
 // Relay is a TCP relay in front of a server that counts the bytes the
-// server sends, so a test can measure what a client really fetched from an
-// origin (headers included), whatever its own bookkeeping says. When the
-// server is gone the relay accepts and then drops each connection, as a
-// client sees a node that died behind a load balancer.
+// server sends, so a test or the bench harness can measure what a client
+// really fetched from an origin (headers included), whatever its own
+// bookkeeping says. The count is live while connections stay open. When
+// the server is gone the relay accepts and then drops each connection, as
+// a client sees a node that died behind a load balancer.
 type Relay struct {
 	// Addr is the relay's host:port, on the same loopback address as the
 	// target.
@@ -23,27 +25,40 @@ type Relay struct {
 	ln   net.Listener
 	wg   sync.WaitGroup
 	mu   sync.Mutex
-	conn map[net.Conn]struct{}
+	conn map[net.Conn]struct{} // nil once cut: no connection is relayed any more
 }
 
 // NewRelay starts a relay to target (host:port on loopback), closed when
 // the test ends.
 func NewRelay(t testing.TB, target string) *Relay {
 	t.Helper()
-	host, _, err := net.SplitHostPort(target)
+	r, err := StartRelay(target)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// StartRelay starts a relay to target (host:port on loopback); the caller
+// closes it.
+func StartRelay(target string) (*Relay, error) {
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: relay: %w", err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		t.Fatalf("testenv: relay: %v", err)
+		return nil, fmt.Errorf("testenv: relay: %w", err)
 	}
 	r := &Relay{Addr: ln.Addr().String(), ln: ln, conn: make(map[net.Conn]struct{})}
 	r.wg.Add(1)
 	go r.serve(target)
-	t.Cleanup(r.close)
-	return r
+	return r, nil
 }
+
+// Port is the relay's port, for configurations that take the port alone.
+func (r *Relay) Port() int { return r.ln.Addr().(*net.TCPAddr).Port }
 
 // Throttle limits each connection to bytesPerSec from the target (0: no
 // limit), so that a test can keep bodies in flight long enough to cut them.
@@ -67,14 +82,20 @@ func (r *Relay) serve(target string) {
 	}
 }
 
-func (r *Relay) track(c net.Conn, on bool) {
+// track adds or removes c from the open connections; adding fails once the
+// relay is cut, so a connection accepted just before it is not relayed.
+func (r *Relay) track(c net.Conn, on bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.conn == nil {
+		return false
+	}
 	if on {
 		r.conn[c] = struct{}{}
 	} else {
 		delete(r.conn, c)
 	}
+	return true
 }
 
 func (r *Relay) pipe(c net.Conn, target string) {
@@ -84,8 +105,9 @@ func (r *Relay) pipe(c net.Conn, target string) {
 		return
 	}
 	defer up.Close()
-	r.track(c, true)
-	r.track(up, true)
+	if !r.track(c, true) || !r.track(up, true) {
+		return
+	}
 	defer r.track(c, false)
 	defer r.track(up, false)
 	done := make(chan struct{})
@@ -114,9 +136,11 @@ func (r *Relay) Cut() {
 		}
 		c.Close()
 	}
+	r.conn = nil
 }
 
-func (r *Relay) close() {
+// Close cuts the relay and waits until its goroutines have ended.
+func (r *Relay) Close() {
 	r.Cut()
 	r.wg.Wait()
 }

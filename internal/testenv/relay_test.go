@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestRelay: the relay started without a test counts every byte the
+// target sends, delivers them whole, and refuses connections once closed.
+func TestRelay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 10<<10) // 160 KiB: several buffers
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				if _, err := io.ReadFull(c, make([]byte, 5)); err == nil {
+					c.Write(payload)
+				}
+			}()
+		}
+	}()
+	r, err := StartRelay(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, port, _ := net.SplitHostPort(r.Addr); port != itoa(r.Port()) {
+		t.Fatalf("Port %d, Addr %s", r.Port(), r.Addr)
+	}
+	c, err := net.Dial("tcp", r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(payload))
+	}
+	if n := r.Bytes(); n != int64(len(payload)) {
+		t.Fatalf("Bytes() = %d, want %d", n, len(payload))
+	}
+	r.Close()
+	if c, err := net.DialTimeout("tcp", r.Addr, 5*time.Second); err == nil {
+		c.Close()
+		t.Fatal("a closed relay accepted a connection")
+	}
+}
