@@ -151,9 +151,13 @@ type countWriter struct {
 	rate *atomic.Int64
 }
 
+// Write counts p before passing it on: the count is what the target sent,
+// and it must be visible by the time the client has read those bytes (a
+// caller that reads Bytes right after a response would otherwise race the
+// relay's goroutine and see a miss as a hit).
 func (c countWriter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
 	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
 	if r := c.rate.Load(); r > 0 {
 		time.Sleep(time.Duration(int64(n) * int64(time.Second) / r)) // pacing, not synchronisation
 	}
