@@ -2,15 +2,11 @@ package upload_test
 
 import (
 	"bufio"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,17 +108,18 @@ func TestTusJSKilledAndResumedOnAnotherNode(t *testing.T) {
 	// The client talks to node A through a gate that passes half of the
 	// file and then stops reading: however fast the upload and however
 	// late this test reads the client's output, the kill lands mid-file.
-	g := newHalfGate(t, strings.TrimPrefix(a.URL, "http://"), int64(len(data))/2)
-	cmd, lines := tusJS(t, "ENDPOINT=http://"+g.addr+"/uploads/", "FILE="+file, "TOKEN="+tok, "SHA256="+shaHex(data))
+	g := testenv.NewRelay(t, strings.TrimPrefix(a.URL, "http://"))
+	half := g.HoldClientAfter(int64(len(data)) / 2)
+	cmd, lines := tusJS(t, "ENDPOINT=http://"+g.Addr+"/uploads/", "FILE="+file, "TOKEN="+tok, "SHA256="+shaHex(data))
 	url := nextLine(t, lines, "url ", time.Minute)
 	select {
-	case <-g.reached:
+	case <-half:
 	case <-time.After(5 * time.Minute):
 		t.Fatal("tus-js-client did not send half of the file within 5 minutes")
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	g.cut() // node A sees the body end early, as when the client's host dies
+	g.Cut() // node A sees the body end early, as when the client's host dies
 	path := url[strings.Index(url, "/uploads/"):]
 	var held int64
 	testenv.WaitFor(t, 30*time.Second, "node A to keep the bytes it received", func() bool {
@@ -164,99 +161,4 @@ func TestTusJSParallel(t *testing.T) {
 		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
 	}
 	e.wantClean()
-}
-
-// halfGate relays connections to a node and stops passing client bytes on
-// once limit of them (over all connections) went through; reached closes
-// then. cut closes every connection.
-type halfGate struct {
-	addr    string
-	reached chan struct{}
-	ln      net.Listener
-	sent    atomic.Int64
-	once    sync.Once
-	mu      sync.Mutex
-	conns   []net.Conn
-	stop    chan struct{}
-	stopped sync.Once
-}
-
-func newHalfGate(t *testing.T, target string, limit int64) *halfGate {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &halfGate{addr: ln.Addr().String(), reached: make(chan struct{}), ln: ln, stop: make(chan struct{})}
-	t.Cleanup(g.cut)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			if !g.track(c, up) {
-				return
-			}
-			go io.Copy(c, up)
-			go g.pass(up, c, limit)
-		}
-	}()
-	return g
-}
-
-func (g *halfGate) track(cs ...net.Conn) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-g.stop:
-		for _, c := range cs {
-			c.Close()
-		}
-		return false
-	default:
-	}
-	g.conns = append(g.conns, cs...)
-	return true
-}
-
-// pass copies src to dst until limit bytes went through the gate, then
-// holds src unread until the gate is cut.
-func (g *halfGate) pass(dst, src net.Conn, limit int64) {
-	buf := make([]byte, 32<<10)
-	for {
-		room := limit - g.sent.Load()
-		if room <= 0 {
-			g.once.Do(func() { close(g.reached) })
-			<-g.stop
-			return
-		}
-		n, err := src.Read(buf[:min(int64(len(buf)), room)])
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-			g.sent.Add(int64(n))
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (g *halfGate) cut() {
-	g.stopped.Do(func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		close(g.stop)
-		g.ln.Close()
-		for _, c := range g.conns {
-			c.Close()
-		}
-	})
 }

@@ -26,6 +26,13 @@ type Relay struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	conn map[net.Conn]struct{} // nil once cut: no connection is relayed any more
+
+	up       atomic.Int64 // client bytes passed to the target
+	upLimit  atomic.Int64 // HoldClientAfter's limit; 0 none
+	held     chan struct{}
+	holdOnce sync.Once
+	cut      chan struct{} // closed by Cut: held connections end
+	cutOnce  sync.Once
 }
 
 // NewRelay starts a relay to target (host:port on loopback), closed when
@@ -51,7 +58,8 @@ func StartRelay(target string) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testenv: relay: %w", err)
 	}
-	r := &Relay{Addr: ln.Addr().String(), ln: ln, conn: make(map[net.Conn]struct{})}
+	r := &Relay{Addr: ln.Addr().String(), ln: ln, conn: make(map[net.Conn]struct{}),
+		held: make(chan struct{}), cut: make(chan struct{})}
 	r.wg.Add(1)
 	go r.serve(target)
 	return r, nil
@@ -63,6 +71,17 @@ func (r *Relay) Port() int { return r.ln.Addr().(*net.TCPAddr).Port }
 // Throttle limits each connection to bytesPerSec from the target (0: no
 // limit), so that a test can keep bodies in flight long enough to cut them.
 func (r *Relay) Throttle(bytesPerSec int64) { r.rate.Store(bytesPerSec) }
+
+// HoldClientAfter makes the relay stop passing client bytes on once limit
+// of them (over all connections) reached the target, as when a client's
+// network stalls mid-upload; the channel it returns closes then. However
+// fast the client sends and however late a test looks, the target has
+// received exactly limit bytes (connections that send at the same moment
+// may pass one read more). Cut ends the held connections.
+func (r *Relay) HoldClientAfter(limit int64) <-chan struct{} {
+	r.upLimit.Store(limit)
+	return r.held
+}
 
 // Bytes returns how many bytes the target has sent through the relay.
 func (r *Relay) Bytes() int64 { return r.down.Load() }
@@ -112,7 +131,7 @@ func (r *Relay) pipe(c net.Conn, target string) {
 	defer r.track(up, false)
 	done := make(chan struct{})
 	go func() {
-		io.Copy(up, c)
+		r.copyUp(up, c)
 		up.(*net.TCPConn).CloseWrite()
 		close(done)
 	}()
@@ -122,11 +141,40 @@ func (r *Relay) pipe(c net.Conn, target string) {
 	<-done
 }
 
+// copyUp passes the client's bytes to the target until the client ends or
+// HoldClientAfter's limit is reached; then it waits for Cut.
+func (r *Relay) copyUp(up, c net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		p := buf
+		if limit := r.upLimit.Load(); limit > 0 {
+			room := limit - r.up.Load()
+			if room <= 0 {
+				r.holdOnce.Do(func() { close(r.held) })
+				<-r.cut
+				return
+			}
+			p = buf[:min(int64(len(buf)), room)]
+		}
+		n, err := c.Read(p)
+		if n > 0 {
+			if _, werr := up.Write(p[:n]); werr != nil {
+				return
+			}
+			r.up.Add(int64(n))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 // Cut makes the relay behave as a crashed host: its listener closes (new
 // connections are refused) and every open connection is reset, so bodies
 // in flight end mid-way whatever the kernel's socket buffers still hold
 // from the server.
 func (r *Relay) Cut() {
+	r.cutOnce.Do(func() { close(r.cut) })
 	r.ln.Close()
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -61,3 +61,48 @@ func TestRelay(t *testing.T) {
 		t.Fatal("a closed relay accepted a connection")
 	}
 }
+
+// TestRelayHoldClientAfter: a client that sends 1 MiB through a relay held
+// after 100,000 bytes gets exactly that far: the target reads 100,000
+// bytes and then nothing until the relay is cut, which ends its stream.
+func TestRelayHoldClientAfter(t *testing.T) {
+	const limit = 100_000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	r := NewRelay(t, ln.Addr().String())
+	held := r.HoldClientAfter(limit)
+	c, err := net.Dial("tcp", r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go c.Write(make([]byte, 1<<20)) // blocks once the relay stops reading
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay never reached its limit")
+	}
+	r.Cut()
+	select {
+	case n := <-got:
+		if n != limit {
+			t.Fatalf("target read %d bytes, want exactly %d", n, limit)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the target's stream did not end when the relay was cut")
+	}
+}
