@@ -52,10 +52,7 @@ func TestTusChunksAnySize(t *testing.T) {
 			t.Fatalf("HEAD: offset %d, want %d", got, off)
 		}
 	}
-	status, sum := download(t, n, "file-a")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s, want 200 %s", status, sum, shaHex(data))
-	}
+	wantDownload(t, n, "file-a", data)
 	m, err := n.Catalog.Lookup(context.Background(), "file-a")
 	if err != nil || m.SHA256 != shaHex(data) || m.Size != int64(len(data)) || m.Key != "videos/a.bin" || m.Filename != "a.bin" {
 		t.Fatalf("catalog: %+v, %v", m, err)
@@ -89,10 +86,7 @@ func TestTusResumeOnAnotherNode(t *testing.T) {
 	resp, body := patch(t, b.URL+loc, tok, int64(sent), data[sent:])
 	wantStatus(t, resp, body, 204, "")
 	id := loc[len("/uploads/"):]
-	status, sum := download(t, b, id)
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s", status, sum)
-	}
+	wantDownload(t, b, id, data)
 	if keys := e.objects("in/"); len(keys) != 1 || keys[0] != "in/x.bin" {
 		t.Fatalf("objects %v", keys)
 	}
@@ -121,10 +115,7 @@ func TestTusChecksum(t *testing.T) {
 	s2 := sha256.Sum256(data[1<<20:])
 	resp, body = patch(t, url, tok, 1<<20, data[1<<20:], "Upload-Checksum", "sha256 "+base64.StdEncoding.EncodeToString(s2[:]))
 	wantStatus(t, resp, body, 204, "")
-	status, sum := download(t, n, url[strings.LastIndexByte(url, '/')+1:])
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s", status, sum)
-	}
+	wantDownload(t, n, url[strings.LastIndexByte(url, '/')+1:], data)
 	e.wantClean()
 }
 
@@ -215,10 +206,7 @@ func TestTusConcat(t *testing.T) {
 	resp, body = tusReq(t, "POST", n.URL+"/uploads/", tok, nil, "Upload-Concat", "final;"+p1+" "+n.URL+p2,
 		"Upload-Metadata", meta("sha256", shaHex(data)))
 	wantStatus(t, resp, body, 201, "")
-	status, sum := download(t, n, "cc")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s", status, sum)
-	}
+	wantDownload(t, n, "cc", data)
 	e.wantClean()
 }
 
@@ -316,17 +304,13 @@ func TestTusCreationWithUploadAndEmpty(t *testing.T) {
 	loc := resp.Header.Get("Location")
 	resp, body = patch(t, n.URL+loc, tok, 1<<20, data[1<<20:])
 	wantStatus(t, resp, body, 204, "")
-	if status, sum := download(t, n, loc[len("/uploads/"):]); status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s", status, sum)
-	}
+	wantDownload(t, n, loc[len("/uploads/"):], data)
 
 	empty := create(t, n, tok, 0, "Upload-Metadata", meta("filename", "empty.txt"))
 	if off := offset(t, n.URL+empty, tok); off != 0 {
 		t.Fatalf("empty upload: offset %d", off)
 	}
-	if status, sum := download(t, n, empty[len("/uploads/"):]); status != 200 || sum != shaHex(nil) {
-		t.Fatalf("empty download: %d %s", status, sum)
-	}
+	wantDownload(t, n, empty[len("/uploads/"):], nil)
 	e.wantClean()
 }
 
@@ -430,9 +414,7 @@ func TestTusJanitorSparesActiveUploads(t *testing.T) {
 	}
 	resp, body = patch(t, url, tok, 1<<20, data[1<<20:])
 	wantStatus(t, resp, body, 204, "")
-	if status, sum := download(t, n, url[strings.LastIndexByte(url, '/')+1:]); status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s", status, sum)
-	}
+	wantDownload(t, n, url[strings.LastIndexByte(url, '/')+1:], data)
 	e.wantClean()
 }
 
@@ -468,9 +450,7 @@ func TestTusRegistrationRetried(t *testing.T) {
 	if off := offset(t, url, tok); off != 3 {
 		t.Fatalf("HEAD: offset %d", off)
 	}
-	if status, sum := download(t, n, "reg"); status != 200 || sum != shaHex([]byte("abc")) {
-		t.Fatalf("download after HEAD: %d %s", status, sum)
-	}
+	wantDownload(t, n, "reg", []byte("abc"))
 	e.wantClean()
 }
 
@@ -516,9 +496,7 @@ func TestTusTailKeptLocally(t *testing.T) {
 	wantStatus(t, resp, body, 204, "") // from A's disk: S3 no longer has it
 	resp, body = patch(t, b.URL+loc, tok, 4<<20, data[4<<20:])
 	wantStatus(t, resp, body, 204, "") // B reads the tail A staged again
-	if status, sum := download(t, b, id); status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s", status, sum)
-	}
+	wantDownload(t, b, id, data)
 	e.wantClean()
 }
 

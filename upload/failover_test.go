@@ -117,9 +117,7 @@ func TestTusFirstNodeKilled(t *testing.T) {
 		t.Fatalf("stored object: %d bytes, sha256 %s, want %d bytes %s", len(got), shaHex(got), len(data), shaHex(data))
 	}
 	id := loc[len("/uploads/"):]
-	if status, sum := download(t, n, id); status != 200 || sum != shaHex(data) {
-		t.Fatalf("download through the edge: %d %s", status, sum)
-	}
+	wantDownload(t, n, id, data)
 }
 
 // patchTry sends a PATCH and returns its status and body, or the error

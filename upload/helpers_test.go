@@ -326,6 +326,14 @@ func download(t testing.TB, n *node, id string) (int, string) {
 	return resp.StatusCode, hex.EncodeToString(h.Sum(nil))
 }
 
+// wantDownload fails t unless /download/<id> is 200 with exactly data.
+func wantDownload(t testing.TB, n *node, id string, data []byte) {
+	t.Helper()
+	if status, sum := download(t, n, id); status != 200 || sum != shaHex(data) {
+		t.Fatalf("download %s: %d %s, want 200 %s", id, status, sum, shaHex(data))
+	}
+}
+
 // purgeLog records purges, standing in for the cache.
 type purgeLog struct {
 	mu   sync.Mutex

@@ -75,8 +75,6 @@ func TestTusPartFailsWhileNextLands(t *testing.T) {
 	}
 	resp, body = patch(t, loc, tok, off, data[off:])
 	wantStatus(t, resp, body, 204, "")
-	if status, got := download(t, n, "inflight-a"); status != 200 || got != shaHex(data) {
-		t.Fatalf("download: %d %s, want %s", status, got, shaHex(data))
-	}
+	wantDownload(t, n, "inflight-a", data)
 	e.wantClean()
 }

@@ -400,8 +400,7 @@ func (u *Uploads) loadTail(c context.Context, st *state, sp *spool) error {
 		return nil
 	}
 	if f, ok := u.tails.take(st.ID, st.TailETag, st.Tail); ok {
-		sp.f.Close()
-		os.Remove(sp.f.Name())
+		sp.close()
 		sp.f, sp.start, sp.size = f, 0, st.Tail
 		return nil
 	}

@@ -58,10 +58,7 @@ func TestRpldyChunked(t *testing.T) {
 	data := randBytes(31, 13<<20+12345)
 	rpldy(t, "ENDPOINT="+n.URL+"/uploads/", "FILE="+writeFile(t, data), "TOKEN="+tok, "SHA256="+shaHex(data),
 		"CHUNK="+strconv.Itoa(3<<20))
-	status, sum := download(t, n, "rp")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
-	}
+	wantDownload(t, n, "rp", data)
 	e.wantClean()
 }
 
@@ -75,9 +72,6 @@ func TestRpldyParallelSigned(t *testing.T) {
 	data := randBytes(32, 12<<20+99)
 	rpldy(t, "ENDPOINT="+e.signedCreate(s, n, auth.UploadScope{Key: "rpp.bin", FileID: "rpp"}, time.Hour),
 		"FILE="+writeFile(t, data), "SHA256="+shaHex(data), "PARALLEL=2", "CHUNK="+strconv.Itoa(4<<20))
-	status, sum := download(t, n, "rpp")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
-	}
+	wantDownload(t, n, "rpp", data)
 	e.wantClean()
 }

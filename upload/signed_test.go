@@ -63,10 +63,7 @@ func TestSignedUpload(t *testing.T) {
 	}
 	resp, body = patch(t, b.URL+loc, "", 1<<20, data[1<<20:])
 	wantStatus(t, resp, body, 204, "")
-	status, sum := download(t, b, "sf")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
-	}
+	wantDownload(t, b, "sf", data)
 	if keys := e.objects("signed/"); len(keys) != 1 || keys[0] != "signed/a.bin" {
 		t.Fatalf("objects %v, want signed/a.bin", keys)
 	}
@@ -184,10 +181,7 @@ func TestSignedConcat(t *testing.T) {
 	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "?token=") {
 		t.Fatalf("final Location %q carries no credential", loc)
 	}
-	status, sum := download(t, n, "scc")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s", status, sum)
-	}
+	wantDownload(t, n, "scc", data)
 	e.wantClean()
 }
 
@@ -213,9 +207,6 @@ func TestTusJSSigned(t *testing.T) {
 		"FILE="+writeFile(t, data), "SHA256="+shaHex(data), "PARALLEL=2", "CHUNK="+fmt.Sprint(4<<20))
 	nextLine(t, lines, "done", 3*time.Minute)
 	cmd.Wait()
-	status, sum := download(t, n, "jss")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
-	}
+	wantDownload(t, n, "jss", data)
 	e.wantClean()
 }

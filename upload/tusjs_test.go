@@ -136,10 +136,7 @@ func TestTusJSKilledAndResumedOnAnotherNode(t *testing.T) {
 	nextLine(t, lines, "done", 10*time.Minute)
 	cmd.Wait()
 	t.Logf("resumed on node B: %d bytes in %v", int64(len(data))-held, time.Since(resumed).Round(time.Millisecond))
-	status, sum := download(t, b, path[len("/uploads/"):])
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
-	}
+	wantDownload(t, b, path[len("/uploads/"):], data)
 	e.wantClean()
 }
 
@@ -156,9 +153,6 @@ func TestTusJSParallel(t *testing.T) {
 		"PARALLEL=3", "CHUNK="+strconv.Itoa(6<<20))
 	nextLine(t, lines, "done", 3*time.Minute)
 	cmd.Wait()
-	status, sum := download(t, n, "par")
-	if status != 200 || sum != shaHex(data) {
-		t.Fatalf("download: %d %s, want %s", status, sum, shaHex(data))
-	}
+	wantDownload(t, n, "par", data)
 	e.wantClean()
 }

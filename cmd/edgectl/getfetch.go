@@ -161,13 +161,22 @@ func (g *getter) probeRetrying(ctx context.Context) (*http.Response, error) {
 			}
 			return resp, err
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if !pause(ctx, &backoff) {
 			return nil, exitf(exitFailed, "get %s: %v", redactURL(g.u), ctx.Err())
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// pause waits *backoff before a retry, then doubles it up to 5s; it
+// reports false, at once, when ctx ends first.
+func pause(ctx context.Context, backoff *time.Duration) bool {
+	select {
+	case <-time.After(*backoff):
+	case <-ctx.Done():
+		return false
+	}
+	*backoff = min(*backoff*2, 5*time.Second)
+	return true
 }
 
 // probe asks for the first piece without If-Range, to learn the size and
@@ -369,12 +378,9 @@ func (g *getter) fetchPiece(ctx context.Context, sp span, a *inflight, resp *htt
 		if tries >= getRetries {
 			return err
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if !pause(ctx, &backoff) {
 			return ctx.Err()
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -376,12 +376,9 @@ func (u *uploader) sendPart(ctx context.Context, i int) error {
 		if tries >= getRetries {
 			return err
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if !pause(ctx, &backoff) {
 			return ctx.Err()
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

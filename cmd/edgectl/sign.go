@@ -86,14 +86,9 @@ from that address.`)
 // is the URL's escaped path, exactly as the returned URL spells it, which is
 // what a client sends and what the proxy checks (the request line's path).
 func signURL(s *auth.Signer, rawURL, method string, expires time.Time, ip string) (string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.User != nil {
-		return "", fmt.Errorf("-url %q: want http(s)://host/path", rawURL)
-	}
-	if !plainHost(u.Host) {
-		// The Host header is ASCII; anything else would be escaped in the
-		// printed URL and no longer match the signed host.
-		return "", fmt.Errorf("-url host %q: use the ASCII (punycode) form", u.Host)
+	u, err := parseSignable(rawURL, "http(s)://host/path")
+	if err != nil {
+		return "", err
 	}
 	q, _ := url.ParseQuery(u.RawQuery) // a malformed query is passed on as it is
 	for _, p := range []string{"expires", "kid", "sig"} {
@@ -101,10 +96,6 @@ func signURL(s *auth.Signer, rawURL, method string, expires time.Time, ip string
 			return "", fmt.Errorf("-url already has a %q parameter", p)
 		}
 	}
-	if u.Path == "" {
-		u.Path, u.RawPath = "/", ""
-	}
-	u.Fragment, u.RawFragment = "", "" // never sent to the server
 	params, err := s.Sign(method, u.Host, u.EscapedPath(), expires, ip)
 	if err != nil {
 		return "", err
@@ -114,6 +105,26 @@ func signURL(s *auth.Signer, rawURL, method string, expires time.Time, ip string
 	}
 	u.RawQuery += params
 	return u.String(), nil
+}
+
+// parseSignable parses rawURL, an absolute http(s) URL to sign (want names
+// the expected form in the error), with its path defaulted to "/" and its
+// fragment dropped.
+func parseSignable(rawURL, want string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.User != nil {
+		return nil, fmt.Errorf("-url %q: want %s", rawURL, want)
+	}
+	if !plainHost(u.Host) {
+		// The Host header is ASCII; anything else would be escaped in the
+		// printed URL and no longer match the signed host.
+		return nil, fmt.Errorf("-url host %q: use the ASCII (punycode) form", u.Host)
+	}
+	if u.Path == "" {
+		u.Path, u.RawPath = "/", ""
+	}
+	u.Fragment, u.RawFragment = "", "" // never sent to the server
+	return u, nil
 }
 
 // checkUploadScope checks the -upload flags: with -upload a bucket and
@@ -141,20 +152,13 @@ func checkUploadScope(cmd *command, up bool, sc auth.UploadScope, method string)
 // signUploadURL adds the signed upload parameters to rawURL, the creation
 // URL, whose escaped path is what the edge checks.
 func signUploadURL(s *auth.Signer, rawURL string, sc auth.UploadScope, expires time.Time, ip string) (string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.User != nil {
-		return "", fmt.Errorf("-url %q: want http(s)://host/uploads/", rawURL)
-	}
-	if !plainHost(u.Host) {
-		return "", fmt.Errorf("-url host %q: use the ASCII (punycode) form", u.Host)
+	u, err := parseSignable(rawURL, "http(s)://host/uploads/")
+	if err != nil {
+		return "", err
 	}
 	if u.RawQuery != "" {
 		return "", fmt.Errorf("-url %q: a creation URL has no query", rawURL)
 	}
-	if u.Path == "" {
-		u.Path, u.RawPath = "/", ""
-	}
-	u.Fragment, u.RawFragment = "", ""
 	params, err := s.SignUpload(u.Host, u.EscapedPath(), sc, expires, ip)
 	if err != nil {
 		return "", err
