@@ -183,7 +183,7 @@ func (d *diskTier) openFile(k diskKey, size int64, id *objectID, idx int64, buf 
 	}
 	if !oc.matches(id, idx, d.c.span.length(id.size, idx)) {
 		oc.release()
-		return nil, fmt.Errorf("%w: identity does not match its name", errCorrupt)
+		return nil, errIdentity
 	}
 	return oc, nil
 }
@@ -259,7 +259,7 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 		d.mu.Unlock()
 		if !oc.matches(id, idx, dataLen) {
 			oc.release()
-			d.corrupt(k, fmt.Errorf("%w: identity does not match its name", errCorrupt))
+			d.corrupt(k, errIdentity)
 			return nil
 		}
 		return oc
@@ -387,6 +387,10 @@ func (s *fileSpan) Read(p []byte) (int, error) {
 	}
 	return 0, io.EOF
 }
+
+// errIdentity is a chunk file whose header names another chunk than its
+// file name does.
+var errIdentity = fmt.Errorf("%w: identity does not match its name", errCorrupt)
 
 // errBadOpenFile ends a span whose file another reader found corrupt.
 var errBadOpenFile = errors.New("cache: chunk file failed verification")
