@@ -79,6 +79,13 @@ func (oc *openChunk) release() {
 	}
 }
 
+// useLocked takes a reference to oc, an entry of the table, for a reader
+// and marks it recently used; diskTier.mu is held.
+func (oc *openChunk) useLocked() {
+	oc.recent = true
+	oc.refs.Add(1)
+}
+
 // matches reports whether the file holds chunk idx of id: the file name is
 // a hash, the header holds the identity.
 func (oc *openChunk) matches(id *objectID, idx, dataLen int64) bool {
@@ -254,8 +261,7 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 		return nil
 	}
 	if oc := d.files[k]; oc != nil {
-		oc.recent = true
-		oc.refs.Add(1)
+		oc.useLocked()
 		d.mu.Unlock()
 		if !oc.matches(id, idx, dataLen) {
 			oc.release()
@@ -285,8 +291,7 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 	}
 	if cur := d.files[k]; cur != nil {
 		oc.release() // another reader opened it meanwhile
-		cur.recent = true
-		cur.refs.Add(1)
+		cur.useLocked()
 		return cur
 	}
 	d.addOpenLocked(oc)
