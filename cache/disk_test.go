@@ -449,13 +449,7 @@ func TestDiskIOErrors(t *testing.T) {
 		o := newFakeOrigin()
 		data := randomBytes(1<<10, 45)
 		o.put("b", "k", data)
-		c1, err := New(diskConfig(dir), o, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		readAll(t, c1, "b", "k")
-		settle(t, c1)
-		c1.Close()
+		warmDisk(t, diskConfig(dir), o, "b", "k")
 		c := newTestCache(t, diskConfig(dir), o, nil)
 		// Replace the chunk file by a directory: open works, read fails.
 		f := chunkFiles(t, dir)[0]
@@ -739,13 +733,7 @@ func TestDiskSlowReadersBoundedMemory(t *testing.T) {
 	o := newFakeOrigin()
 	data := randomBytes(readers*chunk, 73)
 	etag := o.put("b", "k", data)
-	c0, err := New(diskOnlyConfig(dir, chunk), o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readAll(t, c0, "b", "k")
-	settle(t, c0)
-	c0.Close()
+	warmDisk(t, diskOnlyConfig(dir, chunk), o, "b", "k")
 	// A restarted cache: nothing verified yet, every reader reads blocks.
 	c := newTestCache(t, diskOnlyConfig(dir, chunk), o, nil)
 	c.Wait()
@@ -1163,10 +1151,7 @@ func startHeldScan(t *testing.T, data []byte) (dir string, c2 *Cache, release ch
 	dir = t.TempDir()
 	o := newFakeOrigin()
 	o.put("b", "k", data)
-	c1 := newTestCache(t, diskConfig(dir), o, nil)
-	readAll(t, c1, "b", "k")
-	settle(t, c1)
-	c1.Close()
+	warmDisk(t, diskConfig(dir), o, "b", "k")
 
 	listed, release := make(chan struct{}), make(chan struct{})
 	scanHook = func() {

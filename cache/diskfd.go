@@ -79,6 +79,13 @@ func (oc *openChunk) release() {
 	}
 }
 
+// useLocked takes a reference to oc, an entry of the table, for a reader
+// and marks it recently used; diskTier.mu is held.
+func (oc *openChunk) useLocked() {
+	oc.recent = true
+	oc.refs.Add(1)
+}
+
 // matches reports whether the file holds chunk idx of id: the file name is
 // a hash, the header holds the identity.
 func (oc *openChunk) matches(id *objectID, idx, dataLen int64) bool {
@@ -183,7 +190,7 @@ func (d *diskTier) openFile(k diskKey, size int64, id *objectID, idx int64, buf 
 	}
 	if !oc.matches(id, idx, d.c.span.length(id.size, idx)) {
 		oc.release()
-		return nil, fmt.Errorf("%w: identity does not match its name", errCorrupt)
+		return nil, errIdentity
 	}
 	return oc, nil
 }
@@ -254,12 +261,11 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 		return nil
 	}
 	if oc := d.files[k]; oc != nil {
-		oc.recent = true
-		oc.refs.Add(1)
+		oc.useLocked()
 		d.mu.Unlock()
 		if !oc.matches(id, idx, dataLen) {
 			oc.release()
-			d.corrupt(k, fmt.Errorf("%w: identity does not match its name", errCorrupt))
+			d.corrupt(k, errIdentity)
 			return nil
 		}
 		return oc
@@ -285,8 +291,7 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 	}
 	if cur := d.files[k]; cur != nil {
 		oc.release() // another reader opened it meanwhile
-		cur.recent = true
-		cur.refs.Add(1)
+		cur.useLocked()
 		return cur
 	}
 	d.addOpenLocked(oc)
@@ -387,6 +392,10 @@ func (s *fileSpan) Read(p []byte) (int, error) {
 	}
 	return 0, io.EOF
 }
+
+// errIdentity is a chunk file whose header names another chunk than its
+// file name does.
+var errIdentity = fmt.Errorf("%w: identity does not match its name", errCorrupt)
 
 // errBadOpenFile ends a span whose file another reader found corrupt.
 var errBadOpenFile = errors.New("cache: chunk file failed verification")

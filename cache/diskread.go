@@ -110,13 +110,7 @@ func (d *diskTier) blocks(r *diskRead, from, to int64) ([]byte, int64, bool) {
 	start := from &^ (diskBlockSize - 1)
 	end := min((to+diskBlockSize-1)&^(diskBlockSize-1), start+diskReadSize, oc.dataLen)
 	b := r.buf[:end-start]
-	err := preadFull(oc.fd, b, oc.dataOff+start, oc.k.fileName())
-	if err == nil {
-		err = oc.verifyBlocks(start>>diskBlockShift, b, d.c.now().UnixNano())
-	}
-	if err != nil {
-		oc.bad.Store(true)
-		d.readFailed(oc.k, err)
+	if !d.readVerified(oc, b, start) {
 		return nil, 0, false
 	}
 	return b, start, true
@@ -127,16 +121,25 @@ func (d *diskTier) blocks(r *diskRead, from, to int64) ([]byte, int64, bool) {
 func (d *diskTier) readAll(id *objectID, r *diskRead) *chunk {
 	oc := r.oc
 	data := make([]byte, oc.dataLen)
-	err := preadFull(oc.fd, data, oc.dataOff, oc.k.fileName())
+	if !d.readVerified(oc, data, 0) {
+		return nil
+	}
+	return &chunk{id: id, idx: r.idx, data: data}
+}
+
+// readVerified fills b with oc's data bytes from start (a block boundary)
+// and verifies them. A file that fails either is marked bad and deleted.
+func (d *diskTier) readVerified(oc *openChunk, b []byte, start int64) bool {
+	err := preadFull(oc.fd, b, oc.dataOff+start, oc.k.fileName())
 	if err == nil {
-		err = oc.verifyBlocks(0, data, d.c.now().UnixNano())
+		err = oc.verifyBlocks(start>>diskBlockShift, b, d.c.now().UnixNano())
 	}
 	if err != nil {
 		oc.bad.Store(true)
 		d.readFailed(oc.k, err)
-		return nil
+		return false
 	}
-	return &chunk{id: id, idx: r.idx, data: data}
+	return true
 }
 
 // readFailed deletes a chunk that could not be served, counting why.

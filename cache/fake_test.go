@@ -218,6 +218,20 @@ func readAll(t testing.TB, c *Cache, bucket, key string) ([]byte, string) {
 	return readRange(t, c, context.Background(), bucket, key, info.ETag, 0, info.Size)
 }
 
+// warmDisk reads bucket/key whole through a cache on cfg's disk directory,
+// then closes it, so that the next cache built on that directory starts
+// with the object's chunks on disk.
+func warmDisk(t testing.TB, cfg Config, o Origin, bucket, key string) {
+	t.Helper()
+	c, err := New(cfg, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, c, bucket, key)
+	settle(t, c)
+	c.Close()
+}
+
 // settle waits until no fill is in flight and the memory tier applied its
 // Sets, so tests can assert on the cache's contents.
 func settle(t testing.TB, c *Cache) {

@@ -170,13 +170,7 @@ func TestMinIORestartWarm(t *testing.T) {
 	upload(t, s, bucket, "warm", data)
 	dir := t.TempDir()
 	o := newS3(t, s)
-	c1, err := New(Config{DiskDir: dir}, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readAll(t, c1, bucket, "warm")
-	settle(t, c1)
-	c1.Close()
+	warmDisk(t, Config{DiskDir: dir}, o, bucket, "warm")
 
 	o2 := newS3(t, s)
 	c2 := newTestCache(t, Config{DiskDir: dir}, o2, nil)

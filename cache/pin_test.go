@@ -190,13 +190,7 @@ func TestPromotionBounds(t *testing.T) {
 	o := newFakeOrigin()
 	data := randomBytes(4<<10, 41)
 	o.put("b", "k", data)
-	c1, err := New(diskConfig(dir), o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readAll(t, c1, "b", "k")
-	settle(t, c1)
-	c1.Close()
+	warmDisk(t, diskConfig(dir), o, "b", "k")
 
 	c := newTestCache(t, diskConfig(dir), failingOpens{o, t}, nil)
 	chunks := c.span.count(int64(len(data)))

@@ -220,9 +220,8 @@ func (r *Reader) spanTaken(before int64) int64 {
 		if ferr != errBadOpenFile { // that one was dropped by its finder
 			c.disk.readFailed(oc.k, ferr)
 		}
-		r.noDisk = r.disk.idx + 1
 		r.endSpan()
-		r.disk.close(c)
+		r.dropDisk()
 	case r.span.n == 0:
 		r.endSpan()
 	}
@@ -235,9 +234,16 @@ func (r *Reader) spanToBlocks() {
 	idx := r.c.span.index(r.pos)
 	r.endSpan()
 	if !r.nextBlock(idx) {
-		r.disk.close(r.c)
-		r.noDisk = idx + 1
+		r.dropDisk()
 	}
+}
+
+// dropDisk lets go of the chunk file r.disk holds, which failed, and keeps
+// load from opening it again for this chunk: its rest comes from memory or
+// the origin.
+func (r *Reader) dropDisk() {
+	r.noDisk = r.disk.idx + 1
+	r.disk.close(r.c)
 }
 
 // endSpan forgets the span, keeping its bound callback.
@@ -310,8 +316,7 @@ func (r *Reader) next() error {
 				return nil
 			}
 			// The file is deleted; take this chunk from memory or origin.
-			r.disk.close(c)
-			r.noDisk = idx + 1
+			r.dropDisk()
 		}
 		ch, src, err := r.load(idx)
 		if err != nil {
@@ -345,10 +350,7 @@ func (r *Reader) nextSpan(idx int64) bool {
 	if !oc.trusted(from, to, c.now().UnixNano()) {
 		return false
 	}
-	if !r.disk.counted {
-		r.disk.counted = true
-		c.st.diskHits.Add(1)
-	}
+	r.countDiskHit()
 	r.disk.releaseBuf(c) // the header may have been read into it
 	r.span.oc, r.span.off, r.span.n, r.span.ferr = oc, oc.dataOff+from, to-from, nil
 	r.cur = nil
@@ -366,13 +368,18 @@ func (r *Reader) nextBlock(idx int64) bool {
 	if !ok {
 		return false
 	}
-	if !r.disk.counted {
-		r.disk.counted = true
-		c.st.diskHits.Add(1)
-	}
+	r.countDiskHit()
 	r.cur = b[r.pos-base-start : min(r.end-base-start, int64(len(b)))]
 	r.curSrc = srcDisk
 	return true
+}
+
+// countDiskHit counts the chunk r.disk holds as a disk hit, once.
+func (r *Reader) countDiskHit() {
+	if !r.disk.counted {
+		r.disk.counted = true
+		r.c.st.diskHits.Add(1)
+	}
 }
 
 // load returns chunk idx from memory, disk or origin, in that order. For
@@ -451,8 +458,7 @@ func (r *Reader) maybePromote(idx int64) bool {
 	defer c.promoting.Add(-1)
 	ch := c.disk.readAll(r.id, &r.disk)
 	if ch == nil {
-		r.disk.close(c)
-		r.noDisk = idx + 1
+		r.dropDisk()
 		return false
 	}
 	c.memSet(ch) // TinyLFU decides

@@ -61,7 +61,13 @@ func (s *Server) track(ctx *fasthttp.RequestCtx, route string, rc io.ReadCloser)
 	return t
 }
 
+// renewDeadline renews the write deadline before a slice of the body is
+// written, except before the first (see renewed).
 func (t *trackedBody) renewDeadline() {
+	if !t.renewed {
+		t.renewed = true
+		return
+	}
 	if t.conn != nil && t.timeout > 0 {
 		t.conn.SetWriteDeadline(time.Now().Add(t.timeout))
 	}
@@ -169,10 +175,7 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		if len(chunk) > maxWriteSlice {
 			chunk = chunk[:maxWriteSlice]
 		}
-		if d.t.renewed {
-			d.t.renewDeadline()
-		}
-		d.t.renewed = true
+		d.t.renewDeadline()
 		n, err := d.w.Write(chunk)
 		written += n
 		d.t.advance(n)
@@ -199,10 +202,7 @@ func (f *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 	rf := f.w.(io.ReaderFrom)
 	var total int64
 	for {
-		if f.t.renewed {
-			f.t.renewDeadline()
-		}
-		f.t.renewed = true
+		f.t.renewDeadline()
 		f.lr = io.LimitedReader{R: r, N: maxWriteSlice}
 		n, err := rf.ReadFrom(&f.lr)
 		ended := f.lr.N > 0

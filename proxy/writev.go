@@ -89,8 +89,13 @@ func (c *frontConn) writeHeld(p []byte) (int, error) {
 	// the header, which a connection idle in keep-alive must not pin.
 	c.bufs = nil
 	c.vec[0], c.vec[1] = nil, nil
-	*c.held = h[:0]
+	c.releaseHeld()
+	return int(max(0, n-int64(len(h)))), err
+}
+
+// releaseHeld gives the held buffer, whose bytes went out, back to the pool.
+func (c *frontConn) releaseHeld() {
+	*c.held = (*c.held)[:0]
 	heldPool.Put(c.held)
 	c.held = nil
-	return int(max(0, n-int64(len(h)))), err
 }

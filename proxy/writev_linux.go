@@ -28,9 +28,7 @@ func (c *frontConn) sendHeldMore() error {
 		err = c.more.err
 	}
 	c.more.rest, c.more.err = nil, nil
-	*c.held = (*c.held)[:0]
-	heldPool.Put(c.held)
-	c.held = nil
+	c.releaseHeld()
 	return err
 }
 
