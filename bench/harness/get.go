@@ -126,19 +126,7 @@ func runGetBench(ctx context.Context, o options) error {
 		}
 	}
 	report := getMarkdown(o, obj, runs, loadStart, loadAverage(), gitCommit(ctx, root))
-	fmt.Println(report)
-	out := o.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s", out)
-	return nil
+	return writeReport(root, o.out, report)
 }
 
 // getMarkdown is the -get section's report: every run, the medians and

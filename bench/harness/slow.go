@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -155,20 +154,7 @@ func runSlowBench(ctx context.Context, o options) error {
 	for _, p := range res.problems {
 		fmt.Fprintf(&b, "\nproblem: %s\n", p)
 	}
-	report := b.String()
-	fmt.Println(report)
-	out := o.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s", out)
-	return nil
+	return writeReport(root, o.out, b.String())
 }
 
 // phaseResult is what one slow phase measured.

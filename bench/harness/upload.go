@@ -225,19 +225,9 @@ func runUploadBench(ctx context.Context, o options) error {
 	for _, p := range problems {
 		fmt.Fprintf(&b, "\nproblem: %s\n", p)
 	}
-	report := b.String()
-	fmt.Println(report)
-	out := o.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	if err := writeReport(root, o.out, b.String()); err != nil {
 		return err
 	}
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s", out)
 	if failed > 0 || leftover > 0 {
 		return fmt.Errorf("harness: upload: %d of %d uploads failed, %d multipart uploads left", failed, o.upload.uploads, leftover)
 	}
