@@ -377,39 +377,13 @@ func offloadMarkdown(o options, scenarios []offloadScenario, variants []offloadV
 		"nginx enforces max_size from its cache manager, which wakes every 10 s at most, so over these short runs it holds "+
 		"more than its budget and its hit ratios are those of a larger cache: compare it with the last column of the table above, "+
 		"LRU simulated with room for what nginx held on average):\n\n", float64(offloadCapacity*o.offloadSize)/(1<<20))
-	fmt.Fprintf(&b, "| trace |")
-	for _, v := range variants {
-		fmt.Fprintf(&b, " %s |", v.name)
-	}
-	fmt.Fprintf(&b, "\n|---|")
-	for range variants {
-		fmt.Fprintf(&b, "---:|")
-	}
-	fmt.Fprintln(&b)
-	for i, sc := range scenarios {
-		fmt.Fprintf(&b, "| %s |", sc.name)
-		for j := range variants {
-			r := runs[i][j]
-			fmt.Fprintf(&b, " %.1f / %.1f |", float64(r.heldMean)/(1<<20), float64(r.heldMax)/(1<<20))
-		}
-		fmt.Fprintln(&b)
-	}
-	fmt.Fprintf(&b, "\nOrigin MiB read per trace (all requests, warm-up included):\n\n| trace |")
-	for _, v := range variants {
-		fmt.Fprintf(&b, " %s |", v.name)
-	}
-	fmt.Fprintf(&b, "\n|---|")
-	for range variants {
-		fmt.Fprintf(&b, "---:|")
-	}
-	fmt.Fprintln(&b)
-	for i, sc := range scenarios {
-		fmt.Fprintf(&b, "| %s |", sc.name)
-		for j := range variants {
-			fmt.Fprintf(&b, " %.0f |", float64(runs[i][j].originBytes)/(1<<20))
-		}
-		fmt.Fprintln(&b)
-	}
+	variantTable(&b, scenarios, variants, runs, func(r offloadRun) string {
+		return fmt.Sprintf("%.1f / %.1f", float64(r.heldMean)/(1<<20), float64(r.heldMax)/(1<<20))
+	})
+	fmt.Fprintf(&b, "\nOrigin MiB read per trace (all requests, warm-up included):\n\n")
+	variantTable(&b, scenarios, variants, runs, func(r offloadRun) string {
+		return fmt.Sprintf("%.0f", float64(r.originBytes)/(1<<20))
+	})
 	if len(runs) > 0 {
 		fmt.Fprintf(&b, "\nSetups:\n\n")
 		for j, v := range variants {
@@ -417,4 +391,25 @@ func offloadMarkdown(o options, scenarios []offloadScenario, variants []offloadV
 		}
 	}
 	return b.String()
+}
+
+// variantTable writes a table with a row per trace and a column per
+// variant, each cell cell(run).
+func variantTable(b *strings.Builder, scenarios []offloadScenario, variants []offloadVariant, runs [][]offloadRun, cell func(offloadRun) string) {
+	fmt.Fprintf(b, "| trace |")
+	for _, v := range variants {
+		fmt.Fprintf(b, " %s |", v.name)
+	}
+	fmt.Fprintf(b, "\n|---|")
+	for range variants {
+		fmt.Fprintf(b, "---:|")
+	}
+	fmt.Fprintln(b)
+	for i, sc := range scenarios {
+		fmt.Fprintf(b, "| %s |", sc.name)
+		for j := range variants {
+			fmt.Fprintf(b, " %s |", cell(runs[i][j]))
+		}
+		fmt.Fprintln(b)
+	}
 }
