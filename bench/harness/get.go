@@ -36,25 +36,15 @@ type getRun struct {
 // round by round on a shared machine, each file checked byte for byte
 // against the object afterwards (outside the timing).
 func runGetBench(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	if err := ensureTools(ctx, []tool{aria2Tool}); err != nil {
-		return err
-	}
-	aria2, err := toolPath(aria2Tool.bin)
-	if err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-	tmp, done, err := workDir(o, "edgeproxy-getbench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-getbench-", []tool{aria2Tool})
 	if err != nil {
 		return err
 	}
 	defer done()
+	aria2, err := toolPath(aria2Tool.bin)
+	if err != nil {
+		return err
+	}
 	edgectl := filepath.Join(tmp, "edgectl")
 	logf("building edgectl")
 	if _, err := runCmd(ctx, 5*time.Minute, root, nil, "go", "build", "-o", edgectl, "./cmd/edgectl"); err != nil {

@@ -203,30 +203,19 @@ func logf(format string, args ...any) {
 // run does the whole benchmark; every deferred stop runs on return, also
 // when ctx is cancelled by Ctrl-C.
 func run(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
 	need := tools
 	if o.runLayers() {
 		need = append(append([]tool{}, tools...), redisTool)
 	}
-	if err := ensureTools(ctx, need); err != nil {
-		return err
-	}
-	wrkBin, err := toolPath("wrk")
-	if err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-
-	tmp, done, err := workDir(o, "edgeproxy-bench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-bench-", need)
 	if err != nil {
 		return err
 	}
 	defer done()
+	wrkBin, err := toolPath("wrk")
+	if err != nil {
+		return err
+	}
 	// nginx workers and the Varnish cache child may run as other users.
 	os.Chmod(tmp, 0o755)
 
@@ -453,6 +442,26 @@ func gitCommit(ctx context.Context, root string) string {
 		return "no commit"
 	}
 	return strings.TrimSpace(out)
+}
+
+// prepare readies a run: it finds the repository root, installs the tools
+// in need and MinIO, and makes the work directory (workDir) that done
+// deletes or keeps.
+func prepare(ctx context.Context, o options, prefix string, need []tool) (root, tmp string, done func(), err error) {
+	if root, err = repoRoot(); err != nil {
+		return "", "", nil, err
+	}
+	if err := ensureTools(ctx, need); err != nil {
+		return "", "", nil, err
+	}
+	if err := ensureMinIO(ctx, root); err != nil {
+		return "", "", nil, err
+	}
+	tmp, done, err = workDir(o, prefix)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return root, tmp, done, nil
 }
 
 // workDir makes a run's temporary directory; done deletes it, or with

@@ -44,14 +44,7 @@ const slowSpan = 16 << 20
 
 // runSlowBench runs the slow-client section alone and writes its report.
 func runSlowBench(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-	tmp, done, err := workDir(o, "edgeproxy-slowbench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-slowbench-", nil)
 	if err != nil {
 		return err
 	}

@@ -60,17 +60,7 @@ type uploadResult struct {
 
 // runUploadBench runs the upload memory section alone and writes its report.
 func runUploadBench(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	if err := ensureTools(ctx, []tool{redisTool}); err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-	tmp, done, err := workDir(o, "edgeproxy-uploadbench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-uploadbench-", []tool{redisTool})
 	if err != nil {
 		return err
 	}
