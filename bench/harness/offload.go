@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/cache/policysim"
@@ -241,28 +240,12 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 	}
 
 	// Sample the bytes the cache holds on disk while the trace runs.
-	var (
-		mu              sync.Mutex
-		heldMax, sum, n int64
-	)
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			b := dirBytes(dir)
-			mu.Lock()
-			heldMax, sum, n = max(heldMax, b), sum+b, n+1
-			mu.Unlock()
-			select {
-			case <-stopSampling:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	var heldMax, sum, n int64
+	stopSampling := sampleEvery(250*time.Millisecond, func() {
+		b := dirBytes(dir)
+		heldMax, sum, n = max(heldMax, b), sum+b, n+1
+	})
+	defer stopSampling()
 
 	hc := &http.Client{Transport: newTransport(1), Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
@@ -270,7 +253,6 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 	start, origin0 := time.Now(), r.Bytes()
 	for i, k := range trace {
 		if ctx.Err() != nil {
-			close(stopSampling)
 			return run, ctx.Err()
 		}
 		obj := offloadObject(k, size)
@@ -280,15 +262,13 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 			err = fmt.Errorf("status %d, %d bytes, want 200 and %d", status, got, size)
 		}
 		if err != nil {
-			close(stopSampling)
 			return run, fmt.Errorf("harness: offload %s request %d (%s): %w", v.name, i, obj.Key, err)
 		}
 		run.hit[i] = r.Bytes()-before < size/2
 	}
 	run.elapsed = int64(time.Since(start))
 	run.originBytes = r.Bytes() - origin0
-	close(stopSampling)
-	<-sampled
+	stopSampling()
 	b := dirBytes(dir)
 	run.heldMax, run.heldMean = max(heldMax, b), (sum+b)/(n+1)
 	run.notes = strings.Join(s.notes, "; ")

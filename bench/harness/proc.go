@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
@@ -163,6 +164,31 @@ func procStatus(pid int) (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, sc.Err()
+}
+
+// sampleEvery calls f now and then every d in a goroutine of its own
+// until stop is called. stop returns once f has returned for the last
+// time, so what f writes may be read after it without a lock; calling
+// stop again does nothing.
+func sampleEvery(d time.Duration, f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			f()
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(quit)
+		<-done
+	})
 }
 
 // canDial reports whether addr accepts TCP connections.

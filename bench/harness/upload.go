@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -127,24 +126,8 @@ func runUploadBench(ctx context.Context, o options) error {
 	cpu0 := ep.proc.cpuTime()
 
 	logf("upload: %d concurrent uploads of %d MiB", o.upload.uploads, size>>20)
-	var peak atomic.Int64
-	sctx, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if r := mem().RSS; r > peak.Load() {
-				peak.Store(r)
-			}
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	var peak int64
+	stopSampling := sampleEvery(250*time.Millisecond, func() { peak = max(peak, mem().RSS) })
 	start := time.Now()
 	results := make([]uploadResult, o.upload.uploads)
 	var wg sync.WaitGroup
@@ -158,7 +141,6 @@ func runUploadBench(ctx context.Context, o options) error {
 	wg.Wait()
 	elapsed := time.Since(start)
 	stopSampling()
-	<-sampled
 	after := mem()
 	cpu := ep.proc.cpuTime() - cpu0
 	loadEnd := loadAverage()
@@ -198,9 +180,9 @@ func runUploadBench(ctx context.Context, o options) error {
 		o.upload.uploads, size>>20, diskMemory, sizeNote)
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| RSS before the uploads | %s |\n", mib(before.RSS))
-	fmt.Fprintf(&b, "| peak RSS, sampled every 250 ms | %s |\n", mib(peak.Load()))
+	fmt.Fprintf(&b, "| peak RSS, sampled every 250 ms | %s |\n", mib(peak))
 	fmt.Fprintf(&b, "| peak RSS, kernel high-water mark (VmHWM) | %s |\n", mib(after.HWM))
-	top := max(peak.Load(), after.HWM)
+	top := max(peak, after.HWM)
 	verdict := "within"
 	if top > uploadBound {
 		verdict = "OVER"
