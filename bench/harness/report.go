@@ -54,6 +54,9 @@ var rowDefs = []rowDef{
 	{rowHWM, "peak RSS: MiB, VmHWM summed over processes", fmtFloat(0, 1<<20)},
 }
 
+// mib formats a byte count as whole MiB for the report tables.
+func mib(v int64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
+
 func fmtFloat(prec int, unit float64) func(float64) string {
 	return func(v float64) string { return fmt.Sprintf("%.*f", prec, v/unit) }
 }

@@ -87,7 +87,6 @@ func runSlowBench(ctx context.Context, o options) error {
 	fmt.Fprintf(&b, "# edgeproxy with slow clients\n\ncommit %s, %s, load average %s at start", gitCommit(ctx, root), time.Now().UTC().Format(time.RFC3339), loadStart)
 	fmt.Fprintf(&b, ", memory tier %s, hot-256m warmed onto the disk tier, clients read at %d KiB/s with a 16 KiB receive buffer for %v per phase.\n\n", diskMemory, o.slow.rate>>10, o.slow.duration)
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
-	mib := func(v int64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
 
 	base := rss()
 	fmt.Fprintf(&b, "| RSS after warm-up | %s |\n", mib(base))

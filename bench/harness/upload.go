@@ -172,7 +172,6 @@ func runUploadBench(ctx context.Context, o options) error {
 	}
 
 	var b strings.Builder
-	mib := func(v int64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
 	total := int64(o.upload.uploads) * size
 	fmt.Fprintf(&b, "# edgeproxy with concurrent tus uploads\n\ncommit %s, %s, load average %s at start, %s at end (2 CPUs shared by the clients, the proxy, MinIO and Redis).\n\n",
 		gitCommit(ctx, root), time.Now().UTC().Format(time.RFC3339), loadStart, loadEnd)
