@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 )
@@ -99,15 +98,8 @@ func (r *results) problem(format string, args ...any) {
 
 // median returns the median sample of row on server, and whether there is one.
 func (r *results) median(row, server string) (float64, bool) {
-	v := slices.Clone(r.samples[row][server])
-	if len(v) == 0 {
-		return 0, false
-	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2], true
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2, true
+	v := r.samples[row][server]
+	return median(v), len(v) > 0
 }
 
 // markdown renders the report: the medians table, the setups, every
