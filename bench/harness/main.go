@@ -95,25 +95,27 @@ func main() {
 		return nil
 	})
 	flag.Parse()
+	// A section run alone writes its own file unless -out is given; the
+	// order is that of the dispatch below.
 	outSet := false
 	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
-	if o.offload && !outSet {
-		o.out = "bench/results/offload.md"
+	if !outSet {
+		switch {
+		case o.getBench:
+			o.out = "bench/results/get.md"
+		case o.slowBench:
+			o.out = "bench/results/slow.md"
+		case o.uploadBench:
+			o.out = "bench/results/upload.md"
+		case o.offload:
+			o.out = "bench/results/offload.md"
+		}
 	}
 	if quick {
 		o.duration, o.rounds = 2*time.Second, 1
 	}
 	o.get.size = *getMiB << 20
 	o.upload.size = *uploadMiB << 20
-	if o.getBench && o.out == "bench/results/latest.md" {
-		o.out = "bench/results/get.md"
-	}
-	if o.slowBench && o.out == "bench/results/latest.md" {
-		o.out = "bench/results/slow.md"
-	}
-	if o.uploadBench && o.out == "bench/results/latest.md" {
-		o.out = "bench/results/upload.md"
-	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			o.servers = append(o.servers, s)
