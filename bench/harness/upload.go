@@ -311,11 +311,11 @@ func checkObject(ctx context.Context, org *origin, r uploadResult) error {
 		return fmt.Errorf("%s: read back: %w", r.key, err)
 	}
 	defer obj.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, obj); err != nil {
+	got, err := readerSHA256(obj)
+	if err != nil {
 		return fmt.Errorf("%s: read back: %w", r.key, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != r.sum {
+	if got != r.sum {
 		return errors.New(r.key + ": SHA-256 in MinIO " + got + ", sent " + r.sum)
 	}
 	return nil
