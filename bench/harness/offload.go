@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/cache/policysim"
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // The origin-offload section (-offload): replay request traces through
@@ -221,20 +220,12 @@ func offloadObject(i int, size int64) object {
 // replayOffload starts a fresh server of variant v, sends the trace one
 // request at a time and stops the server.
 func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origin, trace policysim.Trace, size int64) (offloadRun, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return offloadRun{}, err
-	}
-	r, err := testenv.StartRelay(org.Endpoint)
+	s, err := newServer(v.name, dir, org)
 	if err != nil {
 		return offloadRun{}, err
 	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		r.Close()
-		return offloadRun{}, err
-	}
-	s := &server{Name: v.name, Addr: fmt.Sprintf("127.0.0.1:%d", port), relay: r}
 	defer s.stop()
+	r := s.relay
 	if err := v.start(ctx, s, dir); err != nil {
 		return offloadRun{}, err
 	}
