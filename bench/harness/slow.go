@@ -235,10 +235,7 @@ func slowPhase(ctx context.Context, s *server, spans [][2]int64, opts slowOption
 	}
 	wg.Wait()
 	res.bytes, res.failed = total.Load(), int(failed.Load())
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	return res, nil
+	return res, ctx.Err()
 }
 
 // openIdle opens n keep-alive connections to s, each having fetched hot4K
