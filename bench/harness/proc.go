@@ -66,6 +66,17 @@ func (p *proc) treeMemory() (memory, error) {
 	return m, nil
 }
 
+// sampleMemory is treeMemory for the report's samples: RSS and HWM of -1
+// when the tree cannot be read, so a sample shows as such instead of
+// failing the run.
+func (p *proc) sampleMemory() memory {
+	m, err := p.treeMemory()
+	if err != nil {
+		return memory{RSS: -1, HWM: -1}
+	}
+	return m
+}
+
 // procStat is what the harness reads of /proc/<pid>/stat.
 type procStat struct {
 	ppid int

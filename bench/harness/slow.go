@@ -75,13 +75,7 @@ func runSlowBench(ctx context.Context, o options) error {
 		return err
 	}
 	loadStart := loadAverage()
-	rss := func() int64 {
-		m, err := ep.proc.treeMemory()
-		if err != nil {
-			return -1
-		}
-		return m.RSS
-	}
+	rss := func() int64 { return ep.proc.sampleMemory().RSS }
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# edgeproxy with slow clients\n\ncommit %s, %s, load average %s at start", gitCommit(ctx, root), time.Now().UTC().Format(time.RFC3339), loadStart)

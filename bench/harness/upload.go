@@ -115,13 +115,7 @@ func runUploadBench(ctx context.Context, o options) error {
 		}
 	}
 	loadStart := loadAverage()
-	mem := func() memory {
-		m, err := ep.proc.treeMemory()
-		if err != nil {
-			return memory{RSS: -1, HWM: -1}
-		}
-		return m
-	}
+	mem := ep.proc.sampleMemory
 	before := mem()
 	cpu0 := ep.proc.cpuTime()
 
