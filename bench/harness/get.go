@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,12 +71,9 @@ func runGetBench(ctx context.Context, o options) error {
 	}
 	defer s.stop()
 	url := s.URL(obj.Key)
-	hc := &http.Client{Transport: newTransport(1)}
 	logf("warming the cache")
-	for range 2 {
-		if code, n, err := drain(ctx, hc, url); err != nil || code != http.StatusOK || n != obj.Size {
-			return fmt.Errorf("harness: warm %s: status %d, %d bytes, %v", url, code, n, err)
-		}
+	if err := warm(ctx, s, []object{obj}); err != nil {
+		return err
 	}
 
 	n := fmt.Sprint(o.get.conns)
