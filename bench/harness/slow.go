@@ -87,14 +87,8 @@ func runSlowBench(ctx context.Context, o options) error {
 
 	// Phase 1: slow readers at their own offsets.
 	logf("slow: %d clients x %d MiB at %d KiB/s for %v", o.slow.clients, slowSpan>>20, o.slow.rate>>10, o.slow.duration)
-	step := (hot256M.Size - slowSpan) / int64(o.slow.clients)
-	var spans [][2]int64
-	for i := range o.slow.clients {
-		off := int64(i) * step
-		spans = append(spans, [2]int64{off, off + slowSpan - 1})
-	}
 	gc1 := startGCMeter(ep.proc)
-	p1, err := slowPhase(ctx, ep, spans, o.slow, rss)
+	p1, err := slowPhase(ctx, ep, slowSpans(o.slow.clients), o.slow, rss)
 	if err != nil {
 		return err
 	}
@@ -118,14 +112,8 @@ func runSlowBench(ctx context.Context, o options) error {
 	}
 	withIdle := rss()
 	logf("slow: plus %d slow downloads for %v", o.slow.downs, o.slow.duration)
-	spans = spans[:0]
-	step = (hot256M.Size - slowSpan) / int64(o.slow.downs)
-	for i := range o.slow.downs {
-		off := int64(i) * step
-		spans = append(spans, [2]int64{off, off + slowSpan - 1})
-	}
 	gc2 := startGCMeter(ep.proc)
-	p2, err := slowPhase(ctx, ep, spans, o.slow, rss)
+	p2, err := slowPhase(ctx, ep, slowSpans(o.slow.downs), o.slow, rss)
 	if err != nil {
 		return err
 	}
@@ -162,6 +150,17 @@ var slowDialer = net.Dialer{Timeout: 10 * time.Second, Control: func(network, ad
 	}
 	return serr
 }}
+
+// slowSpans spreads n ranges of slowSpan bytes evenly over hot256M.
+func slowSpans(n int) [][2]int64 {
+	step := (hot256M.Size - slowSpan) / int64(n)
+	spans := make([][2]int64, n)
+	for i := range spans {
+		off := int64(i) * step
+		spans[i] = [2]int64{off, off + slowSpan - 1}
+	}
+	return spans
+}
 
 // slowPhase runs one slow client per span of hot256M for opts.duration,
 // sampling RSS each second, and closes them all.
