@@ -277,7 +277,8 @@ func run(ctx context.Context, o options) error {
 	res := newResults(o, servers)
 	res.versions = versions(ctx)
 	res.loadStart = loadAverage()
-	if err := runHot(ctx, o, wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}, root, servers, res); err != nil {
+	w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
+	if err := runHot(ctx, o, w, root, servers, res); err != nil {
 		return err
 	}
 	if err := runCold(ctx, o, servers, res); err != nil {
@@ -292,13 +293,11 @@ func run(ctx context.Context, o options) error {
 		res.add(rowHWM, s.Name, float64(m.HWM))
 	}
 	if o.runDisk() {
-		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
 		if err := runDisk(ctx, o, w, root, filepath.Join(tmp, "disk"), org, servers, res); err != nil {
 			return err
 		}
 	}
 	if o.runLayers() {
-		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
 		if err := runLayers(ctx, o, w, root, filepath.Join(tmp, "layers"), org, res); err != nil {
 			return err
 		}
