@@ -23,14 +23,17 @@ const diskMemory = "64MiB"
 // diskObjects are the 1 MiB objects of the whole-object scenario: 96 MiB in
 // all, more than diskMemory, read in random order.
 func diskObjects() []object {
-	objs := make([]object, 96)
+	objs := make([]object, diskObjectCount)
 	for i := range objs {
 		objs[i] = object{fmt.Sprintf("%s%03d", diskObjectPrefix, i), 1 << 20}
 	}
 	return objs
 }
 
-const diskObjectPrefix = "disk-1m-"
+const (
+	diskObjectPrefix = "disk-1m-"
+	diskObjectCount  = 96
+)
 
 // Row keys of the disk section; the samples of the disk edgeproxy are filed
 // under "edgeproxy" so the table sets them beside nginx's.
@@ -111,7 +114,7 @@ func runDisk(ctx context.Context, o options, w wrkRun, root, dir string, org *or
 				res.add(rowDiskRangeCPU, s.Name, r.Requests/cpu)
 			}
 			diskProblems(res, s, round, "ranges", r)
-			if r, err = w.run(ctx, objectsScript, s.URL(diskObjectPrefix), fmt.Sprint(len(diskObjects()))); err != nil {
+			if r, err = w.run(ctx, objectsScript, s.URL(diskObjectPrefix), fmt.Sprint(diskObjectCount)); err != nil {
 				return err
 			}
 			res.add(rowDisk1M, s.Name, r.BytesPerSec())

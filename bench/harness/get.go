@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,25 +35,15 @@ type getRun struct {
 // round by round on a shared machine, each file checked byte for byte
 // against the object afterwards (outside the timing).
 func runGetBench(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	if err := ensureTools(ctx, []tool{aria2Tool}); err != nil {
-		return err
-	}
-	aria2, err := toolPath(aria2Tool.bin)
-	if err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-	tmp, done, err := workDir(o, "edgeproxy-getbench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-getbench-", []tool{aria2Tool})
 	if err != nil {
 		return err
 	}
 	defer done()
+	aria2, err := toolPath(aria2Tool.bin)
+	if err != nil {
+		return err
+	}
 	edgectl := filepath.Join(tmp, "edgectl")
 	logf("building edgectl")
 	if _, err := runCmd(ctx, 5*time.Minute, root, nil, "go", "build", "-o", edgectl, "./cmd/edgectl"); err != nil {
@@ -82,12 +71,9 @@ func runGetBench(ctx context.Context, o options) error {
 	}
 	defer s.stop()
 	url := s.URL(obj.Key)
-	hc := &http.Client{Transport: newTransport(1)}
 	logf("warming the cache")
-	for range 2 {
-		if code, n, err := drain(ctx, hc, url); err != nil || code != http.StatusOK || n != obj.Size {
-			return fmt.Errorf("harness: warm %s: status %d, %d bytes, %v", url, code, n, err)
-		}
+	if err := warm(ctx, s, []object{obj}); err != nil {
+		return err
 	}
 
 	n := fmt.Sprint(o.get.conns)
@@ -126,19 +112,7 @@ func runGetBench(ctx context.Context, o options) error {
 		}
 	}
 	report := getMarkdown(o, obj, runs, loadStart, loadAverage(), gitCommit(ctx, root))
-	fmt.Println(report)
-	out := o.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s", out)
-	return nil
+	return writeReport(root, o.out, report)
 }
 
 // getMarkdown is the -get section's report: every run, the medians and

@@ -95,25 +95,27 @@ func main() {
 		return nil
 	})
 	flag.Parse()
+	// A section run alone writes its own file unless -out is given; the
+	// order is that of the dispatch below.
 	outSet := false
 	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
-	if o.offload && !outSet {
-		o.out = "bench/results/offload.md"
+	if !outSet {
+		switch {
+		case o.getBench:
+			o.out = "bench/results/get.md"
+		case o.slowBench:
+			o.out = "bench/results/slow.md"
+		case o.uploadBench:
+			o.out = "bench/results/upload.md"
+		case o.offload:
+			o.out = "bench/results/offload.md"
+		}
 	}
 	if quick {
 		o.duration, o.rounds = 2*time.Second, 1
 	}
 	o.get.size = *getMiB << 20
 	o.upload.size = *uploadMiB << 20
-	if o.getBench && o.out == "bench/results/latest.md" {
-		o.out = "bench/results/get.md"
-	}
-	if o.slowBench && o.out == "bench/results/latest.md" {
-		o.out = "bench/results/slow.md"
-	}
-	if o.uploadBench && o.out == "bench/results/latest.md" {
-		o.out = "bench/results/upload.md"
-	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			o.servers = append(o.servers, s)
@@ -203,30 +205,19 @@ func logf(format string, args ...any) {
 // run does the whole benchmark; every deferred stop runs on return, also
 // when ctx is cancelled by Ctrl-C.
 func run(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
 	need := tools
 	if o.runLayers() {
 		need = append(append([]tool{}, tools...), redisTool)
 	}
-	if err := ensureTools(ctx, need); err != nil {
-		return err
-	}
-	wrkBin, err := toolPath("wrk")
-	if err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-
-	tmp, done, err := workDir(o, "edgeproxy-bench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-bench-", need)
 	if err != nil {
 		return err
 	}
 	defer done()
+	wrkBin, err := toolPath("wrk")
+	if err != nil {
+		return err
+	}
 	// nginx workers and the Varnish cache child may run as other users.
 	os.Chmod(tmp, 0o755)
 
@@ -286,7 +277,8 @@ func run(ctx context.Context, o options) error {
 	res := newResults(o, servers)
 	res.versions = versions(ctx)
 	res.loadStart = loadAverage()
-	if err := runHot(ctx, o, wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}, root, servers, res); err != nil {
+	w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
+	if err := runHot(ctx, o, w, root, servers, res); err != nil {
 		return err
 	}
 	if err := runCold(ctx, o, servers, res); err != nil {
@@ -301,13 +293,11 @@ func run(ctx context.Context, o options) error {
 		res.add(rowHWM, s.Name, float64(m.HWM))
 	}
 	if o.runDisk() {
-		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
 		if err := runDisk(ctx, o, w, root, filepath.Join(tmp, "disk"), org, servers, res); err != nil {
 			return err
 		}
 	}
 	if o.runLayers() {
-		w := wrkRun{bin: wrkBin, threads: o.threads, conns: o.conns, duration: o.duration}
 		if err := runLayers(ctx, o, w, root, filepath.Join(tmp, "layers"), org, res); err != nil {
 			return err
 		}
@@ -453,6 +443,26 @@ func gitCommit(ctx context.Context, root string) string {
 		return "no commit"
 	}
 	return strings.TrimSpace(out)
+}
+
+// prepare readies a run: it finds the repository root, installs the tools
+// in need and MinIO, and makes the work directory (workDir) that done
+// deletes or keeps.
+func prepare(ctx context.Context, o options, prefix string, need []tool) (root, tmp string, done func(), err error) {
+	if root, err = repoRoot(); err != nil {
+		return "", "", nil, err
+	}
+	if err := ensureTools(ctx, need); err != nil {
+		return "", "", nil, err
+	}
+	if err := ensureMinIO(ctx, root); err != nil {
+		return "", "", nil, err
+	}
+	tmp, done, err = workDir(o, prefix)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return root, tmp, done, nil
 }
 
 // workDir makes a run's temporary directory; done deletes it, or with

@@ -10,11 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/cache/policysim"
-	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
 // The origin-offload section (-offload): replay request traces through
@@ -222,47 +220,23 @@ func offloadObject(i int, size int64) object {
 // replayOffload starts a fresh server of variant v, sends the trace one
 // request at a time and stops the server.
 func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origin, trace policysim.Trace, size int64) (offloadRun, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return offloadRun{}, err
-	}
-	r, err := testenv.StartRelay(org.Endpoint)
+	s, err := newServer(v.name, dir, org)
 	if err != nil {
 		return offloadRun{}, err
 	}
-	port, err := testenv.FreePort()
-	if err != nil {
-		r.Close()
-		return offloadRun{}, err
-	}
-	s := &server{Name: v.name, Addr: fmt.Sprintf("127.0.0.1:%d", port), relay: r}
 	defer s.stop()
+	r := s.relay
 	if err := v.start(ctx, s, dir); err != nil {
 		return offloadRun{}, err
 	}
 
 	// Sample the bytes the cache holds on disk while the trace runs.
-	var (
-		mu              sync.Mutex
-		heldMax, sum, n int64
-	)
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			b := dirBytes(dir)
-			mu.Lock()
-			heldMax, sum, n = max(heldMax, b), sum+b, n+1
-			mu.Unlock()
-			select {
-			case <-stopSampling:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	var heldMax, sum, n int64
+	stopSampling := sampleEvery(250*time.Millisecond, func() {
+		b := dirBytes(dir)
+		heldMax, sum, n = max(heldMax, b), sum+b, n+1
+	})
+	defer stopSampling()
 
 	hc := &http.Client{Transport: newTransport(1), Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
@@ -270,7 +244,6 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 	start, origin0 := time.Now(), r.Bytes()
 	for i, k := range trace {
 		if ctx.Err() != nil {
-			close(stopSampling)
 			return run, ctx.Err()
 		}
 		obj := offloadObject(k, size)
@@ -280,15 +253,13 @@ func replayOffload(ctx context.Context, v offloadVariant, dir string, org *origi
 			err = fmt.Errorf("status %d, %d bytes, want 200 and %d", status, got, size)
 		}
 		if err != nil {
-			close(stopSampling)
 			return run, fmt.Errorf("harness: offload %s request %d (%s): %w", v.name, i, obj.Key, err)
 		}
 		run.hit[i] = r.Bytes()-before < size/2
 	}
 	run.elapsed = int64(time.Since(start))
 	run.originBytes = r.Bytes() - origin0
-	close(stopSampling)
-	<-sampled
+	stopSampling()
 	b := dirBytes(dir)
 	run.heldMax, run.heldMean = max(heldMax, b), (sum+b)/(n+1)
 	run.notes = strings.Join(s.notes, "; ")
@@ -377,39 +348,13 @@ func offloadMarkdown(o options, scenarios []offloadScenario, variants []offloadV
 		"nginx enforces max_size from its cache manager, which wakes every 10 s at most, so over these short runs it holds "+
 		"more than its budget and its hit ratios are those of a larger cache: compare it with the last column of the table above, "+
 		"LRU simulated with room for what nginx held on average):\n\n", float64(offloadCapacity*o.offloadSize)/(1<<20))
-	fmt.Fprintf(&b, "| trace |")
-	for _, v := range variants {
-		fmt.Fprintf(&b, " %s |", v.name)
-	}
-	fmt.Fprintf(&b, "\n|---|")
-	for range variants {
-		fmt.Fprintf(&b, "---:|")
-	}
-	fmt.Fprintln(&b)
-	for i, sc := range scenarios {
-		fmt.Fprintf(&b, "| %s |", sc.name)
-		for j := range variants {
-			r := runs[i][j]
-			fmt.Fprintf(&b, " %.1f / %.1f |", float64(r.heldMean)/(1<<20), float64(r.heldMax)/(1<<20))
-		}
-		fmt.Fprintln(&b)
-	}
-	fmt.Fprintf(&b, "\nOrigin MiB read per trace (all requests, warm-up included):\n\n| trace |")
-	for _, v := range variants {
-		fmt.Fprintf(&b, " %s |", v.name)
-	}
-	fmt.Fprintf(&b, "\n|---|")
-	for range variants {
-		fmt.Fprintf(&b, "---:|")
-	}
-	fmt.Fprintln(&b)
-	for i, sc := range scenarios {
-		fmt.Fprintf(&b, "| %s |", sc.name)
-		for j := range variants {
-			fmt.Fprintf(&b, " %.0f |", float64(runs[i][j].originBytes)/(1<<20))
-		}
-		fmt.Fprintln(&b)
-	}
+	variantTable(&b, scenarios, variants, runs, func(r offloadRun) string {
+		return fmt.Sprintf("%.1f / %.1f", float64(r.heldMean)/(1<<20), float64(r.heldMax)/(1<<20))
+	})
+	fmt.Fprintf(&b, "\nOrigin MiB read per trace (all requests, warm-up included):\n\n")
+	variantTable(&b, scenarios, variants, runs, func(r offloadRun) string {
+		return fmt.Sprintf("%.0f", float64(r.originBytes)/(1<<20))
+	})
 	if len(runs) > 0 {
 		fmt.Fprintf(&b, "\nSetups:\n\n")
 		for j, v := range variants {
@@ -417,4 +362,25 @@ func offloadMarkdown(o options, scenarios []offloadScenario, variants []offloadV
 		}
 	}
 	return b.String()
+}
+
+// variantTable writes a table with a row per trace and a column per
+// variant, each cell cell(run).
+func variantTable(b *strings.Builder, scenarios []offloadScenario, variants []offloadVariant, runs [][]offloadRun, cell func(offloadRun) string) {
+	fmt.Fprintf(b, "| trace |")
+	for _, v := range variants {
+		fmt.Fprintf(b, " %s |", v.name)
+	}
+	fmt.Fprintf(b, "\n|---|")
+	for range variants {
+		fmt.Fprintf(b, "---:|")
+	}
+	fmt.Fprintln(b)
+	for i, sc := range scenarios {
+		fmt.Fprintf(b, "| %s |", sc.name)
+		for j := range variants {
+			fmt.Fprintf(b, " %s |", cell(runs[i][j]))
+		}
+		fmt.Fprintln(b)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
@@ -63,6 +64,17 @@ func (p *proc) treeMemory() (memory, error) {
 		return m, fmt.Errorf("harness: %s: no process found in /proc", p.Name)
 	}
 	return m, nil
+}
+
+// sampleMemory is treeMemory for the report's samples: RSS and HWM of -1
+// when the tree cannot be read, so a sample shows as such instead of
+// failing the run.
+func (p *proc) sampleMemory() memory {
+	m, err := p.treeMemory()
+	if err != nil {
+		return memory{RSS: -1, HWM: -1}
+	}
+	return m
 }
 
 // procStat is what the harness reads of /proc/<pid>/stat.
@@ -163,6 +175,31 @@ func procStatus(pid int) (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, sc.Err()
+}
+
+// sampleEvery calls f now and then every d in a goroutine of its own
+// until stop is called. stop returns once f has returned for the last
+// time, so what f writes may be read after it without a lock; calling
+// stop again does nothing.
+func sampleEvery(d time.Duration, f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			f()
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(quit)
+		<-done
+	})
 }
 
 // canDial reports whether addr accepts TCP connections.

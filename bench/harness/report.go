@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 )
@@ -54,6 +53,9 @@ var rowDefs = []rowDef{
 	{rowHWM, "peak RSS: MiB, VmHWM summed over processes", fmtFloat(0, 1<<20)},
 }
 
+// mib formats a byte count as whole MiB for the report tables.
+func mib(v int64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
+
 func fmtFloat(prec int, unit float64) func(float64) string {
 	return func(v float64) string { return fmt.Sprintf("%.*f", prec, v/unit) }
 }
@@ -96,15 +98,8 @@ func (r *results) problem(format string, args ...any) {
 
 // median returns the median sample of row on server, and whether there is one.
 func (r *results) median(row, server string) (float64, bool) {
-	v := slices.Clone(r.samples[row][server])
-	if len(v) == 0 {
-		return 0, false
-	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2], true
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2, true
+	v := r.samples[row][server]
+	return median(v), len(v) > 0
 }
 
 // markdown renders the report: the medians table, the setups, every

@@ -37,8 +37,9 @@ func (s *server) stop() {
 // serverNames is the order servers appear in the table.
 var serverNames = []string{"edgeproxy", "nginx", "varnish"}
 
-// startServer starts the named server with its scratch space under dir.
-func startServer(ctx context.Context, name, root, dir string, org *origin, extraEnv []string) (*server, error) {
+// newServer readies a server not yet started: its scratch space dir, its
+// relay to org and a free port.
+func newServer(name, dir string, org *origin) (*server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -51,7 +52,15 @@ func startServer(ctx context.Context, name, root, dir string, org *origin, extra
 		r.Close()
 		return nil, err
 	}
-	s := &server{Name: name, Addr: fmt.Sprintf("127.0.0.1:%d", port), relay: r}
+	return &server{Name: name, Addr: fmt.Sprintf("127.0.0.1:%d", port), relay: r}, nil
+}
+
+// startServer starts the named server with its scratch space under dir.
+func startServer(ctx context.Context, name, root, dir string, org *origin, extraEnv []string) (*server, error) {
+	s, err := newServer(name, dir, org)
+	if err != nil {
+		return nil, err
+	}
 	switch name {
 	case "edgeproxy":
 		err = s.startEdgeproxy(ctx, root, dir, org, extraEnv)

@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -45,14 +44,7 @@ const slowSpan = 16 << 20
 
 // runSlowBench runs the slow-client section alone and writes its report.
 func runSlowBench(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-	tmp, done, err := workDir(o, "edgeproxy-slowbench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-slowbench-", nil)
 	if err != nil {
 		return err
 	}
@@ -83,33 +75,20 @@ func runSlowBench(ctx context.Context, o options) error {
 		return err
 	}
 	loadStart := loadAverage()
-	rss := func() int64 {
-		m, err := ep.proc.treeMemory()
-		if err != nil {
-			return -1
-		}
-		return m.RSS
-	}
+	rss := func() int64 { return ep.proc.sampleMemory().RSS }
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# edgeproxy with slow clients\n\ncommit %s, %s, load average %s at start", gitCommit(ctx, root), time.Now().UTC().Format(time.RFC3339), loadStart)
 	fmt.Fprintf(&b, ", memory tier %s, hot-256m warmed onto the disk tier, clients read at %d KiB/s with a 16 KiB receive buffer for %v per phase.\n\n", diskMemory, o.slow.rate>>10, o.slow.duration)
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
-	mib := func(v int64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
 
 	base := rss()
 	fmt.Fprintf(&b, "| RSS after warm-up | %s |\n", mib(base))
 
 	// Phase 1: slow readers at their own offsets.
 	logf("slow: %d clients x %d MiB at %d KiB/s for %v", o.slow.clients, slowSpan>>20, o.slow.rate>>10, o.slow.duration)
-	step := (hot256M.Size - slowSpan) / int64(o.slow.clients)
-	var spans [][2]int64
-	for i := range o.slow.clients {
-		off := int64(i) * step
-		spans = append(spans, [2]int64{off, off + slowSpan - 1})
-	}
 	gc1 := startGCMeter(ep.proc)
-	p1, err := slowPhase(ctx, ep, spans, o.slow, rss)
+	p1, err := slowPhase(ctx, ep, slowSpans(o.slow.clients), o.slow, rss)
 	if err != nil {
 		return err
 	}
@@ -133,14 +112,8 @@ func runSlowBench(ctx context.Context, o options) error {
 	}
 	withIdle := rss()
 	logf("slow: plus %d slow downloads for %v", o.slow.downs, o.slow.duration)
-	spans = spans[:0]
-	step = (hot256M.Size - slowSpan) / int64(o.slow.downs)
-	for i := range o.slow.downs {
-		off := int64(i) * step
-		spans = append(spans, [2]int64{off, off + slowSpan - 1})
-	}
 	gc2 := startGCMeter(ep.proc)
-	p2, err := slowPhase(ctx, ep, spans, o.slow, rss)
+	p2, err := slowPhase(ctx, ep, slowSpans(o.slow.downs), o.slow, rss)
 	if err != nil {
 		return err
 	}
@@ -155,20 +128,7 @@ func runSlowBench(ctx context.Context, o options) error {
 	for _, p := range res.problems {
 		fmt.Fprintf(&b, "\nproblem: %s\n", p)
 	}
-	report := b.String()
-	fmt.Println(report)
-	out := o.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s", out)
-	return nil
+	return writeReport(root, o.out, b.String())
 }
 
 // phaseResult is what one slow phase measured.
@@ -190,6 +150,17 @@ var slowDialer = net.Dialer{Timeout: 10 * time.Second, Control: func(network, ad
 	}
 	return serr
 }}
+
+// slowSpans spreads n ranges of slowSpan bytes evenly over hot256M.
+func slowSpans(n int) [][2]int64 {
+	step := (hot256M.Size - slowSpan) / int64(n)
+	spans := make([][2]int64, n)
+	for i := range spans {
+		off := int64(i) * step
+		spans[i] = [2]int64{off, off + slowSpan - 1}
+	}
+	return spans
+}
 
 // slowPhase runs one slow client per span of hot256M for opts.duration,
 // sampling RSS each second, and closes them all.
@@ -257,10 +228,7 @@ func slowPhase(ctx context.Context, s *server, spans [][2]int64, opts slowOption
 	}
 	wg.Wait()
 	res.bytes, res.failed = total.Load(), int(failed.Load())
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	return res, nil
+	return res, ctx.Err()
 }
 
 // openIdle opens n keep-alive connections to s, each having fetched hot4K

@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,17 +59,7 @@ type uploadResult struct {
 
 // runUploadBench runs the upload memory section alone and writes its report.
 func runUploadBench(ctx context.Context, o options) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	if err := ensureTools(ctx, []tool{redisTool}); err != nil {
-		return err
-	}
-	if err := ensureMinIO(ctx, root); err != nil {
-		return err
-	}
-	tmp, done, err := workDir(o, "edgeproxy-uploadbench-")
+	root, tmp, done, err := prepare(ctx, o, "edgeproxy-uploadbench-", []tool{redisTool})
 	if err != nil {
 		return err
 	}
@@ -126,35 +115,13 @@ func runUploadBench(ctx context.Context, o options) error {
 		}
 	}
 	loadStart := loadAverage()
-	mem := func() memory {
-		m, err := ep.proc.treeMemory()
-		if err != nil {
-			return memory{RSS: -1, HWM: -1}
-		}
-		return m
-	}
+	mem := ep.proc.sampleMemory
 	before := mem()
 	cpu0 := ep.proc.cpuTime()
 
 	logf("upload: %d concurrent uploads of %d MiB", o.upload.uploads, size>>20)
-	var peak atomic.Int64
-	sctx, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if r := mem().RSS; r > peak.Load() {
-				peak.Store(r)
-			}
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	var peak int64
+	stopSampling := sampleEvery(250*time.Millisecond, func() { peak = max(peak, mem().RSS) })
 	start := time.Now()
 	results := make([]uploadResult, o.upload.uploads)
 	var wg sync.WaitGroup
@@ -168,7 +135,6 @@ func runUploadBench(ctx context.Context, o options) error {
 	wg.Wait()
 	elapsed := time.Since(start)
 	stopSampling()
-	<-sampled
 	after := mem()
 	cpu := ep.proc.cpuTime() - cpu0
 	loadEnd := loadAverage()
@@ -200,7 +166,6 @@ func runUploadBench(ctx context.Context, o options) error {
 	}
 
 	var b strings.Builder
-	mib := func(v int64) string { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
 	total := int64(o.upload.uploads) * size
 	fmt.Fprintf(&b, "# edgeproxy with concurrent tus uploads\n\ncommit %s, %s, load average %s at start, %s at end (2 CPUs shared by the clients, the proxy, MinIO and Redis).\n\n",
 		gitCommit(ctx, root), time.Now().UTC().Format(time.RFC3339), loadStart, loadEnd)
@@ -208,9 +173,9 @@ func runUploadBench(ctx context.Context, o options) error {
 		o.upload.uploads, size>>20, diskMemory, sizeNote)
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| RSS before the uploads | %s |\n", mib(before.RSS))
-	fmt.Fprintf(&b, "| peak RSS, sampled every 250 ms | %s |\n", mib(peak.Load()))
+	fmt.Fprintf(&b, "| peak RSS, sampled every 250 ms | %s |\n", mib(peak))
 	fmt.Fprintf(&b, "| peak RSS, kernel high-water mark (VmHWM) | %s |\n", mib(after.HWM))
-	top := max(peak.Load(), after.HWM)
+	top := max(peak, after.HWM)
 	verdict := "within"
 	if top > uploadBound {
 		verdict = "OVER"
@@ -225,19 +190,9 @@ func runUploadBench(ctx context.Context, o options) error {
 	for _, p := range problems {
 		fmt.Fprintf(&b, "\nproblem: %s\n", p)
 	}
-	report := b.String()
-	fmt.Println(report)
-	out := o.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	if err := writeReport(root, o.out, b.String()); err != nil {
 		return err
 	}
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s", out)
 	if failed > 0 || leftover > 0 {
 		return fmt.Errorf("harness: upload: %d of %d uploads failed, %d multipart uploads left", failed, o.upload.uploads, leftover)
 	}
@@ -350,11 +305,11 @@ func checkObject(ctx context.Context, org *origin, r uploadResult) error {
 		return fmt.Errorf("%s: read back: %w", r.key, err)
 	}
 	defer obj.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, obj); err != nil {
+	got, err := readerSHA256(obj)
+	if err != nil {
 		return fmt.Errorf("%s: read back: %w", r.key, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != r.sum {
+	if got != r.sum {
 		return errors.New(r.key + ": SHA-256 in MinIO " + got + ", sent " + r.sum)
 	}
 	return nil
