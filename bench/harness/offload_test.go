@@ -17,8 +17,9 @@ import (
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
-// TestOffloadScenarios: every reported window lies inside its trace and
-// selects some requests, and the traces need at most the objects seeded.
+// TestOffloadScenarios: every scenario reports at least one window, and
+// every window lies inside its trace and selects some requests (runOffload
+// seeds as many objects as the largest id the traces name).
 func TestOffloadScenarios(t *testing.T) {
 	for _, sc := range offloadScenarios() {
 		if len(sc.windows) == 0 {
