@@ -1035,6 +1035,57 @@ func TestPromoteGate(t *testing.T) {
 	}
 }
 
+// TestPromotionFollowsShare: uniform random ranges over a working set four
+// times the memory tier promote (almost) nothing, since no chunk gets more
+// than its fair share of the tier; a chunk that gets a fifth of the reads
+// is promoted and then served from memory. With a gate period of four
+// times the tier the uniform phase promoted hundreds of chunks.
+func TestPromotionFollowsShare(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskConfig(dir)
+	cfg.MemoryBytes = 64 * cfg.ChunkSize
+	cfg.DiskQueue, cfg.Policy = 1024, "lru" // write every chunk
+	o := newFakeOrigin()
+	data := randomBytes(int(4*cfg.MemoryBytes), 43)
+	o.put("b", "k", data)
+	warmDisk(t, cfg, o, "b", "k")
+	if n := len(chunkFiles(t, dir)); n != 256 {
+		t.Fatalf("%d chunk files after the warm-up, want 256", n)
+	}
+	c := newTestCache(t, cfg, failingOpens{o, t}, nil)
+
+	rng := rand.New(rand.NewPCG(7, 11))
+	const rangeLen = 64 // a sixteenth of a chunk
+	read := func(off int64) {
+		t.Helper()
+		got, _ := readRange(t, c, context.Background(), "b", "k", "", off, rangeLen)
+		if !bytes.Equal(got, data[off:off+rangeLen]) {
+			t.Fatalf("range at %d: wrong bytes", off)
+		}
+	}
+	randomOff := func() int64 { return rng.Int64N(int64(len(data))/rangeLen) * rangeLen }
+	for range 32768 { // 2 MiB: 32 periods
+		read(randomOff())
+	}
+	if n := c.Stats().DiskPromotions; n > 8 {
+		t.Fatalf("uniform ranges over four times the tier: %d promotions, want at most 8", n)
+	}
+	hot := int64(100) * cfg.ChunkSize
+	for i := range 2048 {
+		if i%5 == 0 {
+			read(hot + rng.Int64N(cfg.ChunkSize/rangeLen)*rangeLen)
+		} else {
+			read(randomOff())
+		}
+	}
+	settle(t, c)
+	before := c.Stats()
+	read(hot)
+	if st := c.Stats(); st.MemoryHits != before.MemoryHits+1 {
+		t.Fatalf("the hot chunk is not served from memory (%d promotions in all)", st.DiskPromotions)
+	}
+}
+
 // TestParseHeader: bad headers first, each errCorrupt, then a good one
 // whose blocks verify and whose neighbours do not.
 func TestParseHeader(t *testing.T) {

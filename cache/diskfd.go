@@ -56,6 +56,11 @@ type openChunk struct {
 	idx               int64
 	dataLen, dataOff  int64
 	sums              []byte // block table, 4 bytes per block
+	// mapped is the whole file mapped read-only (nil where mapping is not
+	// used): only the kernel reads it, as the source of a writev to a
+	// socket (SendMapped); no Go code ever loads from it.
+	mapped []byte
+	st     *counters // the cache's, for the mapped gauge and the sent bytes
 
 	refs atomic.Int32 // holders: readers, plus one while in the table
 	bad  atomic.Bool  // a block failed verification or a read failed
@@ -73,6 +78,10 @@ type openChunk struct {
 func (oc *openChunk) release() {
 	switch n := oc.refs.Add(-1); {
 	case n == 0:
+		if oc.mapped != nil {
+			oc.st.diskMappedNow.Add(-int64(len(oc.mapped)))
+			unmapChunk(oc.mapped)
+		}
 		closeChunkFD(oc.fd)
 	case n < 0:
 		panic("bug: cache: open chunk file released more often than acquired")
@@ -242,6 +251,10 @@ func (d *diskTier) checkFile(fd chunkFD, k diskKey, size int64, buf *[diskReadSi
 		idx: h.idx, dataLen: h.dataLen, dataOff: h.dataOff,
 		sums:     append([]byte(nil), h.sums...),
 		verified: make([]atomic.Uint64, (nb+63)/64),
+	}
+	oc.st = &d.c.st
+	if oc.mapped = mapChunk(fd, size); oc.mapped != nil {
+		oc.st.diskMappedNow.Add(size)
 	}
 	oc.refs.Store(1)
 	return oc, nil

@@ -164,9 +164,18 @@ const promoteSlots = 1 << 12
 // readers have taken twice its length from disk (in any ranges) within a
 // recent window. Whole-chunk reads promote on the second read, 64 KiB ranges
 // of a 1 MiB chunk on the 32nd, so the whole-chunk read a promotion costs
-// is at most half the disk bytes served. Counters are halved every time
-// 4 * MemoryBytes have been counted, so "recent" scales with the memory
-// tier.
+// is at most half the disk bytes served.
+//
+// Counters are halved every time the period (MemoryBytes, maybePromote)
+// has been counted, so a chunk's count settles near twice what it gets per
+// period, and the gate opens for chunks that get at least one chunk length
+// per MemoryBytes of disk reads: a share of the disk traffic no smaller
+// than one chunk's fair share of the memory tier. A colder chunk could
+// only displace one as hot as itself. With a period of 4 x MemoryBytes (until issue 10's
+// third pass), random ranges over a working set four times the memory tier
+// sat exactly at the threshold: every chunk was promoted again and again,
+// 8% of the CPU of a disk hit spent on reads the tier then churned through
+// (docs/design.md, "Promotion").
 type promoteGate struct {
 	slots [promoteSlots]atomic.Int64
 	added atomic.Int64

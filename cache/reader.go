@@ -353,6 +353,7 @@ func (r *Reader) nextSpan(idx int64) bool {
 	r.countDiskHit()
 	r.disk.releaseBuf(c) // the header may have been read into it
 	r.span.oc, r.span.off, r.span.n, r.span.ferr = oc, oc.dataOff+from, to-from, nil
+	r.span.short = to-from <= maxMappedSpan
 	r.cur = nil
 	r.curSrc = srcDisk
 	return true
@@ -446,7 +447,7 @@ func (r *Reader) maybePromote(idx int64) bool {
 		return true
 	}
 	take := min(r.end, idx*c.span.size+chunkLen) - r.pos
-	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, 4*c.cfg.MemoryBytes) {
+	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, c.cfg.MemoryBytes) {
 		return true
 	}
 	if c.promoting.Add(1) > maxPromotions {
@@ -456,6 +457,7 @@ func (r *Reader) maybePromote(idx int64) bool {
 		return true
 	}
 	defer c.promoting.Add(-1)
+	c.st.diskPromotions.Add(1)
 	ch := c.disk.readAll(r.id, &r.disk)
 	if ch == nil {
 		r.dropDisk()

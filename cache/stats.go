@@ -61,6 +61,17 @@ type Stats struct {
 	// of the disk tier hold right now: at most one per reader in the middle
 	// of delivering what it read, whatever the chunk size.
 	DiskReadBuffers int64
+	// DiskSendfileBytes and DiskMappedBytes count the bytes of
+	// BytesFromDisk that left without entering a buffer of ours: by
+	// sendfile(2), and by writev from the chunk file's mapping (diskfd.go).
+	DiskSendfileBytes, DiskMappedBytes int64
+	// DiskMappedNow is the bytes of chunk files mapped right now: at most
+	// maxOpenChunks files. Their pages are page cache, counted in the
+	// process's RSS (RssFile) once touched, clean and reclaimable.
+	DiskMappedNow int64
+	// DiskPromotions counts chunks read whole from the disk tier to be
+	// offered to the memory tier (which may decline them).
+	DiskPromotions int64
 }
 
 // counters are the cache's shared counters, all atomic.
@@ -74,6 +85,9 @@ type counters struct {
 	diskOldFormat                                    atomic.Int64
 	purged                                           atomic.Int64
 	diskBufs                                         atomic.Int64 // gauge
+	diskSendfile, diskMapped                         atomic.Int64
+	diskMappedNow                                    atomic.Int64 // gauge
+	diskPromotions                                   atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -100,6 +114,10 @@ func (c *Cache) Stats() Stats {
 		DiskShifts:        c.st.diskShifts.Load(),
 		DiskOldFormat:     c.st.diskOldFormat.Load(),
 		DiskReadBuffers:   c.st.diskBufs.Load(),
+		DiskSendfileBytes: c.st.diskSendfile.Load(),
+		DiskMappedBytes:   c.st.diskMapped.Load(),
+		DiskMappedNow:     c.st.diskMappedNow.Load(),
+		DiskPromotions:    c.st.diskPromotions.Load(),
 		Purged:            c.st.purged.Load(),
 		MemoryMaxBytes:    c.cfg.MemoryBytes,
 		MetaEntries:       int64(c.meta.len()),

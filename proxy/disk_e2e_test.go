@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,16 +29,17 @@ type diskEnv struct {
 	misses int64
 	hc     *http.Client
 	data   []byte
+	dir    string // the disk tier's
 }
 
 const diskObj = "disk.bin"
 
 func newDiskEnv(t *testing.T, cfg proxy.Config, size int) *diskEnv {
 	t.Helper()
-	e := &diskEnv{o: newDirOrigin(t, dlBucket), data: randBytes(90, size)}
+	e := &diskEnv{o: newDirOrigin(t, dlBucket), data: randBytes(90, size), dir: t.TempDir()}
 	e.o.put(t, dlBucket, diskObj, e.data)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := cache.New(cache.Config{MemoryBytes: 1 << 20, DiskDir: t.TempDir(), Policy: "lru"}, e.o.Store, log)
+	c, err := cache.New(cache.Config{MemoryBytes: 1 << 20, DiskDir: e.dir, Policy: "lru"}, e.o.Store, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,29 +101,96 @@ func (e *diskEnv) get(t *testing.T, rng string, status int) {
 	}
 }
 
-// TestE2EDiskHitsSendfile: disk-tier hits whose blocks were verified go out
-// through the sendfile path: byte-exact for whole objects, ranges inside a
-// chunk and ranges across chunks, with the bytes counted in the access
-// log, and on a keep-alive connection whose next response must not be
-// corrupted by the file's offset or a held header.
+// TestE2EDiskHitsSendfile: disk-tier hits whose blocks were verified leave
+// without entering the process: short spans by writev from the chunk
+// file's mapping, long ones by sendfile. Byte-exact for whole objects,
+// ranges inside a chunk and ranges across chunks, with the bytes counted
+// in the access log, and on a keep-alive connection whose next response
+// must not be corrupted by the file's offset or a held header.
 func TestE2EDiskHitsSendfile(t *testing.T) {
 	const size = 3<<20 + 100
 	e := newDiskEnv(t, proxy.Config{}, size)
 	e.warm(t)
-	for _, rng := range []string{
-		"bytes=0-65535", "bytes=1000-66535", "bytes=1048000-1049999", // inside, unaligned, across chunks 0 and 1
-		"bytes=100-3145827", fmt.Sprintf("bytes=%d-%d", size-70000, size-1), "bytes=2097152-2097152",
+	sent := func() (int64, int64) { st := e.c.Stats(); return st.DiskMappedBytes, st.DiskSendfileBytes }
+	for _, tc := range []struct {
+		rng              string
+		mapped, sendfile int64 // bytes each way
+	}{
+		{"bytes=0-65535", 65536, 0},
+		{"bytes=1000-66535", 65536, 0},
+		{"bytes=1048000-1049999", 0, 0},                                  // across chunks 0 and 1; short bodies are copied behind their header
+		{"bytes=100-3145827", 0, 3<<20 - 100},                            // the 100-byte last chunk fits the memory tier
+		{fmt.Sprintf("bytes=%d-%d", size-70000, size-1), 70000 - 100, 0}, // the 100-byte last chunk fits the memory tier
+		{"bytes=2097152-2097152", 0, 0},
+		{"bytes=1048576-1572863", 0, 512 << 10},
 	} {
-		e.get(t, rng, http.StatusPartialContent)
+		m0, s0 := sent()
+		e.get(t, tc.rng, http.StatusPartialContent)
+		if m, s := sent(); m-m0 != tc.mapped || s-s0 != tc.sendfile {
+			t.Errorf("Range %q: %d bytes mapped and %d by sendfile, want %d and %d", tc.rng, m-m0, s-s0, tc.mapped, tc.sendfile)
+		}
 	}
 	e.get(t, "", http.StatusOK)
 	if st := e.c.Stats(); st.DiskCorrupt != 0 || st.DiskErrors != 0 || st.Misses != e.misses {
 		t.Fatalf("stats %+v (want no origin read after the warm-up's %d)", st, e.misses)
 	}
+	if st := e.c.Stats(); st.DiskMappedNow < 3<<20 {
+		t.Errorf("%d bytes of chunk files mapped, want the 3 open chunks", st.DiskMappedNow)
+	}
 	// The whole-object download's log line counts every byte.
 	testenv.WaitFor(t, 10*time.Second, "access log of the last download", func() bool {
 		return strings.Count(e.p.Log.String(), fmt.Sprintf("bytes=%d ", size)) >= 3
 	})
+}
+
+// TestE2EDiskFileShrinksWhileOpen: a chunk file cut short by someone else
+// while it is open, mapped and trusted. A short span then faults inside
+// writev (EFAULT; in Go code it would be a fatal SIGBUS) and a long one
+// ends early in sendfile; either way the file is dropped, the rest of the
+// response comes from the origin byte-exact, and the connection serves
+// the next request.
+func TestE2EDiskFileShrinksWhileOpen(t *testing.T) {
+	const size = 3 << 20
+	e := newDiskEnv(t, proxy.Config{}, size)
+	e.warm(t)
+	files, err := filepath.Glob(filepath.Join(e.dir, "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := 0
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() && st.Size() > 1<<20 {
+			if err := os.Truncate(f, 512<<10); err != nil {
+				t.Fatal(err)
+			}
+			cut++
+		}
+	}
+	if cut != 3 {
+		t.Fatalf("cut %d chunk files, want 3 (files: %v)", cut, files)
+	}
+	before := e.c.Stats()
+	failed := func(want int64) {
+		t.Helper()
+		st := e.c.Stats()
+		if n := st.DiskErrors + st.DiskCorrupt - before.DiskErrors - before.DiskCorrupt; n != want {
+			t.Errorf("%d chunk files dropped as failed, want %d", n, want)
+		}
+		if n := st.Misses - before.Misses; n < want {
+			t.Errorf("%d chunks read from the origin, want >= %d", n, want)
+		}
+	}
+	for _, rng := range []string{
+		"bytes=600000-665535",   // chunk 0: a mapped span past the new end
+		"bytes=1048576-1700000", // chunk 1: sendfile from before the end to past it
+		"bytes=2097152-2162687", // chunk 2: a mapped span before the end (its bytes are still right)
+		"bytes=0-1000",          // chunk 0 again, now from the origin
+	} {
+		e.get(t, rng, http.StatusPartialContent)
+	}
+	failed(2)
+	e.get(t, "", http.StatusOK) // chunk 2's sendfile ends short
+	failed(3)
 }
 
 // TestE2EDiskSlowClientHoldsNothing: a client that stops reading a

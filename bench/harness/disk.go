@@ -44,6 +44,7 @@ const (
 	rowDiskSeq      = "disk: sequential 256 MiB"
 	rowDiskOrigin   = "disk: origin bytes during disk runs"
 	rowDiskRSS      = "disk: RSS"
+	rowDiskRSSFile  = "disk: RSS file-backed"
 )
 
 // runDisk starts the disk edgeproxy, warms its disk tier until a whole pass
@@ -132,6 +133,7 @@ func runDisk(ctx context.Context, o options, w wrkRun, root, dir string, org *or
 		return err
 	}
 	res.add(rowDiskRSS, ep.Name, float64(m.RSS))
+	res.add(rowDiskRSSFile, ep.Name, float64(m.File))
 	return nil
 }
 

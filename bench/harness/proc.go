@@ -40,7 +40,11 @@ func (p *proc) stop() {
 // memory is the resident memory of a process tree, from /proc.
 type memory struct {
 	RSS, HWM int64 // bytes: VmRSS and VmHWM summed over the processes
-	Procs    int
+	// File is the file-backed part of RSS (RssFile): the executable and
+	// libraries, and for edgeproxy the pages of mapped chunk files it has
+	// sent from (page cache, clean and reclaimable).
+	File  int64
+	Procs int
 }
 
 // treeMemory sums VmRSS and VmHWM over p and all its descendants (nginx
@@ -52,12 +56,13 @@ func (p *proc) treeMemory() (memory, error) {
 	}
 	var m memory
 	for pid := range descendants(p.Pid()) {
-		rss, hwm, err := procStatus(pid)
+		st, err := procStatus(pid)
 		if err != nil {
 			continue // exited meanwhile
 		}
-		m.RSS += rss
-		m.HWM += hwm
+		m.RSS += st.RSS
+		m.HWM += st.HWM
+		m.File += st.File
 		m.Procs++
 	}
 	if m.Procs == 0 {
@@ -147,17 +152,18 @@ func (p *proc) cpuTime() time.Duration {
 	return d
 }
 
-// procStatus reads VmRSS and VmHWM of one process, in bytes.
-func procStatus(pid int) (rss, hwm int64, err error) {
+// procStatus reads VmRSS, VmHWM and RssFile of one process, in bytes.
+func procStatus(pid int) (memory, error) {
+	var m memory
 	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		if !ok || (k != "VmRSS" && k != "VmHWM" && k != "RssFile") {
 			continue
 		}
 		fs := strings.Fields(v) // "1234 kB"
@@ -168,13 +174,16 @@ func procStatus(pid int) (rss, hwm int64, err error) {
 		if err != nil {
 			continue
 		}
-		if k == "VmRSS" {
-			rss = n << 10
-		} else {
-			hwm = n << 10
+		switch k {
+		case "VmRSS":
+			m.RSS = n << 10
+		case "VmHWM":
+			m.HWM = n << 10
+		default:
+			m.File = n << 10
 		}
 	}
-	return rss, hwm, sc.Err()
+	return m, sc.Err()
 }
 
 // sampleEvery calls f now and then every d in a goroutine of its own

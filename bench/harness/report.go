@@ -45,6 +45,7 @@ var rowDefs = []rowDef{
 	{rowDiskSeq, "disk tier: sequential 256 MiB, one download per wrk thread: MiB/s (higher is better)", fmtFloat(0, 1<<20)},
 	{rowDiskOrigin, "disk tier: origin MiB read during the disk runs (0 = all hits)", fmtFloat(1, 1<<20)},
 	{rowDiskRSS, "disk tier: RSS of the disk edgeproxy after its runs: MiB", fmtFloat(0, 1<<20)},
+	{rowDiskRSSFile, "... of which file-backed (executable, mapped chunk files: page cache): MiB", fmtFloat(0, 1<<20)},
 	{rowColdTime, "cold miss, %d clients x 256 MiB: seconds until all done (lower is better)", fmtFloat(2, 1)},
 	{rowColdCPU, "... server CPU-seconds used (lower is better)", fmtFloat(2, 1)},
 	{rowColdOrigin, "cold miss: origin bytes / object size (1.00 = fetched once; lower is better)", fmtFloat(2, 1)},
@@ -175,7 +176,7 @@ func (r *results) markdown(commit string) string {
 		}
 		fmt.Fprintln(&b)
 		for _, d := range rowDefs {
-			if d.key == rowHotOrigin || d.key == rowRSS || d.key == rowHWM || d.key == rowDiskOrigin || d.key == rowDiskRSS || r.samples[d.key] == nil {
+			if d.key == rowHotOrigin || d.key == rowRSS || d.key == rowHWM || d.key == rowDiskOrigin || d.key == rowDiskRSS || d.key == rowDiskRSSFile || r.samples[d.key] == nil {
 				continue
 			}
 			fmt.Fprintf(&b, "| %s |", d.key)

@@ -96,6 +96,7 @@ func runSlowBench(ctx context.Context, o options) error {
 	fmt.Fprintf(&b, "| %d slow clients: peak RSS (sampled each second) | %s |\n", o.slow.clients, mib(p1.peak))
 	fmt.Fprintf(&b, "| %d slow clients: peak RSS - memory tier (%s) | %s (bound: 100 MiB) |\n", o.slow.clients, diskMemory, mib(p1.peak-64<<20))
 	fmt.Fprintf(&b, "| %d slow clients: bytes read, failed clients | %s, %d |\n", o.slow.clients, mib(p1.bytes), p1.failed)
+	fmt.Fprintf(&b, "| file-backed part of RSS after phase 1 (executable, mapped chunk files) | %s |\n", mib(ep.proc.sampleMemory().File))
 	fmt.Fprintf(&b, "| %d slow clients: GC | %s |\n", o.slow.clients, g1)
 
 	// Phase 2: idle keep-alive connections plus slow downloads.

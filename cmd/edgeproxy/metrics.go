@@ -161,6 +161,10 @@ func cacheCollector(c *cache.Cache) []prometheus.Collector {
 		gauge("memory_pinned_bytes", "Chunks slow readers still send after the memory tier let them go; they come out of its budget.", func(s cache.Stats) int64 { return s.MemoryPinnedBytes }),
 		gauge("disk_bytes", "Disk tier bytes now.", func(s cache.Stats) int64 { return s.DiskBytes }),
 		gauge("disk_chunks", "Disk tier chunks now.", func(s cache.Stats) int64 { return s.DiskChunks }),
+		counter("disk_sendfile_bytes_total", "Disk-tier bytes sent with sendfile(2), never read into the process.", func(s cache.Stats) int64 { return s.DiskSendfileBytes }),
+		counter("disk_mapped_bytes_total", "Disk-tier bytes written to sockets from chunk files' mappings, never read into the process.", func(s cache.Stats) int64 { return s.DiskMappedBytes }),
+		counter("disk_promotions_total", "Chunks read whole from disk to be offered to the memory tier.", func(s cache.Stats) int64 { return s.DiskPromotions }),
+		gauge("disk_mapped_now_bytes", "Bytes of chunk files mapped now (page cache; counted in RSS once touched).", func(s cache.Stats) int64 { return s.DiskMappedNow }),
 		gauge("disk_read_buffers", "Read buffers (80 KiB) held by disk-tier readers now.", func(s cache.Stats) int64 { return s.DiskReadBuffers }),
 		gauge("meta_entries", "Objects in the metadata tier.", func(s cache.Stats) int64 { return s.MetaEntries }),
 		collectorFunc{desc: bySource, collect: func(ch chan<- prometheus.Metric) {
