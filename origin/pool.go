@@ -173,11 +173,15 @@ func (p *pool) index(e *endpoint) int {
 }
 
 // report records the outcome of one attempt on e that took d.
-func (p *pool) report(e *endpoint, err error, d time.Duration) {
+func (p *pool) report(e *endpoint, err error, d time.Duration) { p.reportSlow(e, err, d, p.slow) }
+
+// reportSlow is report with slow as the slowness threshold: an attempt that
+// took longer counts as a failure (0: none does).
+func (p *pool) reportSlow(e *endpoint, err error, d, slow time.Duration) {
 	// A body cut short (io.ErrUnexpectedEOF: the node closed or crashed
 	// mid-body) is the node failing as much as a reset is.
 	failed := err != nil && (retryable(err) || errors.Is(err, io.ErrUnexpectedEOF) || classify(err) == ErrTimeout)
-	if !failed && p.slow > 0 && d > p.slow {
+	if !failed && slow > 0 && d > slow {
 		failed = true
 	}
 	e.mu.Lock()
@@ -245,6 +249,13 @@ func (p *pool) do(ctx context.Context, r retrier, op func(*endpoint) error) erro
 // doFrom is do with the endpoints in tried skipped at first (a resumed
 // body avoids the endpoint that just failed it).
 func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*endpoint) error) error {
+	return p.doWith(ctx, r, tried, p.slow, op)
+}
+
+// doWith is doFrom with slow as the threshold above which an attempt that
+// succeeded still counts as a failure of its endpoint; 0 disables it, for
+// calls whose duration is their body's transfer, not the node's latency.
+func (p *pool) doWith(ctx context.Context, r retrier, tried uint64, slow time.Duration, op func(*endpoint) error) error {
 	waits := 0
 	confirmed := false
 	var err error
@@ -267,7 +278,7 @@ func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*end
 			e = p.pick(tried)
 		}
 		tried |= 1 << p.index(e)
-		err = p.attempt(e, op)
+		err = p.attemptSlow(e, slow, op)
 		if err != nil && !confirmed && storeNotFound(err) && p.doubtful() {
 			confirmed = true
 			if !sleepCtx(ctx, r.backoff(0)) {
@@ -303,12 +314,17 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // attempt runs op once on e, counting it.
 func (p *pool) attempt(e *endpoint, op func(*endpoint) error) error {
+	return p.attemptSlow(e, p.slow, op)
+}
+
+// attemptSlow is attempt with slow as the slowness threshold (0: none).
+func (p *pool) attemptSlow(e *endpoint, slow time.Duration, op func(*endpoint) error) error {
 	e.requests.Add(1)
 	e.inflight.Add(1)
 	start := time.Now()
 	err := op(e)
 	e.inflight.Add(-1)
-	p.report(e, err, time.Since(start))
+	p.reportSlow(e, err, time.Since(start), slow)
 	return err
 }
 

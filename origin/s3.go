@@ -90,7 +90,7 @@ type S3Config struct {
 	// beyond it wait for a free connection (bounded by their ctx), which
 	// protects the origin from a stampede of cache misses. Default 256.
 	MaxConns int `yaml:"max_conns"`
-	// Retries is how many times a failed Stat or Open is tried again, only
+	// Retries is how many times a failed Stat, Open or Do is tried again, only
 	// after a transient failure: connection refused or reset, 5xx, SlowDown.
 	// Never after 404, 412 or another 4xx, nor after a timeout (the caller
 	// has already waited Timeout once). With several endpoints a retry goes
