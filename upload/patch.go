@@ -328,22 +328,23 @@ func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n
 	if num > s3MaxParts {
 		return part{}, fmt.Errorf("upload: part %d exceeds S3's %d parts", num, s3MaxParts)
 	}
-	pc, cancel := context.WithTimeout(c, partTimeout(n))
-	defer cancel()
 	// A part sent again under its number replaces the first copy, so a
-	// part cut by a node's failure is retried at once on the node the pool
-	// chooses now (the bytes are still in the spool).
+	// part cut by a node's failure is sent again from the spool (a fresh
+	// section each time: the body of the failed attempt may still be read
+	// by its connection) on the node the pool picks, at once when one is
+	// left untried. The timeout bounds each attempt.
 	opts, err := partOptions(sp.section(n))
 	if err != nil {
 		return part{}, fmt.Errorf("upload: part %d: %w", num, err)
 	}
 	var p minio.ObjectPart
-	for try := 0; ; try++ {
-		p, err = u.s3().PutObjectPart(pc, st.Bucket, st.Key, st.S3Upload, num, sp.section(n), n, opts)
-		if err == nil || try == partRetries || pc.Err() != nil || !transient(err) {
-			break
-		}
-	}
+	err = u.store.Do(c, func(s3 *minio.Core) error {
+		pc, cancel := context.WithTimeout(c, partTimeout(n))
+		defer cancel()
+		var err error
+		p, err = s3.PutObjectPart(pc, st.Bucket, st.Key, st.S3Upload, num, sp.section(n), n, opts)
+		return err
+	})
 	if err != nil {
 		return part{}, fmt.Errorf("upload: put part %d: %w", num, err)
 	}
@@ -377,18 +378,7 @@ func partOptions(r *io.SectionReader) (minio.PutObjectPartOptions, error) {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// partRetries is how many times a part that failed transiently is sent
-// again within one PATCH before the PATCH fails (the client resumes).
-const partRetries = 2
-
-// transient reports whether err is the store's or the network's fault
-// (no S3 answer, or a 5xx) rather than the request's.
-func transient(err error) bool {
-	code := minio.ToErrorResponse(err).StatusCode
-	return code == 0 || code >= 500
-}
-
-// partTimeout bounds one part upload: a minute plus a second per MiB
+// partTimeout bounds one attempt of a part upload: a minute plus a second per MiB
 // (the store must accept at least 1 MiB/s).
 func partTimeout(n int64) time.Duration { return time.Minute + time.Duration(n>>20)*time.Second }
 
@@ -404,7 +394,13 @@ func (u *Uploads) loadTail(c context.Context, st *state, sp *spool) error {
 		sp.f, sp.start, sp.size = f, 0, st.Tail
 		return nil
 	}
-	rc, info, _, err := u.s3().GetObject(c, st.Bucket, u.stagingKey(st.ID), minio.GetObjectOptions{})
+	var rc io.ReadCloser
+	var info minio.ObjectInfo
+	err := u.store.Do(c, func(s3 *minio.Core) error {
+		var err error
+		rc, info, _, err = s3.GetObject(c, st.Bucket, u.stagingKey(st.ID), minio.GetObjectOptions{})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -431,14 +427,21 @@ func (u *Uploads) stageTail(c context.Context, st *state, sp *spool) error {
 	n := sp.pending()
 	if n == 0 {
 		if st.Tail > 0 {
-			if err := u.s3().RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{}); err != nil {
+			if err := u.store.Do(c, func(s3 *minio.Core) error {
+				return s3.RemoveObject(c, st.Bucket, u.stagingKey(st.ID), minio.RemoveObjectOptions{})
+			}); err != nil {
 				return err
 			}
 		}
 		st.Tail, st.TailETag = 0, ""
 		return nil
 	}
-	info, err := u.s3().PutObject(c, st.Bucket, u.stagingKey(st.ID), sp.section(n), n, "", "", minio.PutObjectOptions{})
+	var info minio.UploadInfo
+	err := u.store.Do(c, func(s3 *minio.Core) error {
+		var err error
+		info, err = s3.PutObject(c, st.Bucket, u.stagingKey(st.ID), sp.section(n), n, "", "", minio.PutObjectOptions{})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("upload: stage part: %w", err)
 	}

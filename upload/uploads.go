@@ -16,6 +16,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/auth"
 	"github.com/edgeproxy/edgeproxy/internal/logging"
 	"github.com/edgeproxy/edgeproxy/limiter"
+	"github.com/edgeproxy/edgeproxy/origin"
 )
 
 // Registry records a completed file so that downloads find it:
@@ -31,15 +32,22 @@ type Purger interface {
 	Purge(bucket, key string) int
 }
 
-// Store hands out the minio-go client the endpoint writes through.
-// origin.S3 implements it: each call returns the client of a node of the
-// origin pool that is up now. The endpoint calls Core once per S3
-// operation and never keeps the result, so that an upload outlives the
-// node it started on (a multipart upload id is valid on every node of a
-// distributed MinIO).
+// Store hands out the minio-go clients the endpoint writes through.
+// origin.S3 implements it over the nodes of the origin pool; a multipart
+// upload id is valid on every node of a distributed MinIO, so an upload
+// outlives the node it started on.
 type Store interface {
+	// Core returns the client of a node that is up now, for one call that
+	// is not retried. The endpoint never keeps the result.
 	Core() *minio.Core
+	// Do runs op, one idempotent S3 call, with retries after transient
+	// failures, each on a node not tried yet when there is one, then with
+	// back-off; it stops at once when ctx ends. op must build its request
+	// body afresh on each run. It returns op's last error unwrapped.
+	Do(ctx context.Context, op func(*minio.Core) error) error
 }
+
+var _ Store = (*origin.S3)(nil)
 
 // Deps are what the endpoint is wired to.
 type Deps struct {
