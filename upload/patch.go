@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -28,57 +29,6 @@ import (
 const copyBufSize = 256 << 10
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
-
-// spool is the local file that assembles the next S3 part: bytes
-// [start, size) of it are not in S3 yet. Parts are cut from it at PartSize;
-// it never holds more than PartSize bytes, except for a checksummed PATCH,
-// which must be whole before any of it is kept (at most 2 x PartSize).
-type spool struct {
-	f           *os.File
-	start, size int64
-	// kept: the tail cache owns f now; close leaves it.
-	kept bool
-}
-
-func (u *Uploads) newSpool() (*spool, error) {
-	f, err := os.CreateTemp(u.cfg.TempDir, "edgeproxy-upload-*")
-	if err != nil {
-		return nil, fmt.Errorf("upload: spool: %w", err)
-	}
-	return &spool{f: f}, nil
-}
-
-func (s *spool) close() {
-	if s.kept {
-		return
-	}
-	s.f.Close()
-	os.Remove(s.f.Name())
-}
-
-func (s *spool) pending() int64 { return s.size - s.start }
-
-func (s *spool) write(p []byte) error {
-	if _, err := s.f.WriteAt(p, s.size); err != nil {
-		return fmt.Errorf("upload: spool: %w", err)
-	}
-	s.size += int64(len(p))
-	return nil
-}
-
-// section returns n pending bytes from the start.
-func (s *spool) section(n int64) *io.SectionReader { return io.NewSectionReader(s.f, s.start, n) }
-
-// consumed marks n bytes as in S3; the file restarts when it is empty, so
-// it never grows past one part.
-func (s *spool) consumed(n int64) error {
-	s.start += n
-	if s.start == s.size {
-		s.start, s.size = 0, 0
-		return s.f.Truncate(0)
-	}
-	return nil
-}
 
 // writeLocked streams the request body into the upload st, whose lock l
 // is held: whole parts go to S3 as they fill, the rest to the staging
@@ -333,10 +283,11 @@ func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n
 	// section each time: the body of the failed attempt may still be read
 	// by its connection) on the node the pool picks, at once when one is
 	// left untried. The timeout bounds each attempt.
-	opts, err := partOptions(sp.section(n))
+	crc, err := sp.partCRC(n)
 	if err != nil {
 		return part{}, fmt.Errorf("upload: part %d: %w", num, err)
 	}
+	opts := partOptions(crc)
 	var p minio.ObjectPart
 	err = u.store.Do(c, func(s3 *minio.Core) error {
 		pc, cancel := context.WithTimeout(c, partTimeout(n))
@@ -362,18 +313,13 @@ func (u *Uploads) uploadPart(c context.Context, st *state, num int, sp *spool, n
 // UNSIGNED-PAYLOAD anyway. The CRC32C (hardware, several GB/s) still
 // catches a body damaged on its way to the store; what it does not do is
 // authenticate the bytes against an attacker on a plain-HTTP path to the
-// origin, who could already alter every download from it.
-func partOptions(r *io.SectionReader) (minio.PutObjectPartOptions, error) {
-	h := crc32.New(castagnoli)
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	if _, err := io.CopyBuffer(h, r, *bp); err != nil {
-		return minio.PutObjectPartOptions{}, err
-	}
+// origin, who could already alter every download from it. crc is the
+// part's CRC32C, which the spool computed as the bytes came in.
+func partOptions(crc uint32) minio.PutObjectPartOptions {
 	return minio.PutObjectPartOptions{
 		DisableContentSha256: true,
-		CustomHeader:         http.Header{"X-Amz-Checksum-Crc32c": {base64.StdEncoding.EncodeToString(h.Sum(nil))}},
-	}, nil
+		CustomHeader:         http.Header{"X-Amz-Checksum-Crc32c": {base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc))}},
+	}
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -389,10 +335,14 @@ func (u *Uploads) loadTail(c context.Context, st *state, sp *spool) error {
 	if st.Tail == 0 {
 		return nil
 	}
-	if f, ok := u.tails.take(st.ID, st.TailETag, st.Tail); ok {
-		sp.close()
-		sp.f, sp.start, sp.size = f, 0, st.Tail
+	// A tail of a part size larger than ours (another node's config) is
+	// more than one run of this spool: it is fetched and summed in runs.
+	if f, crc, ok := u.tails.take(st.ID, st.TailETag, st.Tail); ok && st.Tail < sp.partSize {
+		sp.adopt(f, st.Tail, crc)
 		return nil
+	} else if ok {
+		f.Close()
+		os.Remove(f.Name())
 	}
 	var rc io.ReadCloser
 	var info minio.ObjectInfo
@@ -410,14 +360,14 @@ func (u *Uploads) loadTail(c context.Context, st *state, sp *spool) error {
 	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	n, err := io.CopyBuffer(io.NewOffsetWriter(sp.f, 0), io.LimitReader(rc, st.Tail+1), *bp)
+	// Through write, so that the tail's bytes count in the part checksums.
+	n, err := io.CopyBuffer(sp, io.LimitReader(rc, st.Tail+1), *bp)
 	if err != nil {
 		return err
 	}
 	if n != st.Tail {
 		return fmt.Errorf("upload: staged part: read %d of %d bytes", n, st.Tail)
 	}
-	sp.size = n
 	return nil
 }
 
@@ -446,8 +396,10 @@ func (u *Uploads) stageTail(c context.Context, st *state, sp *spool) error {
 		return fmt.Errorf("upload: stage part: %w", err)
 	}
 	st.Tail, st.TailETag = n, info.ETag
-	if sp.start == 0 { // the file is exactly the tail: keep it for this node's next PATCH
-		u.tails.put(st.ID, sp.f, info.ETag, n)
+	// When the file is exactly the tail, keep it for this node's next
+	// PATCH, with its checksum so far.
+	if crc, err := sp.partCRC(n); sp.start == 0 && err == nil {
+		u.tails.put(st.ID, sp.f, info.ETag, n, crc)
 		sp.kept = true
 	}
 	return nil

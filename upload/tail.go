@@ -28,41 +28,43 @@ type cachedTail struct {
 	f    *os.File
 	etag string
 	size int64
+	crc  uint32 // CRC32C of the size bytes, for the part they start
 }
 
 func newTailCache(max int) *tailCache {
 	return &tailCache{max: max, order: list.New(), byID: make(map[string]*list.Element)}
 }
 
-// put keeps f as id's tail (f's first size bytes, stored with etag); the
-// cache owns f from now on.
-func (c *tailCache) put(id string, f *os.File, etag string, size int64) {
+// put keeps f as id's tail (f's first size bytes, stored with etag, whose
+// CRC32C is crc); the cache owns f from now on.
+func (c *tailCache) put(id string, f *os.File, etag string, size int64, crc uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropLocked(id)
-	c.byID[id] = c.order.PushFront(&cachedTail{id: id, f: f, etag: etag, size: size})
+	c.byID[id] = c.order.PushFront(&cachedTail{id: id, f: f, etag: etag, size: size, crc: crc})
 	for c.order.Len() > c.max {
 		c.dropLocked(c.order.Back().Value.(*cachedTail).id)
 	}
 }
 
-// take removes id's copy and returns it if it is the tail named by etag
-// and size; the caller owns the file. A stale copy is deleted.
-func (c *tailCache) take(id, etag string, size int64) (*os.File, bool) {
+// take removes id's copy and returns it, with its CRC32C, if it is the
+// tail named by etag and size; the caller owns the file. A stale copy is
+// deleted.
+func (c *tailCache) take(id, etag string, size int64) (*os.File, uint32, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byID[id]
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
 	t := e.Value.(*cachedTail)
 	if t.etag != etag || t.size != size {
 		c.dropLocked(id)
-		return nil, false
+		return nil, 0, false
 	}
 	c.order.Remove(e)
 	delete(c.byID, id)
-	return t.f, true
+	return t.f, t.crc, true
 }
 
 // drop deletes id's copy, if any.
