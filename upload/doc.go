@@ -17,6 +17,12 @@
 //     do not fill a part stay, between requests, in the staging object
 //     <staging_prefix><id> in the upload's bucket, named in the state by
 //     length and ETag.
+//   - Every idempotent S3 call of a PATCH (each part, the staged tail's
+//     GET, PUT and DELETE) goes through Store.Do, origin's one policy for
+//     retries: a transient failure is sent again at once to a node not
+//     tried yet, then after a back-off; a final answer (4xx, timeout) is
+//     not retried, and the pool hears of every failure. A part's body is
+//     a fresh section of the spool at each attempt.
 //   - A PATCH cut off keeps what arrived (the client resumes from HEAD);
 //     a PATCH with Upload-Checksum keeps nothing unless its digest matches.
 //   - Refusals come first: no token, a bad or expired signed URL, a bucket
