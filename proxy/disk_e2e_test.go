@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,7 +201,11 @@ func TestE2EDiskFileShrinksWhileOpen(t *testing.T) {
 // access log counts what the connection accepted, not the object.
 func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	const size = 16 << 20
-	e := newDiskEnv(t, proxy.Config{SendTimeout: 500 * time.Millisecond}, size)
+	// The send timeout must outlast observing the stall (about a second,
+	// more on a loaded machine): the buffers are sampled while the
+	// response is blocked, before the timeout cuts it.
+	const sendTimeout = 10 * time.Second
+	e := newDiskEnv(t, proxy.Config{SendTimeout: sendTimeout}, size)
 	e.warm(t)
 	c, err := net.Dial("tcp", e.p.Addr)
 	if err != nil {
@@ -208,7 +213,7 @@ func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	}
 	defer c.Close()
 	c.(*net.TCPConn).SetReadBuffer(64 << 10)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(3 * sendTimeout))
 	if _, err := io.WriteString(c, rawGet("GET", "/download/"+diskObj, "127.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
@@ -216,13 +221,35 @@ func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	if _, err := io.ReadFull(c, first[:]); err != nil {
 		t.Fatal(err)
 	}
-	// The proxy is now blocked on the client's full socket.
-	if st := e.c.Stats(); st.DiskReadBuffers != 0 {
-		t.Fatalf("a stalled client of trusted blocks holds %d read buffers", st.DiskReadBuffers)
-	}
-	testenv.WaitFor(t, 20*time.Second, "the send timeout to cut the download", func() bool {
-		return strings.Contains(e.p.Log.String(), "client closed connection") || strings.Contains(e.p.Log.String(), "timeout")
+	// The stall is established once, while the client reads nothing, the
+	// kernel holds bytes on both sides of the connection (the client's
+	// receive queue full, the proxy's send queue waiting on a closed
+	// window) and neither they nor the bytes the disk tier sent move for
+	// stallPolls polls in a row (10 ms apart, more under load).
+	const stallPolls = 30
+	client := c.LocalAddr().(*net.TCPAddr)
+	server := c.RemoteAddr().(*net.TCPAddr)
+	var last stallSample
+	same := 0
+	testenv.WaitFor(t, sendTimeout/2, "the proxy to block on the client's full socket", func() bool {
+		st := e.c.Stats()
+		now := stallSample{sent: st.BytesFromDisk + st.DiskSendfileBytes + st.DiskMappedBytes}
+		_, now.clientRx = tcpQueues(t, client, server)
+		now.serverTx, _ = tcpQueues(t, server, client)
+		if now.clientRx == 0 || now.serverTx == 0 || now != last {
+			last, same = now, 0
+			return false
+		}
+		same++
+		return same >= stallPolls
 	})
+	if st := e.c.Stats(); st.DiskReadBuffers != 0 {
+		t.Fatalf("a stalled client of trusted blocks holds %d read buffers (stall: %+v)", st.DiskReadBuffers, last)
+	}
+	if downloadCut(e.p.Log.String()) {
+		t.Fatalf("the send timeout cut the download before the stall was sampled: nothing was checked")
+	}
+	testenv.WaitFor(t, 3*sendTimeout, "the send timeout to cut the download", func() bool { return downloadCut(e.p.Log.String()) })
 	n, _ := io.Copy(io.Discard, c)
 	if n+1 >= size {
 		t.Fatalf("the stalled client got all %d bytes", n+1)
@@ -233,4 +260,45 @@ func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	if n := strings.Count(e.p.Log.String(), fmt.Sprintf("bytes=%d ", size)); n != 2 {
 		t.Fatalf("%d downloads logged whole, want the 2 warm-up ones:\n%s", n, e.p.Log.String())
 	}
+}
+
+// downloadCut reports whether the access log shows a download ended by the client
+// or the send timeout.
+func downloadCut(log string) bool {
+	return strings.Contains(log, "client closed connection") || strings.Contains(log, "timeout")
+}
+
+// stallSample is what must stand still while a response is blocked on a
+// client that reads nothing: the disk tier's bytes sent, and the kernel's
+// queues of the connection.
+type stallSample struct{ sent, clientRx, serverTx int64 }
+
+// tcpQueues returns the send and receive queue lengths the kernel reports
+// in /proc/net/tcp for the IPv4 socket from local to remote (both ends of a
+// loopback connection are in this process's network namespace).
+func tcpQueues(t *testing.T, local, remote *net.TCPAddr) (tx, rx int64) {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("the stall is read from /proc/net/tcp: %v", err)
+	}
+	hexAddr := func(a *net.TCPAddr) string {
+		ip := a.IP.To4()
+		return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], a.Port)
+	}
+	l, r := hexAddr(local), hexAddr(remote)
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != l || f[2] != r {
+			continue
+		}
+		q := strings.SplitN(f[4], ":", 2)
+		tx, err1 := strconv.ParseInt(q[0], 16, 64)
+		rx, err2 := strconv.ParseInt(q[len(q)-1], 16, 64)
+		if len(q) != 2 || err1 != nil || err2 != nil {
+			t.Fatalf("/proc/net/tcp: bad queues %q", f[4])
+		}
+		return tx, rx
+	}
+	return 0, 0
 }
