@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -102,6 +103,23 @@ func (e *diskEnv) get(t *testing.T, rng string, status int) {
 	}
 }
 
+// delivered waits until the cache has counted every byte of the range
+// rng it served since before, and returns its stats then: a client can
+// read the last bytes before the proxy's goroutine counts them.
+func (e *diskEnv) delivered(t *testing.T, before cache.Stats, rng string) cache.Stats {
+	t.Helper()
+	var from, to int64
+	if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &from, &to); err != nil {
+		t.Fatal(err)
+	}
+	var st cache.Stats
+	testenv.WaitFor(t, 10*time.Second, "the cache to count the range "+rng, func() bool {
+		st = e.c.Stats()
+		return st.BytesFromMemory+st.BytesFromDisk+st.BytesFromOrigin-before.BytesFromMemory-before.BytesFromDisk-before.BytesFromOrigin >= to-from+1
+	})
+	return st
+}
+
 // TestE2EDiskHitsSendfile: disk-tier hits whose blocks were verified leave
 // without entering the process: short spans by writev from the chunk
 // file's mapping, long ones by sendfile. Byte-exact for whole objects,
@@ -126,7 +144,9 @@ func TestE2EDiskHitsSendfile(t *testing.T) {
 		{"bytes=1048576-1572863", 0, 512 << 10},
 	} {
 		m0, s0 := sent()
+		before := e.c.Stats()
 		e.get(t, tc.rng, http.StatusPartialContent)
+		e.delivered(t, before, tc.rng)
 		if m, s := sent(); m-m0 != tc.mapped || s-s0 != tc.sendfile {
 			t.Errorf("Range %q: %d bytes mapped and %d by sendfile, want %d and %d", tc.rng, m-m0, s-s0, tc.mapped, tc.sendfile)
 		}
@@ -192,6 +212,67 @@ func TestE2EDiskFileShrinksWhileOpen(t *testing.T) {
 	failed(2)
 	e.get(t, "", http.StatusOK) // chunk 2's sendfile ends short
 	failed(3)
+}
+
+// TestE2EDiskMappedShortRangesOnly: the spans of a short range leave by
+// writev from the chunk file's mapping, and their pages stay mapped (page
+// cache, reused by the next range); a long range, even one whose first
+// span is short, goes by sendfile and maps nothing, so long and slow
+// streams never bring file pages into the process's RSS. The mappings'
+// resident size is read from /proc/self/smaps.
+func TestE2EDiskMappedShortRangesOnly(t *testing.T) {
+	const size = 3 << 20
+	e := newDiskEnv(t, proxy.Config{}, size)
+	e.warm(t)
+	for _, tc := range []struct {
+		rng         string
+		mapped, rss bool
+	}{
+		{"bytes=0-3145727", false, false},      // whole reads (as the warm-up's)
+		{"bytes=943718-2097151", false, false}, // a 100 KiB first span, 1.1 MiB in all
+		{"bytes=1048576-1310719", true, true},  // 256 KiB
+	} {
+		before := e.c.Stats()
+		e.get(t, tc.rng, http.StatusPartialContent)
+		st := e.delivered(t, before, tc.rng)
+		if mapped := st.DiskMappedBytes > before.DiskMappedBytes; mapped != tc.mapped {
+			t.Errorf("Range %q: sent from the mapping = %v, want %v", tc.rng, mapped, tc.mapped)
+		}
+		if rss := mappedRSS(t, e.dir); (rss > 0) != tc.rss {
+			t.Errorf("Range %q: %d bytes of chunk files resident in mappings, want some = %v", tc.rng, rss, tc.rss)
+		}
+	}
+}
+
+// mappedRSS sums the resident size of this process's mappings of files
+// under dir, from /proc/self/smaps.
+func mappedRSS(t *testing.T, dir string) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var total int64
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		switch {
+		case len(fs) >= 5 && strings.Contains(fs[0], "-") && !strings.HasSuffix(fs[0], ":"):
+			in = len(fs) >= 6 && strings.HasPrefix(fs[5], dir+"/")
+		case in && len(fs) == 3 && fs[0] == "Rss:" && fs[2] == "kB":
+			kb, err := strconv.ParseInt(fs[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += kb << 10
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return total
 }
 
 // TestE2EDiskSlowClientHoldsNothing: a client that stops reading a
