@@ -214,6 +214,7 @@ func (c *Cache) Open(ctx context.Context, bucket, key, etag string, off, n int64
 	r := readerPool.Get().(*Reader)
 	r.c, r.ctx, r.id, r.staleErr = c, ctx, e.id, e.staleErr
 	r.pos, r.end = off, off+n
+	r.span.short = n <= maxMappedRange
 	r.last = c.span.index(off + n - 1)
 	if err := r.start(); err != nil {
 		r.Close()

@@ -3,19 +3,25 @@ package cache
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
 )
 
 // sendState is what SendFile's callback works with; it lives in the span
 // (and so in the pooled Reader) so that sending allocates nothing.
 type sendState struct {
-	short      bool // at most maxMappedSpan: SendMapped may take it
+	short      bool // the reader's range is at most maxMappedRange: SendMapped may take its spans
 	want, sent int64
 	serr       error
 	send       func(fd uintptr) bool // s.sendReady, bound once per Reader
+
+	// SendMapped's writev: the header and the mapped span, the result.
+	iov    [2]syscall.Iovec
+	wrote  int
+	werr   syscall.Errno
+	writev func(fd uintptr) bool // s.writevOnce, bound once per Reader
 }
 
 // SendFile sends up to limit bytes of the span to the socket of c with
@@ -77,13 +83,14 @@ func (s *fileSpan) sendReady(fd uintptr) bool {
 	return true
 }
 
-// maxMappedSpan is the longest span written from its file's mapping;
-// longer ones go by sendfile. A mapped page stays in the process's RSS
-// (as page cache) while its file is open, so the mapping is kept for what
-// it is best at: short ranges, where sendfile's splice costs half as much
-// again as a writev (docs/design.md, "Mapped spans"). Long spans, the bulk
-// of the bytes and every slow stream, never touch the mapping.
-const maxMappedSpan = 256 << 10
+// maxMappedRange is the longest range (response body) whose disk-tier
+// spans are written from their files' mappings; longer ones go by
+// sendfile. A mapped page stays in the process's RSS (as page cache) while
+// its file is open, so the mapping is kept for what it is best at: short
+// ranges, whose cost is per request, and where sendfile's splice costs half
+// as much again as a writev (docs/design.md, "Mapped spans"). Long
+// responses, the bulk of the bytes and every slow stream, never touch it.
+const maxMappedRange = 256 << 10
 
 // mapChunk maps the chunk file fd of size bytes read-only, or returns nil
 // if it cannot (the span is then sent with sendfile).
@@ -106,38 +113,80 @@ func unmapChunk(b []byte) {
 	}
 }
 
-// SendMapped writes up to limit bytes of the span to w straight from the
-// file's mapping, and returns how many went out. w must hand them to the
-// kernel without reading them (a socket's Write: writev copies from the
-// mapping inside the kernel), because a page the kernel cannot read (the
-// file truncated, a disk error) faults: inside a syscall that is EFAULT,
-// in Go code it would be a fatal SIGBUS. EFAULT ends the span as a failure
-// of the file (ferr), like a short read; other errors are the socket's.
-// ok is false when the file is not mapped: the caller sends another way.
-func (s *fileSpan) SendMapped(w io.Writer, limit int64) (n int64, ok bool, err error) {
+// SendMapped makes one attempt, without waiting for the socket of c, to
+// send head (the response header held back for it; may be empty) and up
+// to limit bytes of the span in one writev, the span's bytes straight
+// from the file's mapping: the kernel copies them from the page cache, and
+// no Go code ever loads them, because a page the kernel cannot read (the
+// file cut short, a disk error) faults: inside the syscall that is EFAULT,
+// in Go code it would be a fatal SIGBUS. It returns how much of head and
+// of the span went out; tried is false, with nothing sent, when the span
+// is not to be sent this way (not mapped, or a long range: maxMappedRange).
+//
+// What the socket cannot take at once the caller sends with sendfile, so
+// the pages a client maps into the process are at most what its socket
+// took in one go. EFAULT ends the span as a failure of the file (ferr),
+// like a short read; other errors are the socket's.
+func (s *fileSpan) SendMapped(c syscall.RawConn, head []byte, limit int64) (headSent int, n int64, tried bool, err error) {
 	want := min(limit, s.n)
 	m := s.oc.mapped
 	if m == nil || !s.short {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	if want <= 0 || s.ferr != nil {
-		return 0, true, nil
+		return 0, 0, true, nil
 	}
 	if s.oc.bad.Load() {
 		s.ferr = errBadOpenFile
-		return 0, true, nil
+		return 0, 0, true, nil
 	}
 	if s.off+want > int64(len(m)) {
 		s.ferr = fmt.Errorf("%w: %s ends short at %d", errCorrupt, s.oc.k.fileName(), len(m))
-		return 0, true, nil
+		return 0, 0, true, nil
 	}
-	wn, err := w.Write(m[s.off : s.off+want])
-	s.off += int64(wn)
-	s.n -= int64(wn)
-	s.oc.st.diskMapped.Add(int64(wn))
-	if errors.Is(err, syscall.EFAULT) {
-		s.ferr = fmt.Errorf("cache: write from chunk %s: %w", s.oc.k.fileName(), err)
-		err = nil
+	s.iov[0].Base, s.iov[0].Len = nil, 0
+	if len(head) > 0 {
+		s.iov[0].Base = &head[0]
+		s.iov[0].SetLen(len(head))
 	}
-	return int64(wn), true, err
+	s.iov[1].Base = &m[s.off]
+	s.iov[1].SetLen(int(want))
+	s.wrote, s.werr = 0, 0
+	if s.writev == nil {
+		s.writev = s.writevOnce
+	}
+	err = c.Write(s.writev)
+	s.iov[0].Base, s.iov[1].Base = nil, nil // pin neither the header nor the mapping
+	if err != nil {
+		return 0, 0, true, err // the deadline passed, or the connection closed
+	}
+	wrote := s.wrote
+	headSent = min(wrote, len(head))
+	n = int64(wrote - headSent)
+	s.off += n
+	s.n -= n
+	s.oc.st.diskMapped.Add(n)
+	switch {
+	case s.werr == syscall.EFAULT:
+		s.ferr = fmt.Errorf("cache: write from chunk %s: %w", s.oc.k.fileName(), os.NewSyscallError("writev", s.werr))
+	case s.werr != 0 && s.werr != syscall.EAGAIN:
+		return headSent, n, true, os.NewSyscallError("writev", s.werr)
+	}
+	return headSent, n, true, nil
+}
+
+// writevOnce is c.Write's callback for SendMapped: one writev, retried only
+// on EINTR; it never asks to wait for the socket.
+func (s *fileSpan) writevOnce(fd uintptr) bool {
+	for {
+		r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
+		if e == syscall.EINTR {
+			continue
+		}
+		if e == 0 {
+			s.wrote = int(r)
+		}
+		s.werr = e
+		return true
+	}
 }

@@ -5,8 +5,9 @@ package cache
 // sendState is empty where fileSpan has no SendFile: writers then copy a
 // span through Read.
 type sendState struct {
-	short bool                  // unused
-	send  func(fd uintptr) bool // unused
+	short  bool                  // unused
+	send   func(fd uintptr) bool // unused
+	writev func(fd uintptr) bool // unused
 }
 
 // mapChunk maps nothing where spans are not sent from a mapping.
@@ -14,5 +15,5 @@ func mapChunk(chunkFD, int64) []byte { return nil }
 
 func unmapChunk([]byte) {}
 
-// maxMappedSpan: nothing is mapped here.
-const maxMappedSpan = 0
+// maxMappedRange: nothing is mapped here.
+const maxMappedRange = 0

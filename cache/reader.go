@@ -258,9 +258,9 @@ func (r *Reader) Close() error {
 	}
 	r.unpin()
 	r.disk.close(r.c)
-	send := r.span.send // bound to r: kept, so sendfile allocates nothing
+	send, writev := r.span.send, r.span.writev // bound to r: kept, so sending allocates nothing
 	*r = Reader{}
-	r.span.send = send
+	r.span.send, r.span.writev = send, writev
 	readerPool.Put(r)
 	return nil
 }
@@ -353,7 +353,6 @@ func (r *Reader) nextSpan(idx int64) bool {
 	r.countDiskHit()
 	r.disk.releaseBuf(c) // the header may have been read into it
 	r.span.oc, r.span.off, r.span.n, r.span.ferr = oc, oc.dataOff+from, to-from, nil
-	r.span.short = to-from <= maxMappedSpan
 	r.cur = nil
 	r.curSrc = srcDisk
 	return true

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgeproxy/edgeproxy/origin"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
@@ -493,14 +494,11 @@ func TestK8sMemoryMatchesCache(t *testing.T) {
 	e := loadK8s(t).edge(t)
 	mem := e.cfg.size(t, "cache.memory_bytes")
 	base := mem + documentedOverhead + max(0, e.cfg.size(t, "cache.fill_memory")-defaultSize(t, "cache.fill_memory"))
-	conns, err := strconv.ParseInt(e.cfg.str(t, "proxy.max_conns"), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The soft memory limit grants each open connection its two buffers
-	// and proxy.ConnOverhead (cmd/edgeproxy memoryLimit); at max_conns the
-	// heap may use all of it.
-	perConn := e.cfg.size(t, "proxy.write_buffer") + e.cfg.size(t, "proxy.max_header_bytes") + proxy.ConnOverhead
+	// The soft memory limit grants each open connection the proxy's
+	// ConnMemory (cmd/edgeproxy memoryLimit); at max_conns the heap may use
+	// all of it.
+	srv := edgeServer(t, e.cfg)
+	conns, perConn := int64(srv.Config().MaxConns), srv.ConnMemory()
 	need := base + conns*perConn
 	req := quantity(t, e.c.Resources.Requests["memory"])
 	lim := quantity(t, e.c.Resources.Limits["memory"])
@@ -508,7 +506,7 @@ func TestK8sMemoryMatchesCache(t *testing.T) {
 		t.Errorf("memory request %s (%d) < cache.memory_bytes + %d MiB overhead = %d", e.c.Resources.Requests["memory"], req, documentedOverhead>>20, base)
 	}
 	if lim < need {
-		t.Errorf("memory limit %s (%d) < cache.memory_bytes + overhead + max_conns x (write_buffer + max_header_bytes + %d KiB) = %d", e.c.Resources.Limits["memory"], lim, proxy.ConnOverhead>>10, need)
+		t.Errorf("memory limit %s (%d) < cache.memory_bytes + overhead + max_conns (%d) x the proxy's ConnMemory (%d) = %d", e.c.Resources.Limits["memory"], lim, conns, perConn, need)
 	}
 	if lim < req {
 		t.Errorf("memory limit %d below the request %d", lim, req)
@@ -516,6 +514,31 @@ func TestK8sMemoryMatchesCache(t *testing.T) {
 	if e.c.Resources.Requests["cpu"] == "" {
 		t.Error("no cpu request: the HPA's utilisation target has nothing to divide by")
 	}
+}
+
+// edgeServer builds (without serving) the proxy the ConfigMap configures,
+// as far as the memory a connection costs goes: proxy.max_conns and the
+// two buffer sizes, defaults filled in by proxy.New.
+func edgeServer(t *testing.T, cfg settings) *proxy.Server {
+	t.Helper()
+	maxConns, err := strconv.Atoi(cfg.str(t, "proxy.max_conns"))
+	if err != nil {
+		t.Fatalf("proxy.max_conns: %v", err)
+	}
+	o, err := origin.NewDir(origin.DirConfig{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.New(proxy.Config{
+		MaxConns:       maxConns,
+		WriteBuffer:    int(cfg.size(t, "proxy.write_buffer")),
+		MaxHeaderBytes: int(cfg.size(t, "proxy.max_header_bytes")),
+		DownloadBucket: "unused", // routing is not what is measured
+	}, proxy.Deps{Origin: o})
+	if err != nil {
+		t.Fatalf("the ConfigMap's proxy settings: %v", err)
+	}
+	return srv
 }
 
 func TestK8sDiskTier(t *testing.T) {

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +103,23 @@ func (e *diskEnv) get(t *testing.T, rng string, status int) {
 	}
 }
 
+// delivered waits until the cache has counted every byte of the range
+// rng it served since before, and returns its stats then: a client can
+// read the last bytes before the proxy's goroutine counts them.
+func (e *diskEnv) delivered(t *testing.T, before cache.Stats, rng string) cache.Stats {
+	t.Helper()
+	var from, to int64
+	if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &from, &to); err != nil {
+		t.Fatal(err)
+	}
+	var st cache.Stats
+	testenv.WaitFor(t, 10*time.Second, "the cache to count the range "+rng, func() bool {
+		st = e.c.Stats()
+		return st.BytesFromMemory+st.BytesFromDisk+st.BytesFromOrigin-before.BytesFromMemory-before.BytesFromDisk-before.BytesFromOrigin >= to-from+1
+	})
+	return st
+}
+
 // TestE2EDiskHitsSendfile: disk-tier hits whose blocks were verified leave
 // without entering the process: short spans by writev from the chunk
 // file's mapping, long ones by sendfile. Byte-exact for whole objects,
@@ -125,7 +144,9 @@ func TestE2EDiskHitsSendfile(t *testing.T) {
 		{"bytes=1048576-1572863", 0, 512 << 10},
 	} {
 		m0, s0 := sent()
+		before := e.c.Stats()
 		e.get(t, tc.rng, http.StatusPartialContent)
+		e.delivered(t, before, tc.rng)
 		if m, s := sent(); m-m0 != tc.mapped || s-s0 != tc.sendfile {
 			t.Errorf("Range %q: %d bytes mapped and %d by sendfile, want %d and %d", tc.rng, m-m0, s-s0, tc.mapped, tc.sendfile)
 		}
@@ -193,6 +214,67 @@ func TestE2EDiskFileShrinksWhileOpen(t *testing.T) {
 	failed(3)
 }
 
+// TestE2EDiskMappedShortRangesOnly: the spans of a short range leave by
+// writev from the chunk file's mapping, and their pages stay mapped (page
+// cache, reused by the next range); a long range, even one whose first
+// span is short, goes by sendfile and maps nothing, so long and slow
+// streams never bring file pages into the process's RSS. The mappings'
+// resident size is read from /proc/self/smaps.
+func TestE2EDiskMappedShortRangesOnly(t *testing.T) {
+	const size = 3 << 20
+	e := newDiskEnv(t, proxy.Config{}, size)
+	e.warm(t)
+	for _, tc := range []struct {
+		rng         string
+		mapped, rss bool
+	}{
+		{"bytes=0-3145727", false, false},      // whole reads (as the warm-up's)
+		{"bytes=943718-2097151", false, false}, // a 100 KiB first span, 1.1 MiB in all
+		{"bytes=1048576-1310719", true, true},  // 256 KiB
+	} {
+		before := e.c.Stats()
+		e.get(t, tc.rng, http.StatusPartialContent)
+		st := e.delivered(t, before, tc.rng)
+		if mapped := st.DiskMappedBytes > before.DiskMappedBytes; mapped != tc.mapped {
+			t.Errorf("Range %q: sent from the mapping = %v, want %v", tc.rng, mapped, tc.mapped)
+		}
+		if rss := mappedRSS(t, e.dir); (rss > 0) != tc.rss {
+			t.Errorf("Range %q: %d bytes of chunk files resident in mappings, want some = %v", tc.rng, rss, tc.rss)
+		}
+	}
+}
+
+// mappedRSS sums the resident size of this process's mappings of files
+// under dir, from /proc/self/smaps.
+func mappedRSS(t *testing.T, dir string) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var total int64
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		switch {
+		case len(fs) >= 5 && strings.Contains(fs[0], "-") && !strings.HasSuffix(fs[0], ":"):
+			in = len(fs) >= 6 && strings.HasPrefix(fs[5], dir+"/")
+		case in && len(fs) == 3 && fs[0] == "Rss:" && fs[2] == "kB":
+			kb, err := strconv.ParseInt(fs[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += kb << 10
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return total
+}
+
 // TestE2EDiskSlowClientHoldsNothing: a client that stops reading a
 // download served from trusted disk blocks holds no read buffer while the
 // proxy waits for its socket (sendfile keeps the bytes in the page cache),
@@ -200,7 +282,11 @@ func TestE2EDiskFileShrinksWhileOpen(t *testing.T) {
 // access log counts what the connection accepted, not the object.
 func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	const size = 16 << 20
-	e := newDiskEnv(t, proxy.Config{SendTimeout: 500 * time.Millisecond}, size)
+	// The send timeout must outlast observing the stall (about a second,
+	// more on a loaded machine): the buffers are sampled while the
+	// response is blocked, before the timeout cuts it.
+	const sendTimeout = 10 * time.Second
+	e := newDiskEnv(t, proxy.Config{SendTimeout: sendTimeout}, size)
 	e.warm(t)
 	c, err := net.Dial("tcp", e.p.Addr)
 	if err != nil {
@@ -208,7 +294,7 @@ func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	}
 	defer c.Close()
 	c.(*net.TCPConn).SetReadBuffer(64 << 10)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(3 * sendTimeout))
 	if _, err := io.WriteString(c, rawGet("GET", "/download/"+diskObj, "127.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
@@ -216,13 +302,35 @@ func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	if _, err := io.ReadFull(c, first[:]); err != nil {
 		t.Fatal(err)
 	}
-	// The proxy is now blocked on the client's full socket.
-	if st := e.c.Stats(); st.DiskReadBuffers != 0 {
-		t.Fatalf("a stalled client of trusted blocks holds %d read buffers", st.DiskReadBuffers)
-	}
-	testenv.WaitFor(t, 20*time.Second, "the send timeout to cut the download", func() bool {
-		return strings.Contains(e.p.Log.String(), "client closed connection") || strings.Contains(e.p.Log.String(), "timeout")
+	// The stall is established once, while the client reads nothing, the
+	// kernel holds bytes on both sides of the connection (the client's
+	// receive queue full, the proxy's send queue waiting on a closed
+	// window) and neither they nor the bytes the disk tier sent move for
+	// stallPolls polls in a row (10 ms apart, more under load).
+	const stallPolls = 30
+	client := c.LocalAddr().(*net.TCPAddr)
+	server := c.RemoteAddr().(*net.TCPAddr)
+	var last stallSample
+	same := 0
+	testenv.WaitFor(t, sendTimeout/2, "the proxy to block on the client's full socket", func() bool {
+		st := e.c.Stats()
+		now := stallSample{sent: st.BytesFromDisk + st.DiskSendfileBytes + st.DiskMappedBytes}
+		_, now.clientRx = tcpQueues(t, client, server)
+		now.serverTx, _ = tcpQueues(t, server, client)
+		if now.clientRx == 0 || now.serverTx == 0 || now != last {
+			last, same = now, 0
+			return false
+		}
+		same++
+		return same >= stallPolls
 	})
+	if st := e.c.Stats(); st.DiskReadBuffers != 0 {
+		t.Fatalf("a stalled client of trusted blocks holds %d read buffers (stall: %+v)", st.DiskReadBuffers, last)
+	}
+	if downloadCut(e.p.Log.String()) {
+		t.Fatalf("the send timeout cut the download before the stall was sampled: nothing was checked")
+	}
+	testenv.WaitFor(t, 3*sendTimeout, "the send timeout to cut the download", func() bool { return downloadCut(e.p.Log.String()) })
 	n, _ := io.Copy(io.Discard, c)
 	if n+1 >= size {
 		t.Fatalf("the stalled client got all %d bytes", n+1)
@@ -233,4 +341,45 @@ func TestE2EDiskSlowClientHoldsNothing(t *testing.T) {
 	if n := strings.Count(e.p.Log.String(), fmt.Sprintf("bytes=%d ", size)); n != 2 {
 		t.Fatalf("%d downloads logged whole, want the 2 warm-up ones:\n%s", n, e.p.Log.String())
 	}
+}
+
+// downloadCut reports whether the access log shows a download ended by the client
+// or the send timeout.
+func downloadCut(log string) bool {
+	return strings.Contains(log, "client closed connection") || strings.Contains(log, "timeout")
+}
+
+// stallSample is what must stand still while a response is blocked on a
+// client that reads nothing: the disk tier's bytes sent, and the kernel's
+// queues of the connection.
+type stallSample struct{ sent, clientRx, serverTx int64 }
+
+// tcpQueues returns the send and receive queue lengths the kernel reports
+// in /proc/net/tcp for the IPv4 socket from local to remote (both ends of a
+// loopback connection are in this process's network namespace).
+func tcpQueues(t *testing.T, local, remote *net.TCPAddr) (tx, rx int64) {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("the stall is read from /proc/net/tcp: %v", err)
+	}
+	hexAddr := func(a *net.TCPAddr) string {
+		ip := a.IP.To4()
+		return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], a.Port)
+	}
+	l, r := hexAddr(local), hexAddr(remote)
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != l || f[2] != r {
+			continue
+		}
+		q := strings.SplitN(f[4], ":", 2)
+		tx, err1 := strconv.ParseInt(q[0], 16, 64)
+		rx, err2 := strconv.ParseInt(q[len(q)-1], 16, 64)
+		if len(q) != 2 || err1 != nil || err2 != nil {
+			t.Fatalf("/proc/net/tcp: bad queues %q", f[4])
+		}
+		return tx, rx
+	}
+	return 0, 0
 }

@@ -256,33 +256,39 @@ type fileSender interface {
 	SendFile(c syscall.RawConn, limit int64) (int64, error)
 }
 
-// mappedSender is a file span that can write itself to the connection
-// from its file's mapping (cache.fileSpan.SendMapped), which it does when
-// it is short; a long one reports mapped false and goes by sendfile.
+// mappedSender is a file span that can send itself, short ones only, from
+// its file's mapping together with the held header in one writev
+// (cache.fileSpan.SendMapped): one attempt that does not wait for the
+// socket; tried is false, with nothing sent, for a span it does not take.
 type mappedSender interface {
-	SendMapped(w io.Writer, limit int64) (n int64, mapped bool, err error)
+	SendMapped(c syscall.RawConn, head []byte, limit int64) (headSent int, n int64, tried bool, err error)
 }
 
-// sendMapped writes lr's span from its file's mapping through c.Write,
-// so that the held header and the span leave in one writev, copied by the
-// kernel from the page cache: a 64 KiB range then costs what a memory-tier
-// hit does, where sendfile's splice costs half as much again (see
-// docs/design.md, "Mapped spans"). It reports false, having sent nothing,
-// when the span is not to be written that way.
-func (c *frontConn) sendMapped(ms mappedSender, lr *io.LimitedReader) (int64, bool, error) {
-	var total int64
-	for lr.N > 0 {
-		n, mapped, err := ms.SendMapped(c, lr.N)
-		if !mapped {
-			return 0, false, nil // the span's choice, made before any byte
-		}
-		lr.N -= n
-		total += n
-		if err != nil || n == 0 {
-			return total, true, err
-		}
+// sendMapped offers lr's span and the held header to ms in one writev,
+// copied by the kernel from the page cache: a 64 KiB range then costs what
+// a memory-tier hit does, where sendfile's splice costs half as much again
+// (docs/design.md, "Mapped spans"). What the socket did not take, header
+// or span, is left to the sendfile path.
+func (c *frontConn) sendMapped(ms mappedSender, lr *io.LimitedReader) (int64, error) {
+	var head []byte
+	if c.held != nil {
+		head = *c.held
 	}
-	return total, true, nil
+	hs, n, tried, err := ms.SendMapped(c.raw, head, lr.N)
+	if !tried {
+		return 0, nil
+	}
+	lr.N -= n
+	switch {
+	case hs == len(head) && c.held != nil:
+		c.releaseHeld()
+	case hs > 0:
+		*c.held = head[:copy(head, head[hs:])]
+	}
+	if err != nil {
+		return n, &net.OpError{Op: "writev", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	return n, nil
 }
 
 // sendFile sends lr's span from its file, from the mapping (sendMapped)
@@ -299,17 +305,19 @@ func (c *frontConn) sendFile(tc *net.TCPConn, fs fileSender, lr *io.LimitedReade
 		c.raw = rc
 	}
 	c.holdNext = false // nothing to hold for: the header goes now
+	var total int64
 	if ms, ok := fs.(mappedSender); ok {
-		if n, mapped, err := c.sendMapped(ms, lr); mapped {
+		n, err := c.sendMapped(ms, lr)
+		if err != nil || lr.N == 0 {
 			return n, err
 		}
+		total = n
 	}
 	if c.held != nil {
 		if err := c.sendHeldMore(); err != nil {
-			return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+			return total, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 		}
 	}
-	var total int64
 	for lr.N > 0 {
 		n, err := fs.SendFile(c.raw, lr.N)
 		lr.N -= n

@@ -79,12 +79,7 @@ func (c *frontConn) Write(p []byte) (int, error) {
 }
 
 // writeHeld sends the held bytes and p in one writev and releases the held
-// buffer. It counts only p's bytes as written, as Write must. If the
-// writev fails before the header is all out, what is left of it stays
-// held for the next write: a failure of p's memory (EFAULT from a file
-// mapping that shrank, cache.fileSpan.SendMapped) fails the whole copy
-// that held the header's bytes, and the response goes on from other
-// bytes on the same connection.
+// buffer. It counts only p's bytes as written, as Write must.
 func (c *frontConn) writeHeld(p []byte) (int, error) {
 	h := *c.held
 	c.vec[0], c.vec[1] = h, p
@@ -94,10 +89,6 @@ func (c *frontConn) writeHeld(p []byte) (int, error) {
 	// the header, which a connection idle in keep-alive must not pin.
 	c.bufs = nil
 	c.vec[0], c.vec[1] = nil, nil
-	if n < int64(len(h)) && err != nil {
-		*c.held = h[:copy(h, h[n:])]
-		return 0, err
-	}
 	c.releaseHeld()
 	return int(max(0, n-int64(len(h)))), err
 }

@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/checksum"
 )
 
 // aria2Tool is the reference download client of the -get section.
@@ -60,7 +59,7 @@ func runGetBench(ctx context.Context, o options) error {
 	if err := org.seed(ctx, []object{obj}); err != nil {
 		return err
 	}
-	want, err := readerSHA256(objectReader(obj))
+	want, err := checksum.SHA256(objectReader(obj))
 	if err != nil {
 		return err
 	}
@@ -99,7 +98,7 @@ func runGetBench(ctx context.Context, o options) error {
 				return err
 			}
 			el := time.Since(start)
-			got, err := fileSHA256(out)
+			got, err := checksum.FileSHA256(out)
 			if err != nil {
 				return err
 			}
@@ -142,21 +141,4 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	return readerSHA256(f)
-}
-
-func readerSHA256(r io.Reader) (string, error) {
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, r, make([]byte, 1<<20)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/edgeproxy/edgeproxy/internal/checksum"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
 )
 
@@ -305,7 +306,7 @@ func checkObject(ctx context.Context, org *origin, r uploadResult) error {
 		return fmt.Errorf("%s: read back: %w", r.key, err)
 	}
 	defer obj.Close()
-	got, err := readerSHA256(obj)
+	got, err := checksum.SHA256(obj)
 	if err != nil {
 		return fmt.Errorf("%s: read back: %w", r.key, err)
 	}

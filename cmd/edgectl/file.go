@@ -19,6 +19,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/edgeproxy/edgeproxy/internal/checksum"
 	"github.com/edgeproxy/edgeproxy/internal/objectkey"
 )
 
@@ -154,11 +155,10 @@ func filePutAddressed(ctx context.Context, x *cli, r fileRequest, src string, s3
 			return fmt.Errorf("file put: %w", err)
 		}
 		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
+		sum, err := checksum.SHA256(f)
+		if err != nil {
 			return fmt.Errorf("file put: hash %s: %w", src, err)
 		}
-		sum := hex.EncodeToString(h.Sum(nil))
 		if err := x.api.do(ctx, http.MethodGet, "/v1/files?sha256="+sum, nil, &found); err != nil {
 			return fmt.Errorf("file put: admin API, before uploading: %w", err)
 		}

@@ -8,14 +8,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/checksum"
 )
 
 // Exit codes of get and put beyond the common 0 (success) and 2 (invalid
@@ -207,7 +207,7 @@ func runGet(ctx context.Context, x *cli, o *getOptions) error {
 	}
 	res := getResult{File: o.out, Size: g.st.Size, ETag: g.st.ETag, Received: g.received.Load(), ResumedFrom: g.resumedFrom}
 	if want != "" {
-		sum, err := fileSHA256(o.out)
+		sum, err := checksum.FileSHA256(o.out)
 		if err != nil {
 			return exitf(exitLocal, "get: %v", err)
 		}
@@ -254,19 +254,6 @@ func expectedSHA256(ctx context.Context, x *cli, o *getOptions) (string, string)
 		return "", "not verified: the catalog has no sha256 for this file"
 	}
 	return strings.ToLower(rec.SHA256), "the catalog"
-}
-
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
-		return "", fmt.Errorf("hash %s: %w", name, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // redactURL shows u with every query value cut to its first 4 characters:

@@ -154,7 +154,7 @@ func killMidway(t *testing.T, bin string, env []string, out string, minBytes int
 	go func() { exited <- cmd.Wait() }()
 	waitBeforeKill(t, cmd, exited, 90*time.Second, fmt.Sprintf("the state to claim %d bytes", minBytes), func() bool {
 		st, _ := loadState(out + stateSuffix)
-		return st != nil && st.spans().total() >= minBytes
+		return st != nil && st.spans().Total() >= minBytes
 	})
 	if err := cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func TestGetE2E(t *testing.T) {
 		p.slow.Store(true)
 		st := killMidway(t, bin, binEnv, file, 6<<20, "get", dlURL, "-c", "4", "-o", file)
 		p.slow.Store(false)
-		claimed := st.spans().total()
+		claimed := st.spans().Total()
 		raw, _ := os.ReadFile(file + stateSuffix)
 		noToken(t, "the state file", string(raw))
 		if claimed >= size {
@@ -305,7 +305,7 @@ func TestGetE2E(t *testing.T) {
 		}
 		// Every claimed byte is really there.
 		part, _ := os.ReadFile(file)
-		for _, sp := range st.spans() {
+		for _, sp := range st.spans().Spans() {
 			if !bytes.Equal(part[sp.Start:sp.End], v1[sp.Start:sp.End]) {
 				t.Fatalf("claimed span %v does not hold the object's bytes", sp)
 			}

@@ -375,10 +375,10 @@ func TestGetInterruptResume(t *testing.T) {
 	// The server counts bytes handed to its socket; some of them may still
 	// be in flight when the client stops, so the state claims less than
 	// was sent, but never nothing and never everything.
-	if err != nil || st == nil || st.spans().total() == 0 || st.spans().total() == int64(len(data)) {
+	if err != nil || st == nil || st.spans().Total() == 0 || st.spans().Total() == int64(len(data)) {
 		t.Fatalf("state after the interrupt: %+v, %v", st, err)
 	}
-	claimed := st.spans().total()
+	claimed := st.spans().Total()
 	s.mu.Lock()
 	s.delay = 0
 	s.mu.Unlock()

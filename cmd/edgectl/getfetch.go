@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/edgeproxy/edgeproxy/internal/byteranges"
 )
 
 // errChanged means the server answered for another version of the object
@@ -40,7 +41,7 @@ type getter struct {
 	st      getState // URL, ETag, Size; Done is kept in done
 
 	mu     sync.Mutex
-	done   spanSet                // on disk (written; fsync'd at the next checkpoint); guarded by mu
+	done   byteranges.Set         // on disk (written; fsync'd at the next checkpoint); guarded by mu
 	active map[*inflight]struct{} // pieces being fetched; guarded by mu
 	queue  []span                 // pieces not yet handed out; guarded by mu
 	// firstPiece is the piece the probe's open response answers.
@@ -74,8 +75,8 @@ func (g *getter) run(ctx context.Context) (err error) {
 	}()
 	if st != nil {
 		g.st = *st
-		g.done = st.spans()
-		g.resumedFrom = g.done.total()
+		g.done = *st.spans()
+		g.resumedFrom = g.done.Total()
 	}
 	for restarts := 0; ; restarts++ {
 		err := g.attempt(ctx)
@@ -94,7 +95,7 @@ func (g *getter) run(ctx context.Context) (err error) {
 			return exitf(exitLocal, "get: truncate %s: %v", g.out, err)
 		}
 		g.mu.Lock()
-		g.st, g.done, g.savedAt = getState{}, nil, 0
+		g.st, g.done, g.savedAt = getState{}, byteranges.Set{}, 0
 		g.mu.Unlock()
 		g.resumedFrom = 0
 	}
@@ -132,19 +133,19 @@ func (g *getter) open() (*os.File, *getState, error) {
 
 // attempt fetches everything missing of one version of the object.
 func (g *getter) attempt(ctx context.Context) error {
-	g.base, g.receivedAtBase = g.done.total(), g.received.Load()
+	g.base, g.receivedAtBase = g.done.Total(), g.received.Load()
 	if g.st.ETag == "" {
 		first, err := g.probeRetrying(ctx)
 		if err != nil || first == nil { // nil: fetched in one stream
 			return err
 		}
-		g.queue = pieces(g.done.missing(g.st.Size), getPieceSize)
+		g.queue = pieces(g.done.Missing(g.st.Size), getPieceSize)
 		// The probe's answer is the first piece: it is taken out of the
 		// queue here, before any connection could take it.
 		g.firstPiece, g.queue = g.queue[0], g.queue[1:]
 		return g.fetchAll(ctx, first)
 	}
-	g.queue = pieces(g.done.missing(g.st.Size), getPieceSize)
+	g.queue = pieces(g.done.Missing(g.st.Size), getPieceSize)
 	return g.fetchAll(ctx, nil)
 }
 
@@ -184,7 +185,7 @@ func pause(ctx context.Context, backoff *time.Duration) bool {
 // after fetching the whole object in one stream, when the server offers
 // no ranges or no strong ETag.
 func (g *getter) probe(ctx context.Context) (*http.Response, error) {
-	resp, err := g.send(ctx, span{0, getPieceSize}, "")
+	resp, err := g.send(ctx, span{Start: 0, End: getPieceSize}, "")
 	if err != nil {
 		return nil, err
 	}
@@ -287,8 +288,8 @@ func (g *getter) fetchAll(ctx context.Context, first *http.Response) error {
 	if err == nil {
 		// Complete: the state file is about to go, so no checkpoint (its
 		// fsync of the whole file would cost seconds on a large one).
-		if g.done.total() != g.st.Size {
-			panic(fmt.Sprintf("bug: %d of %d bytes after all pieces", g.done.total(), g.st.Size))
+		if g.done.Total() != g.st.Size {
+			panic(fmt.Sprintf("bug: %d of %d bytes after all pieces", g.done.Total(), g.st.Size))
 		}
 		return nil
 	}
@@ -300,12 +301,12 @@ func (g *getter) fetchAll(ctx context.Context, first *http.Response) error {
 	case err == nil, errors.Is(err, errChanged):
 		return err
 	case ctx.Err() != nil:
-		return exitf(exitFailed, "get: interrupted with %s of %s on disk; run the same command to resume", fmtBytes(g.done.total()), fmtBytes(g.st.Size))
+		return exitf(exitFailed, "get: interrupted with %s of %s on disk; run the same command to resume", fmtBytes(g.done.Total()), fmtBytes(g.st.Size))
 	}
 	if _, ok := errors.AsType[exitError](err); ok {
 		return err
 	}
-	return exitf(exitFailed, "get %s: %v (%s of %s on disk; run the same command to resume)", redactURL(g.u), err, fmtBytes(g.done.total()), fmtBytes(g.st.Size))
+	return exitf(exitFailed, "get %s: %v (%s of %s on disk; run the same command to resume)", redactURL(g.u), err, fmtBytes(g.done.Total()), fmtBytes(g.st.Size))
 }
 
 // next hands out the next piece, or false when none is left.
@@ -333,7 +334,7 @@ func (g *getter) track(a *inflight, add bool) {
 		return
 	}
 	delete(g.active, a)
-	g.done = g.done.add(span{a.start, a.start + a.n.Load()})
+	g.done.Add(span{Start: a.start, End: a.start + a.n.Load()})
 }
 
 // worker fetches pieces until the queue is empty or an error ends the
@@ -364,7 +365,7 @@ func (g *getter) fetchPiece(ctx context.Context, sp span, a *inflight, resp *htt
 	backoff := getBackoff
 	for tries := 0; ; tries++ {
 		before := a.n.Load()
-		err := g.fetchOnce(ctx, span{sp.Start + before, sp.End}, a, resp)
+		err := g.fetchOnce(ctx, span{Start: sp.Start + before, End: sp.End}, a, resp)
 		resp = nil
 		if err == nil {
 			return nil
@@ -418,7 +419,7 @@ func (g *getter) fetchOnce(ctx context.Context, sp span, a *inflight, resp *http
 	// A stalled connection is cut and the piece retried from where it got.
 	stall := time.AfterFunc(getStall, cancel)
 	defer stall.Stop()
-	return g.copyBodyStall(ctx, resp.Body, a, sp.len(), stall)
+	return g.copyBodyStall(ctx, resp.Body, a, sp.Len(), stall)
 }
 
 func (g *getter) copyBody(ctx context.Context, body io.Reader, a *inflight, n int64) error {
@@ -496,11 +497,11 @@ func (g *getter) onDisk() int64 { return g.base + g.received.Load() - g.received
 // claim is.
 func (g *getter) checkpoint() error {
 	g.mu.Lock()
-	s := slices.Clone(g.done)
+	s := g.done.Clone()
 	for a := range g.active {
-		s = s.add(span{a.start, a.start + a.n.Load()})
+		s.Add(span{Start: a.start, End: a.start + a.n.Load()})
 	}
-	unchanged := g.savedAt == s.total() && g.savedAt != 0
+	unchanged := g.savedAt == s.Total() && g.savedAt != 0
 	st := getState{URL: g.st.URL, ETag: g.st.ETag, Size: g.st.Size}
 	g.mu.Unlock()
 	if unchanged || !isStrongETag(st.ETag) {
@@ -509,12 +510,12 @@ func (g *getter) checkpoint() error {
 	if err := g.f.Sync(); err != nil {
 		return exitf(exitLocal, "get: sync %s: %v", g.out, err)
 	}
-	st.setSpans(s)
+	st.setSpans(&s)
 	if err := saveState(g.statePath, &st); err != nil {
 		return exitf(exitLocal, "get: %v", err)
 	}
 	g.mu.Lock()
-	g.savedAt = s.total()
+	g.savedAt = s.Total()
 	g.mu.Unlock()
 	return nil
 }

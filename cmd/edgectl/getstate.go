@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/edgeproxy/edgeproxy/internal/byteranges"
 )
 
 // getState is what FILE.edgectl holds between runs of edgectl get: which
@@ -41,17 +43,27 @@ func urlIdentity(u *url.URL) string {
 	return c.String()
 }
 
-func (st *getState) spans() spanSet {
-	s := make(spanSet, 0, len(st.Done))
+// list is Done as spans, as the file has them.
+func (st *getState) list() []span {
+	s := make([]span, 0, len(st.Done))
 	for _, d := range st.Done {
-		s = append(s, span{d[0], d[1]})
+		s = append(s, span{Start: d[0], End: d[1]})
 	}
 	return s
 }
 
-func (st *getState) setSpans(s spanSet) {
+// spans is the set Done claims; loadState has checked it is well-formed.
+func (st *getState) spans() *byteranges.Set {
+	s := new(byteranges.Set)
+	for _, sp := range st.list() {
+		s.Add(sp)
+	}
+	return s
+}
+
+func (st *getState) setSpans(s *byteranges.Set) {
 	st.Done = st.Done[:0]
-	for _, sp := range s {
+	for _, sp := range s.Spans() {
 		st.Done = append(st.Done, [2]int64{sp.Start, sp.End})
 	}
 }
@@ -74,7 +86,7 @@ func loadState(path string) (*getState, error) {
 	if st.URL == "" || !isStrongETag(st.ETag) || st.Size < 0 {
 		return nil, fmt.Errorf("state %s: missing url, strong etag or size", path)
 	}
-	if err := st.spans().check(st.Size); err != nil {
+	if err := byteranges.Check(st.list(), st.Size); err != nil {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
 	return &st, nil

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgeproxy/edgeproxy/internal/byteranges"
 )
 
 func TestParseContentRange(t *testing.T) {
@@ -63,7 +65,10 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 	u, _ := url.Parse("http://u:p@127.0.0.1:1/download/10086?token=secret-token#x")
 	st := &getState{URL: urlIdentity(u), ETag: `"e1"`, Size: 100}
-	st.setSpans(spanSet{{0, 10}, {20, 30}})
+	var done byteranges.Set
+	done.Add(span{Start: 0, End: 10})
+	done.Add(span{Start: 20, End: 30})
+	st.setSpans(&done)
 	if err := saveState(p, st); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +77,7 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("state holds credentials: %s", raw)
 	}
 	got, err := loadState(p)
-	if err != nil || got.URL != "http://127.0.0.1:1/download/10086" || got.ETag != `"e1"` || got.Size != 100 || got.spans().total() != 20 {
+	if err != nil || got.URL != "http://127.0.0.1:1/download/10086" || got.ETag != `"e1"` || got.Size != 100 || got.spans().Total() != 20 {
 		t.Fatalf("loadState = %+v, %v", got, err)
 	}
 	if _, err := os.Stat(p + ".tmp"); !os.IsNotExist(err) {

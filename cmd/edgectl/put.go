@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/edgeproxy/edgeproxy/internal/checksum"
 )
 
 const putAbout = `Uploads FILE over tus 1.0 to ENDPOINT (-url, else $EDGECTL_UPLOAD_URL), e.g.
@@ -207,7 +209,7 @@ func runPut(ctx context.Context, x *cli, o *putOptions) error {
 	if st == nil || st.Endpoint != urlIdentity(o.endpoint) || st.File != o.file || st.Size != fi.Size() || st.ModTime != fi.ModTime().UnixNano() {
 		// A new upload, or FILE changed since: the old uploads are not
 		// resumed (they expire on the server).
-		sum, err := fileSHA256(o.file)
+		sum, err := checksum.FileSHA256(o.file)
 		if err != nil {
 			return exitf(exitLocal, "put: %v", err)
 		}

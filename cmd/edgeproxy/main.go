@@ -154,8 +154,8 @@ func (app *app) serve(ctx context.Context, ready func(addr string)) (err error) 
 		app.listen = net.Listen
 	}
 	var memLimit *connLimit
-	if cfg.Cache.Enabled {
-		if memLimit = newConnLimit(cfg.Cache.Config, app.proxy); memLimit != nil {
+	if app.cache != nil {
+		if memLimit = newConnLimit(app.cache.Stats().MemoryMaxBytes, app.proxy); memLimit != nil {
 			app.log.Debug("memory limit set", "bytes", memLimit.update(), "per_connection", memLimit.per)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/cache"
 	"github.com/edgeproxy/edgeproxy/internal/testenv"
+	"github.com/edgeproxy/edgeproxy/origin"
 )
 
 // fakeConns is a connCounter whose open count the test sets.
@@ -47,7 +48,7 @@ func TestMemoryLimitFollowsConnections(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	conns := &fakeConns{per: 32 << 10}
-	l := newConnLimit(cache.Config{MemoryBytes: 64 << 20}, conns)
+	l := newConnLimit(64<<20, conns)
 	if l == nil {
 		t.Fatal("no limit without GOMEMLIMIT")
 	}
@@ -69,7 +70,35 @@ func TestMemoryLimitFollowsConnections(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "the limit to fall back to the base", func() bool { return debug.SetMemoryLimit(-1) == base })
 
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	if l := newConnLimit(cache.Config{}, conns); l != nil {
+	if l := newConnLimit(64<<20, conns); l != nil {
 		t.Error("GOMEMLIMIT set, yet the limit follows connections")
+	}
+}
+
+// TestConnLimitTakesCacheBudget: the limit is sized from the budget the
+// cache runs with, so a config that leaves cache.memory_bytes out gets the
+// cache's own default, and a set one is taken as it is.
+func TestConnLimitTakesCacheBudget(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	o, err := origin.NewDir(origin.DirConfig{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg  cache.Config
+		want int64
+	}{
+		{cache.Config{}, cache.DefaultMemoryBytes},
+		{cache.Config{MemoryBytes: 96 << 20}, 96 << 20},
+	} {
+		c, err := cache.New(tc.cfg, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := newConnLimit(c.Stats().MemoryMaxBytes, &fakeConns{per: 32 << 10})
+		c.Close()
+		if l == nil || l.mem != tc.want {
+			t.Errorf("memory_bytes %d: limit %+v, want it sized for a %d-byte tier", tc.cfg.MemoryBytes, l, tc.want)
+		}
 	}
 }

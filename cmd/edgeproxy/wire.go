@@ -448,15 +448,13 @@ type connLimit struct {
 	last     int64
 }
 
-// newConnLimit returns nil when GOMEMLIMIT is set: the operator's limit
-// then stands, fixed.
-func newConnLimit(c cache.Config, conns connCounter) *connLimit {
+// newConnLimit keeps the limit for a memory tier of mem bytes: the budget
+// the cache runs with, its default filled in by the cache itself
+// (cache.Stats().MemoryMaxBytes), so the two never disagree. It returns nil
+// when GOMEMLIMIT is set: the operator's limit then stands, fixed.
+func newConnLimit(mem int64, conns connCounter) *connLimit {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return nil
-	}
-	mem := c.MemoryBytes
-	if mem == 0 {
-		mem = cache.DefaultMemoryBytes
 	}
 	return &connLimit{mem: mem, per: conns.ConnMemory(), conns: conns}
 }
