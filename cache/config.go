@@ -118,8 +118,9 @@ type Config struct {
 	MetaEntries int `yaml:"meta_entries"`
 }
 
-// DefaultMemoryBytes is the memory tier's budget when MemoryBytes is zero.
-// The binary sizes the Go runtime's memory limit from it.
+// DefaultMemoryBytes is the memory tier's budget when MemoryBytes is zero
+// (Stats.MemoryMaxBytes reports the budget in effect, from which the binary
+// sizes the Go runtime's memory limit).
 const DefaultMemoryBytes = 256 << 20
 
 const (
