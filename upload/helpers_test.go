@@ -97,7 +97,16 @@ func (e *env) nodeWith(cfg upload.Config, with func(*upload.Deps)) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Warnings and errors are kept and shown if the test fails: why the
+	// node answered what it did (an origin error, a lock) under load.
+	logs := &testenv.LockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			t.Logf("node log (warnings), last lines:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	})
 	// A generous lookup timeout: the default 100 ms answered a download
 	// 503 catalog_unavailable on a loaded 2-core machine (-race, load 12).
 	cat, err := auth.NewCatalog(auth.CatalogConfig{KeyPrefix: e.prefix + "file:meta:", Timeout: 5 * time.Second}, e.rdb, log)

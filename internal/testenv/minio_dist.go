@@ -45,6 +45,13 @@ func NewMinIOCluster(t testing.TB) *MinIOCluster {
 		c, err := startCluster(bin, dir)
 		if err == nil {
 			t.Cleanup(c.stopAll)
+			t.Cleanup(func() {
+				if t.Failed() { // what the nodes said, for a failure under load
+					for _, p := range c.nodes {
+						t.Logf("%s log, last lines:\n%s", p.Name, p.LogTail())
+					}
+				}
+			})
 			return c
 		}
 		last = err
