@@ -52,6 +52,7 @@ type diskTier struct {
 	used     int64                  // bytes of indexed files
 	reserved int64                  // bytes being written
 	evicted  []diskKey              // removed from the index, file still to delete
+	closing  []*openChunk           // their open files, the table's reference still to drop
 
 	errLog logLimiter
 	gate   promoteGate // which disk hits are copied into memory (diskread.go)
@@ -302,17 +303,29 @@ func (d *diskTier) onEvict(k diskKey, size int64) {
 	}
 }
 
-func (d *diskTier) takeEvictedLocked() []diskKey {
-	v := d.evicted
-	d.evicted = nil
+// evictedChunks are chunks removed from the index under d.mu, whose files
+// are deleted, and whose open files let go of, after it (removeFiles).
+type evictedChunks struct {
+	keys  []diskKey
+	files []*openChunk
+}
+
+func (d *diskTier) takeEvictedLocked() evictedChunks {
+	v := evictedChunks{d.evicted, d.closing}
+	d.evicted, d.closing = nil, nil
 	return v
 }
 
-// removeFiles deletes files already removed from the index. It runs without
-// d.mu: a reader that looked a file up just before may find it gone, which
-// is a miss.
-func (d *diskTier) removeFiles(keys []diskKey) {
-	for _, k := range keys {
+// removeFiles deletes files already removed from the index, and drops the
+// open-file table's references to them. It runs without d.mu: a reader
+// that looked a file up just before may find it gone, which is a miss; and
+// the last reference closes and unmaps the file, and an munmap of touched
+// pages flushes every core's TLB, which no disk hit should wait for.
+func (d *diskTier) removeFiles(v evictedChunks) {
+	for _, oc := range v.files {
+		oc.release()
+	}
+	for _, k := range v.keys {
 		if err := os.Remove(d.path(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			d.ioError("remove", err)
 		}

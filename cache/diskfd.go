@@ -56,11 +56,14 @@ type openChunk struct {
 	idx               int64
 	dataLen, dataOff  int64
 	sums              []byte // block table, 4 bytes per block
-	// mapped is the whole file mapped read-only (nil where mapping is not
-	// used): only the kernel reads it, as the source of a writev to a
-	// socket (SendMapped); no Go code ever loads from it.
-	mapped []byte
-	st     *counters // the cache's, for the mapped gauge and the sent bytes
+	// mapping is the whole file mapped read-only, made by the first short
+	// range sent from it (SendMapped), so files only ever streamed cost no
+	// mmap; noMap is set when mapping failed, so it is not tried again.
+	// Only the kernel reads the mapping, as the source of a writev to a
+	// socket; no Go code ever loads from it.
+	mapping atomic.Pointer[fileMapping]
+	noMap   atomic.Bool
+	st      *counters // the cache's, for the mapped gauge and the sent bytes
 
 	refs atomic.Int32 // holders: readers, plus one while in the table
 	bad  atomic.Bool  // a block failed verification or a read failed
@@ -78,9 +81,9 @@ type openChunk struct {
 func (oc *openChunk) release() {
 	switch n := oc.refs.Add(-1); {
 	case n == 0:
-		if oc.mapped != nil {
-			oc.st.diskMappedNow.Add(-int64(len(oc.mapped)))
-			unmapChunk(oc.mapped)
+		if m := oc.mapping.Swap(nil); m != nil {
+			oc.st.diskMappedNow.Add(-int64(len(m.b)))
+			unmapChunk(m.b)
 		}
 		closeChunkFD(oc.fd)
 	case n < 0:
@@ -253,9 +256,6 @@ func (d *diskTier) checkFile(fd chunkFD, k diskKey, size int64, buf *[diskReadSi
 		verified: make([]atomic.Uint64, (nb+63)/64),
 	}
 	oc.st = &d.c.st
-	if oc.mapped = mapChunk(fd, size); oc.mapped != nil {
-		oc.st.diskMappedNow.Add(size)
-	}
 	oc.refs.Store(1)
 	return oc, nil
 }
@@ -295,26 +295,32 @@ func (d *diskTier) acquireOpen(id *objectID, idx int64, buf **[diskReadSize]byte
 		return nil
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !d.index.Contains(k) {
 		// Evicted, purged or dropped while we opened it: a miss, as if the
 		// open had come after.
+		d.mu.Unlock()
 		oc.release()
 		return nil
 	}
 	if cur := d.files[k]; cur != nil {
-		oc.release() // another reader opened it meanwhile
 		cur.useLocked()
+		d.mu.Unlock()
+		oc.release() // another reader opened it meanwhile
 		return cur
 	}
-	d.addOpenLocked(oc)
+	old := d.addOpenLocked(oc)
 	oc.refs.Add(1) // the table's
+	d.mu.Unlock()
+	if old != nil {
+		old.release() // outside the lock: see removeFiles
+	}
 	return oc
 }
 
-// addOpenLocked puts oc in the table, closing the least recently used
-// entry (CLOCK) when the table is full.
-func (d *diskTier) addOpenLocked(oc *openChunk) {
+// addOpenLocked puts oc in the table, taking out the least recently used
+// entry (CLOCK) when the table is full; the caller drops the table's
+// reference to that one, returned, after unlocking.
+func (d *diskTier) addOpenLocked(oc *openChunk) *openChunk {
 	if d.files == nil {
 		d.files = make(map[diskKey]*openChunk)
 		d.ring = make([]*openChunk, 0, maxOpenChunks)
@@ -323,7 +329,7 @@ func (d *diskTier) addOpenLocked(oc *openChunk) {
 		oc.slot = len(d.ring)
 		d.ring = append(d.ring, oc)
 		d.files[oc.k] = oc
-		return
+		return nil
 	}
 	// A free slot, or the first entry not used since the hand last passed
 	// it: within two sweeps, since the first clears every reference bit.
@@ -335,17 +341,19 @@ func (d *diskTier) addOpenLocked(oc *openChunk) {
 		}
 		v.recent = false
 	}
-	if v := d.ring[d.hand]; v != nil {
-		delete(d.files, v.k)
-		v.release()
+	old := d.ring[d.hand]
+	if old != nil {
+		delete(d.files, old.k)
 	}
 	oc.slot = d.hand
 	d.ring[d.hand] = oc
 	d.files[oc.k] = oc
+	return old
 }
 
-// closeOpenLocked removes k's open file from the table, if any; holders
-// keep it until they let go.
+// closeOpenLocked removes k's open file from the table, if any, and puts
+// it with the evicted chunks, whose taker drops the table's reference after
+// unlocking (removeFiles); holders keep it until they let go.
 func (d *diskTier) closeOpenLocked(k diskKey) {
 	oc := d.files[k]
 	if oc == nil {
@@ -353,15 +361,20 @@ func (d *diskTier) closeOpenLocked(k diskKey) {
 	}
 	delete(d.files, k)
 	d.ring[oc.slot] = nil
-	oc.release()
+	d.closing = append(d.closing, oc)
 }
 
 // closeAllOpen empties the table (Cache.Close).
 func (d *diskTier) closeAllOpen() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	for k := range d.files {
 		d.closeOpenLocked(k)
+	}
+	closing := d.closing
+	d.closing = nil
+	d.mu.Unlock()
+	for _, oc := range closing {
+		oc.release()
 	}
 }
 
@@ -404,6 +417,33 @@ func (s *fileSpan) Read(p []byte) (int, error) {
 		s.ferr = fmt.Errorf("cache: read chunk %s: %w", s.oc.k.fileName(), err)
 	}
 	return 0, io.EOF
+}
+
+// fileMapping is an open chunk file's mapping (openChunk.mapping).
+type fileMapping struct{ b []byte }
+
+// mapped returns oc's mapping, making it if it is not made yet, or nil if
+// the file cannot be mapped. The caller holds a reference, so the file is
+// open; a mapping made by two readers at once is kept once.
+func (oc *openChunk) mapped() []byte {
+	if m := oc.mapping.Load(); m != nil {
+		return m.b
+	}
+	if oc.noMap.Load() {
+		return nil
+	}
+	b := mapChunk(oc.fd, oc.dataOff+oc.dataLen)
+	if b == nil {
+		oc.noMap.Store(true)
+		return nil
+	}
+	m := &fileMapping{b}
+	if !oc.mapping.CompareAndSwap(nil, m) {
+		unmapChunk(b)
+		return oc.mapping.Load().b
+	}
+	oc.st.diskMappedNow.Add(int64(len(b)))
+	return b
 }
 
 // errIdentity is a chunk file whose header names another chunk than its

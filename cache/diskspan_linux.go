@@ -124,13 +124,16 @@ func unmapChunk(b []byte) {
 // is not to be sent this way (not mapped, or a long range: maxMappedRange).
 //
 // What the socket cannot take at once the caller sends with sendfile, so
-// the pages a client maps into the process are at most what its socket
-// took in one go. EFAULT ends the span as a failure of the file (ferr),
-// like a short read; other errors are the socket's.
+// the pages a client maps into the process are what its socket took in one
+// go (and the neighbours the kernel maps around a fault, up to 64 KiB).
+// EFAULT ends the span as a failure of the file (ferr), like a short read;
+// other errors are the socket's. A file cut short by someone else faults
+// only past the page holding its new end: the rest of that page reads as
+// zeros, the one change to a trusted file a mapping sees differently from
+// sendfile (docs/design.md, "Mapped spans").
 func (s *fileSpan) SendMapped(c syscall.RawConn, head []byte, limit int64) (headSent int, n int64, tried bool, err error) {
 	want := min(limit, s.n)
-	m := s.oc.mapped
-	if m == nil || !s.short {
+	if !s.short {
 		return 0, 0, false, nil
 	}
 	if want <= 0 || s.ferr != nil {
@@ -139,6 +142,10 @@ func (s *fileSpan) SendMapped(c syscall.RawConn, head []byte, limit int64) (head
 	if s.oc.bad.Load() {
 		s.ferr = errBadOpenFile
 		return 0, 0, true, nil
+	}
+	m := s.oc.mapped()
+	if m == nil {
+		return 0, 0, false, nil
 	}
 	if s.off+want > int64(len(m)) {
 		s.ferr = fmt.Errorf("%w: %s ends short at %d", errCorrupt, s.oc.k.fileName(), len(m))

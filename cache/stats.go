@@ -65,9 +65,11 @@ type Stats struct {
 	// BytesFromDisk that left without entering a buffer of ours: by
 	// sendfile(2), and by writev from the chunk file's mapping (diskfd.go).
 	DiskSendfileBytes, DiskMappedBytes int64
-	// DiskMappedNow is the bytes of chunk files mapped right now: at most
-	// maxOpenChunks files. Their pages are page cache, counted in the
-	// process's RSS (RssFile) once touched, clean and reclaimable.
+	// DiskMappedNow is the bytes of chunk files mapped right now: files of
+	// the open-file table (at most maxOpenChunks) that short ranges were
+	// sent from, and files evicted from it that a reader still holds.
+	// Their pages are page cache, counted in the process's RSS (RssFile)
+	// once touched, clean and reclaimable.
 	DiskMappedNow int64
 	// DiskPromotions counts chunks read whole from the disk tier to be
 	// offered to the memory tier (which may decline them).

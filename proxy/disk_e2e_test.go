@@ -132,31 +132,35 @@ func TestE2EDiskHitsSendfile(t *testing.T) {
 	e.warm(t)
 	sent := func() (int64, int64) { st := e.c.Stats(); return st.DiskMappedBytes, st.DiskSendfileBytes }
 	for _, tc := range []struct {
-		rng              string
-		mapped, sendfile int64 // bytes each way
+		rng   string
+		short bool  // a short range: from the mapping, as far as the socket takes it at once
+		spans int64 // bytes sent from the file, mapped or by sendfile
 	}{
-		{"bytes=0-65535", 65536, 0},
-		{"bytes=1000-66535", 65536, 0},
-		{"bytes=1048000-1049999", 0, 0},                                  // across chunks 0 and 1; short bodies are copied behind their header
-		{"bytes=100-3145827", 0, 3<<20 - 100},                            // the 100-byte last chunk fits the memory tier
-		{fmt.Sprintf("bytes=%d-%d", size-70000, size-1), 70000 - 100, 0}, // the 100-byte last chunk fits the memory tier
-		{"bytes=2097152-2097152", 0, 0},
-		{"bytes=1048576-1572863", 0, 512 << 10},
+		{"bytes=0-65535", true, 65536},
+		{"bytes=1000-66535", true, 65536},
+		{"bytes=1048000-1049999", true, 0},        // across chunks 0 and 1; short bodies are copied behind their header
+		{"bytes=100-3145827", false, 3<<20 - 100}, // the 100-byte last chunk fits the memory tier
+		{fmt.Sprintf("bytes=%d-%d", size-70000, size-1), true, 70000 - 100},
+		{"bytes=2097152-2097152", true, 0},
+		{"bytes=1048576-1572863", false, 512 << 10},
 	} {
 		m0, s0 := sent()
 		before := e.c.Stats()
 		e.get(t, tc.rng, http.StatusPartialContent)
 		e.delivered(t, before, tc.rng)
-		if m, s := sent(); m-m0 != tc.mapped || s-s0 != tc.sendfile {
-			t.Errorf("Range %q: %d bytes mapped and %d by sendfile, want %d and %d", tc.rng, m-m0, s-s0, tc.mapped, tc.sendfile)
+		m, s := sent()
+		// How much one writev takes depends on the socket's send buffer,
+		// so a short range may end by sendfile; a long one never maps.
+		if m-m0+s-s0 != tc.spans || (tc.spans > 0 && tc.short != (m > m0)) {
+			t.Errorf("Range %q: %d bytes mapped and %d by sendfile, want %d in all, mapped = %v", tc.rng, m-m0, s-s0, tc.spans, tc.short)
 		}
 	}
 	e.get(t, "", http.StatusOK)
 	if st := e.c.Stats(); st.DiskCorrupt != 0 || st.DiskErrors != 0 || st.Misses != e.misses {
 		t.Fatalf("stats %+v (want no origin read after the warm-up's %d)", st, e.misses)
 	}
-	if st := e.c.Stats(); st.DiskMappedNow < 3<<20 {
-		t.Errorf("%d bytes of chunk files mapped, want the 3 open chunks", st.DiskMappedNow)
+	if st := e.c.Stats(); st.DiskMappedNow < 2<<20 {
+		t.Errorf("%d bytes of chunk files mapped, want chunks 0 and 2 (short ranges were sent from them)", st.DiskMappedNow)
 	}
 	// The whole-object download's log line counts every byte.
 	testenv.WaitFor(t, 10*time.Second, "access log of the last download", func() bool {
@@ -181,7 +185,10 @@ func TestE2EDiskFileShrinksWhileOpen(t *testing.T) {
 	cut := 0
 	for _, f := range files {
 		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() && st.Size() > 1<<20 {
-			if err := os.Truncate(f, 512<<10); err != nil {
+			// Not at a page boundary: the rest of the page holding the new
+			// end reads as zeros from a mapping (docs/design.md); past it,
+			// the kernel's copy faults.
+			if err := os.Truncate(f, 512<<10+100); err != nil {
 				t.Fatal(err)
 			}
 			cut++
@@ -228,7 +235,7 @@ func TestE2EDiskMappedShortRangesOnly(t *testing.T) {
 		rng         string
 		mapped, rss bool
 	}{
-		{"bytes=0-3145727", false, false},      // whole reads (as the warm-up's)
+		{"bytes=0-3145727", false, false},      // whole reads (as the warm-up's): nothing mapped
 		{"bytes=943718-2097151", false, false}, // a 100 KiB first span, 1.1 MiB in all
 		{"bytes=1048576-1310719", true, true},  // 256 KiB
 	} {
@@ -237,6 +244,9 @@ func TestE2EDiskMappedShortRangesOnly(t *testing.T) {
 		st := e.delivered(t, before, tc.rng)
 		if mapped := st.DiskMappedBytes > before.DiskMappedBytes; mapped != tc.mapped {
 			t.Errorf("Range %q: sent from the mapping = %v, want %v", tc.rng, mapped, tc.mapped)
+		}
+		if now := st.DiskMappedNow; (now > 0) != tc.mapped {
+			t.Errorf("Range %q: %d bytes of chunk files mapped, want some = %v (files are mapped on their first short range)", tc.rng, now, tc.mapped)
 		}
 		if rss := mappedRSS(t, e.dir); (rss > 0) != tc.rss {
 			t.Errorf("Range %q: %d bytes of chunk files resident in mappings, want some = %v", tc.rng, rss, tc.rss)
