@@ -166,25 +166,29 @@ const promoteSlots = 1 << 12
 // of a 1 MiB chunk on the 32nd, so the whole-chunk read a promotion costs
 // is at most half the disk bytes served.
 //
-// Counters are halved every time the period (MemoryBytes, maybePromote)
-// has been counted, so a chunk's count settles near twice what it gets per
-// period, and the gate opens for chunks that get at least one chunk length
-// per MemoryBytes of disk reads: a share of the disk traffic no smaller
-// than one chunk's fair share of the memory tier. A colder chunk could
-// only displace one as hot as itself. With a period of 4 x MemoryBytes (until issue 10's
-// third pass), random ranges over a working set four times the memory tier
-// sat exactly at the threshold: every chunk was promoted again and again,
-// 8% of the CPU of a disk hit spent on reads the tier then churned through
-// (docs/design.md, "Promotion").
+// "Recent" is measured against the memory tier: counters are halved every
+// time the tier has served half its size (maybePromote), so a chunk's count
+// settles near twice what it gets per period, and the gate opens for a
+// chunk read from disk at least twice as often as the tier's average chunk
+// is read from memory: one that would displace a colder one. Chunks as hot
+// as the tier's own churn nothing. A tier that serves nothing (cold
+// contents after the working set moved, or empty) halves nothing, and the
+// chunks read now fill it. Two periods came before (docs/design.md,
+// "Promotion by fair share"): 4 x MemoryBytes of disk reads, at which
+// random ranges over a working set four times the tier were promoted again
+// and again (8% of the CPU of a disk hit); then MemoryBytes of disk reads,
+// which stopped that but left a tier full of chunks nobody read any more
+// holding them for good when the new working set was as flat.
 type promoteGate struct {
 	slots [promoteSlots]atomic.Int64
-	added atomic.Int64
+	mark  atomic.Int64 // memory-tier bytes served at the last halving
 }
 
-// add counts n bytes taken from a chunk of length chunkLen and reports
-// whether the chunk should be promoted now.
-func (g *promoteGate) add(key uint64, n, chunkLen, period int64) bool {
-	if a := g.added.Add(n); a >= period && g.added.CompareAndSwap(a, 0) {
+// add counts n bytes taken from disk from a chunk of length chunkLen and
+// reports whether the chunk should be promoted now; served is the memory
+// tier's bytes served so far, and the counters halve each period of them.
+func (g *promoteGate) add(key uint64, n, chunkLen, served, period int64) bool {
+	if m := g.mark.Load(); served-m >= period && g.mark.CompareAndSwap(m, served) {
 		for i := range g.slots {
 			s := &g.slots[i]
 			s.Store(s.Load() / 2) // racing adds may be lost: it is an estimate

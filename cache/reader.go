@@ -446,7 +446,7 @@ func (r *Reader) maybePromote(idx int64) bool {
 		return true
 	}
 	take := min(r.end, idx*c.span.size+chunkLen) - r.pos
-	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, c.cfg.MemoryBytes) {
+	if !c.disk.gate.add(memKey(r.id, idx), take, chunkLen, c.st.bytesMem.Load(), c.cfg.MemoryBytes/2) {
 		return true
 	}
 	if c.promoting.Add(1) > maxPromotions {
