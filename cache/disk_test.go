@@ -1034,14 +1034,22 @@ func TestPromoteGate(t *testing.T) {
 	if !k.add(3, chunk/2, chunk, period+1, period) {
 		t.Fatal("half + whole + half read within the next period: want promotion")
 	}
-	// Disk reads alone never end a period.
+	// Without the memory tier serving, a period ends after diskPeriods
+	// periods' worth of disk reads.
 	var d promoteGate
 	d.add(4, chunk, chunk, 5*period, period) // the first period ends here
-	for range 8 {
-		d.add(5, 64<<10, chunk, 5*period, period)
+	for range diskPeriods*period/chunk - 2 {
+		d.add(5, chunk, 1<<40, 5*period, period)
 	}
 	if !d.add(4, chunk, chunk, 5*period, period) {
-		t.Fatal("a period ended without the memory tier serving anything")
+		t.Fatal("a period ended early without the memory tier serving anything")
+	}
+	d.add(4, chunk, chunk, 5*period, period)
+	for range diskPeriods * period / chunk {
+		d.add(5, chunk, 1<<40, 5*period, period)
+	}
+	if d.add(4, chunk, chunk, 5*period, period) {
+		t.Fatal("no period ended after diskPeriods periods of disk reads")
 	}
 }
 

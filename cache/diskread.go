@@ -171,24 +171,35 @@ const promoteSlots = 1 << 12
 // settles near twice what it gets per period, and the gate opens for a
 // chunk read from disk at least twice as often as the tier's average chunk
 // is read from memory: one that would displace a colder one. Chunks as hot
-// as the tier's own churn nothing. A tier that serves nothing (cold
-// contents after the working set moved, or empty) halves nothing, and the
-// chunks read now fill it. Two periods came before (docs/design.md,
-// "Promotion by fair share"): 4 x MemoryBytes of disk reads, at which
-// random ranges over a working set four times the tier were promoted again
-// and again (8% of the CPU of a disk hit); then MemoryBytes of disk reads,
-// which stopped that but left a tier full of chunks nobody read any more
-// holding them for good when the new working set was as flat.
+// as the tier's own churn nothing. A tier that serves little (cold contents
+// after the working set moved, or empty) ends a period only after
+// diskPeriods periods' worth of disk reads (4 x MemoryBytes), so the chunks
+// read now fill it at the pace the gate had before, and a crowd of slow
+// clients each reading its own part of an object does not promote every
+// chunk it touches. Two periods came before (docs/design.md, "Promotion by
+// fair share"): 4 x MemoryBytes of disk reads alone, at which random ranges
+// over a working set four times the tier were promoted again and again (8%
+// of the CPU of a disk hit); then MemoryBytes of disk reads, which stopped
+// that but left a tier full of chunks nobody read any more holding them for
+// good when the new working set was as flat.
 type promoteGate struct {
 	slots [promoteSlots]atomic.Int64
 	mark  atomic.Int64 // memory-tier bytes served at the last halving
+	added atomic.Int64 // disk bytes counted since the last halving
 }
+
+// diskPeriods is how many periods' worth of disk bytes end a period when
+// the memory tier serves less (see promoteGate).
+const diskPeriods = 8
 
 // add counts n bytes taken from disk from a chunk of length chunkLen and
 // reports whether the chunk should be promoted now; served is the memory
-// tier's bytes served so far, and the counters halve each period of them.
+// tier's bytes served so far. The counters halve each period of those, or
+// each diskPeriods periods of disk bytes if that comes first.
 func (g *promoteGate) add(key uint64, n, chunkLen, served, period int64) bool {
-	if m := g.mark.Load(); served-m >= period && g.mark.CompareAndSwap(m, served) {
+	a := g.added.Add(n)
+	if m := g.mark.Load(); (served-m >= period || a >= diskPeriods*period) && g.mark.CompareAndSwap(m, served) {
+		g.added.Store(0)
 		for i := range g.slots {
 			s := &g.slots[i]
 			s.Store(s.Load() / 2) // racing adds may be lost: it is an estimate
