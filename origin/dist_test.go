@@ -68,7 +68,7 @@ func TestPoolRestartedNodeReturns(t *testing.T) {
 	// The pool may have taken node 0 out before any read went to it (its
 	// connections closed); one read sent to it ejects it.
 	if s.Endpoints()[0].Ejections == 0 {
-		err := s.pool.attempt(s.pool.eps[0], func(e *endpoint) error {
+		err := s.pool.attempt(s.pool.eps[0], s.pool.slow, func(e *endpoint) error {
 			_, err := e.core.StatObject(ctx, "pool", "k", minio.StatObjectOptions{})
 			return err
 		})

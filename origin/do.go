@@ -35,5 +35,5 @@ import (
 // store's code; after ctx ended it returns the store's last answer, or
 // ctx's error when there was none.
 func (s *S3) Do(ctx context.Context, op func(*minio.Core) error) error {
-	return s.pool.doWith(ctx, s.retry, 0, 0, func(e *endpoint) error { return op(e.core) })
+	return s.pool.doFrom(ctx, s.retry, 0, 0, func(e *endpoint) error { return op(e.core) })
 }

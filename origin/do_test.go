@@ -227,7 +227,7 @@ func TestDoSlowBodyNotAFailure(t *testing.T) {
 			t.Fatalf("after slow uploads: %+v, want no failure", st)
 		}
 		// The same duration through the read path is a slow answer.
-		s.pool.attempt(s.pool.eps[0], func(e *endpoint) error { return slow(e.core) })
+		s.pool.attempt(s.pool.eps[0], s.pool.slow, func(e *endpoint) error { return slow(e.core) })
 		if st := s.Endpoints()[0]; st.Failures != 1 {
 			t.Fatalf("a slow read: %+v, want one failure", st)
 		}

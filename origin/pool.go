@@ -172,12 +172,10 @@ func (p *pool) index(e *endpoint) int {
 	panic("bug: endpoint not in pool")
 }
 
-// report records the outcome of one attempt on e that took d.
-func (p *pool) report(e *endpoint, err error, d time.Duration) { p.reportSlow(e, err, d, p.slow) }
-
-// reportSlow is report with slow as the slowness threshold: an attempt that
-// took longer counts as a failure (0: none does).
-func (p *pool) reportSlow(e *endpoint, err error, d, slow time.Duration) {
+// report records the outcome of one attempt on e that took d; one that
+// took longer than slow counts as a failure (0: none does; p.slow for
+// calls whose duration is the node's latency).
+func (p *pool) report(e *endpoint, err error, d, slow time.Duration) {
 	// A body cut short (io.ErrUnexpectedEOF: the node closed or crashed
 	// mid-body) is the node failing as much as a reset is.
 	failed := err != nil && (retryable(err) || errors.Is(err, io.ErrUnexpectedEOF) || classify(err) == ErrTimeout)
@@ -243,19 +241,15 @@ func storeNotFound(err error) bool {
 // counted against the retries) after the first back-off, on an endpoint
 // not tried yet when there is one: a second 404 is final, a success wins.
 func (p *pool) do(ctx context.Context, r retrier, op func(*endpoint) error) error {
-	return p.doFrom(ctx, r, 0, op)
+	return p.doFrom(ctx, r, 0, p.slow, op)
 }
 
 // doFrom is do with the endpoints in tried skipped at first (a resumed
-// body avoids the endpoint that just failed it).
-func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, op func(*endpoint) error) error {
-	return p.doWith(ctx, r, tried, p.slow, op)
-}
-
-// doWith is doFrom with slow as the threshold above which an attempt that
-// succeeded still counts as a failure of its endpoint; 0 disables it, for
-// calls whose duration is their body's transfer, not the node's latency.
-func (p *pool) doWith(ctx context.Context, r retrier, tried uint64, slow time.Duration, op func(*endpoint) error) error {
+// body avoids the endpoint that just failed it), and slow as the threshold
+// above which an attempt that succeeded still counts as a failure of its
+// endpoint: p.slow for reads; 0 for calls whose duration is their body's
+// transfer, not the node's latency.
+func (p *pool) doFrom(ctx context.Context, r retrier, tried uint64, slow time.Duration, op func(*endpoint) error) error {
 	waits := 0
 	confirmed := false
 	var err error
@@ -278,7 +272,7 @@ func (p *pool) doWith(ctx context.Context, r retrier, tried uint64, slow time.Du
 			e = p.pick(tried)
 		}
 		tried |= 1 << p.index(e)
-		err = p.attemptSlow(e, slow, op)
+		err = p.attempt(e, slow, op)
 		if err != nil && !confirmed && storeNotFound(err) && p.doubtful() {
 			confirmed = true
 			if !sleepCtx(ctx, r.backoff(0)) {
@@ -312,19 +306,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// attempt runs op once on e, counting it.
-func (p *pool) attempt(e *endpoint, op func(*endpoint) error) error {
-	return p.attemptSlow(e, p.slow, op)
-}
-
-// attemptSlow is attempt with slow as the slowness threshold (0: none).
-func (p *pool) attemptSlow(e *endpoint, slow time.Duration, op func(*endpoint) error) error {
+// attempt runs op once on e, counting it, with slow as report's threshold.
+func (p *pool) attempt(e *endpoint, slow time.Duration, op func(*endpoint) error) error {
 	e.requests.Add(1)
 	e.inflight.Add(1)
 	start := time.Now()
 	err := op(e)
 	e.inflight.Add(-1)
-	p.reportSlow(e, err, time.Since(start), slow)
+	p.report(e, err, time.Since(start), slow)
 	return err
 }
 

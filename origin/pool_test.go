@@ -295,20 +295,20 @@ func TestPoolSlowEjection(t *testing.T) {
 	clk := fakeclock.At(time.Unix(1e9, 0))
 	s := poolS3(t, clk, func(c *S3Config) { c.SlowThreshold = time.Second; c.EjectAfter = 2 }, "a:1", "b:1")
 	p, e := s.pool, s.pool.eps[0]
-	p.report(e, nil, 2*time.Second)
-	p.report(e, nil, time.Millisecond)
-	p.report(e, nil, 2*time.Second)
+	p.report(e, nil, 2*time.Second, p.slow)
+	p.report(e, nil, time.Millisecond, p.slow)
+	p.report(e, nil, 2*time.Second, p.slow)
 	if st := s.Endpoints()[0]; !st.Up || st.Failures != 2 {
 		t.Fatalf("after slow, fast, slow: %+v", st)
 	}
-	p.report(e, nil, 2*time.Second)
+	p.report(e, nil, 2*time.Second, p.slow)
 	if st := s.Endpoints()[0]; st.Up || st.Ejections != 1 {
 		t.Fatalf("after two slow answers in a row: %+v", st)
 	}
 	// Answers about the object (404) are not the endpoint's fault.
 	f := s.pool.eps[1]
 	for range 5 {
-		p.report(f, minio.ErrorResponse{Code: minio.NoSuchKey, StatusCode: http.StatusNotFound}, time.Millisecond)
+		p.report(f, minio.ErrorResponse{Code: minio.NoSuchKey, StatusCode: http.StatusNotFound}, time.Millisecond, p.slow)
 	}
 	if st := s.Endpoints()[1]; !st.Up || st.Failures != 0 {
 		t.Fatalf("after 404s: %+v", st)
@@ -439,7 +439,7 @@ func TestPoolWatchesClosedConnections(t *testing.T) {
 	e := s.pool.eps[0]
 
 	// An idle connection closed by a live node: a check runs and passes.
-	if err := s.pool.attempt(e, stat); err != nil {
+	if err := s.pool.attempt(e, s.pool.slow, stat); err != nil {
 		t.Fatal(err)
 	}
 	node.CloseClientConnections()
@@ -450,7 +450,7 @@ func TestPoolWatchesClosedConnections(t *testing.T) {
 	}
 
 	// The node dies with a connection open: trouble, and it is taken out.
-	if err := s.pool.attempt(e, stat); err != nil {
+	if err := s.pool.attempt(e, s.pool.slow, stat); err != nil {
 		t.Fatal(err)
 	}
 	node.Close()

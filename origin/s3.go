@@ -432,7 +432,7 @@ func (b *s3Body) open(tried uint64) error {
 		oi   minio.ObjectInfo
 		ep   *endpoint
 	)
-	err := b.s.pool.doFrom(b.ctx, b.s.retry, tried, func(e *endpoint) error {
+	err := b.s.pool.doFrom(b.ctx, b.s.retry, tried, b.s.pool.slow, func(e *endpoint) error {
 		var err error
 		body, oi, _, err = e.core.GetObject(b.ctx, b.bucket, b.key, opts)
 		ep = e
@@ -500,7 +500,7 @@ func (b *s3Body) resume(err error) error {
 	old := b.ep
 	b.release()
 	if old != nil {
-		b.s.pool.report(old, err, 0)
+		b.s.pool.report(old, err, 0, 0)
 	}
 	if b.ctx.Err() != nil || b.resumes >= maxResumes || !resumable(err) {
 		return b.readError(err)
@@ -565,7 +565,7 @@ func (s *S3) Ping(ctx context.Context) error {
 	for range s.pool.eps {
 		e := s.pool.pick(tried)
 		tried |= 1 << s.pool.index(e)
-		err := s.pool.attempt(e, func(e *endpoint) error { return s.ping(ctx, e) })
+		err := s.pool.attempt(e, s.pool.slow, func(e *endpoint) error { return s.ping(ctx, e) })
 		if err == nil {
 			return nil
 		}
