@@ -395,11 +395,7 @@ type fileSpan struct {
 // Read implements io.Reader with pread at the span's own offset (the file
 // is shared, so its offset is never used).
 func (s *fileSpan) Read(p []byte) (int, error) {
-	if s.n <= 0 || s.ferr != nil {
-		return 0, io.EOF
-	}
-	if s.oc.bad.Load() {
-		s.ferr = errBadOpenFile
+	if !s.usable() {
 		return 0, io.EOF
 	}
 	if int64(len(p)) > s.n {
@@ -444,6 +440,19 @@ func (oc *openChunk) mapped() []byte {
 	}
 	oc.st.diskMappedNow.Add(int64(len(b)))
 	return b
+}
+
+// usable reports whether the span has bytes left from a file still good;
+// a file another reader found corrupt ends it (ferr).
+func (s *fileSpan) usable() bool {
+	if s.n <= 0 || s.ferr != nil {
+		return false
+	}
+	if s.oc.bad.Load() {
+		s.ferr = errBadOpenFile
+		return false
+	}
+	return true
 }
 
 // errIdentity is a chunk file whose header names another chunk than its

@@ -32,11 +32,7 @@ type sendState struct {
 // usable and the reader can take the rest of the chunk from elsewhere.
 func (s *fileSpan) SendFile(c syscall.RawConn, limit int64) (int64, error) {
 	want := min(limit, s.n)
-	if want <= 0 || s.ferr != nil {
-		return 0, nil
-	}
-	if s.oc.bad.Load() {
-		s.ferr = errBadOpenFile
+	if want <= 0 || !s.usable() {
 		return 0, nil
 	}
 	s.want, s.sent, s.serr = want, 0, nil
@@ -136,11 +132,7 @@ func (s *fileSpan) SendMapped(c syscall.RawConn, head []byte, limit int64) (head
 	if !s.short {
 		return 0, 0, false, nil
 	}
-	if want <= 0 || s.ferr != nil {
-		return 0, 0, true, nil
-	}
-	if s.oc.bad.Load() {
-		s.ferr = errBadOpenFile
+	if want <= 0 || !s.usable() {
 		return 0, 0, true, nil
 	}
 	m := s.oc.mapped()

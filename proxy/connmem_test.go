@@ -4,7 +4,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,27 +40,12 @@ func TestConnMemoryCoversIdleConnections(t *testing.T) {
 	o := newDirOrigin(t, dlBucket)
 	o.put(t, dlBucket, "small", randBytes(7, 4<<10))
 	off := false
-	srv, err := proxy.New(proxy.Config{DownloadBucket: dlBucket, AccessLog: &off, DrainTimeout: 5 * time.Second},
+	p := startProxy(t, proxy.Config{DownloadBucket: dlBucket, AccessLog: &off},
 		proxy.Deps{Origin: o.Store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	req := fmt.Sprintf("GET /download/small HTTP/1.1\r\nHost: %s\r\n\r\n", ln.Addr())
+	srv := p.Srv
+	req := fmt.Sprintf("GET /download/small HTTP/1.1\r\nHost: %s\r\n\r\n", p.Addr)
 	get := func() net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,6 +40,7 @@ type testProxy struct {
 	Addr string // "127.0.0.1:port"
 	URL  string // "http://" + Addr
 	Log  *testenv.LockedBuffer
+	Srv  *proxy.Server
 
 	cancel context.CancelFunc
 	done   chan error // receives Serve's result once
@@ -68,6 +69,7 @@ func startProxy(t testing.TB, cfg proxy.Config, deps proxy.Deps) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Srv = srv
 	p.Addr = ln.Addr().String()
 	p.URL = "http://" + p.Addr
 	ctx, cancel := context.WithCancel(context.Background())
